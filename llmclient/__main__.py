@@ -1,0 +1,3 @@
+from llmclient.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""A provider's reply -> a `Response` or a typed error; the same for a call and a stream.
+
+Decoding failures of any kind (a missing key, a wrong type, invalid JSON) become
+`MalformedResponseError` naming the provider and quoting a short excerpt of what arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from llmclient import pricing, usage
+from llmclient.errors import APIError, MalformedResponseError, classify, excerpt
+from llmclient.providers import ProviderSpec
+from llmclient.types import Response, StreamEvent
+from llmclient.wire import Decoded, StreamDecoder, StreamErrorEvent, WireFormatError, codec, normalise_finish
+from llmclient.wire.sse import SSEParser
+
+# What a decoder may raise on a body of the wrong shape.
+_SHAPE_ERRORS = (WireFormatError, KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+class Assembler:
+    """Knows one provider's wire format and builds its responses and errors."""
+
+    def __init__(self, spec: ProviderSpec, model_id: str) -> None:
+        self.spec = spec
+        self.model_id = model_id
+        self.codec = codec(spec.wire)
+
+    def http_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+        text = body.decode("utf-8", errors="replace")
+        try:
+            payload: Any = json.loads(text)
+        except ValueError:
+            payload = None
+        return classify(status, payload, headers=headers, provider=self.spec.name, model=self.model_id, body_text=text)
+
+    def stream_error(self, event: StreamErrorEvent) -> APIError:
+        return classify(None, event.payload, provider=self.spec.name, model=self.model_id, body_text=str(event.payload))
+
+    def malformed(self, problem: BaseException, sample: str | bytes) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"could not read the response ({type(problem).__name__}: {problem}); it began: {excerpt(sample)!r}",
+            provider=self.spec.name,
+            model=self.model_id,
+        )
+
+    def response(self, body: bytes, started: float) -> Response:
+        """A whole (non-streamed) 2xx body as a Response."""
+        try:
+            payload = json.loads(body)
+            decoded = self.codec.decode(payload)
+        except StreamErrorEvent as event:  # an error object delivered with status 200
+            raise self.stream_error(event) from event
+        except _SHAPE_ERRORS as problem:
+            raise self.malformed(problem, body) from problem
+        return self.build(decoded, payload if isinstance(payload, dict) else {"body": payload}, started)
+
+    def build(self, decoded: Decoded, raw: dict[str, Any], started: float) -> Response:
+        try:
+            return self._build(decoded, raw, started)
+        except _SHAPE_ERRORS as problem:  # e.g. a negative token count (pydantic ValidationError is a ValueError)
+            raise self.malformed(problem, json.dumps(raw, default=str)) from problem
+
+    def _build(self, decoded: Decoded, raw: dict[str, Any], started: float) -> Response:
+        normalised = usage.normalise(self.spec.wire, decoded.raw_usage)
+        model = decoded.model or self.model_id
+        return Response(
+            text=decoded.text,
+            reasoning=decoded.reasoning or None,
+            tool_calls=decoded.tool_calls,
+            finish_reason=normalise_finish(self.codec.FINISH_REASONS, decoded.raw_finish_reason, bool(decoded.tool_calls)),
+            raw_finish_reason=decoded.raw_finish_reason,
+            usage=normalised,
+            cost=pricing.cost(self.spec.name, model, normalised, decoded.raw_usage),
+            model=model,
+            provider=self.spec.name,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            raw=raw,
+        )
+
+
+class StreamAssembly:
+    """Turns a stream's bytes, as they arrive, into events, and its end into a Response."""
+
+    def __init__(self, assembler: Assembler, started: float) -> None:
+        self._assembler = assembler
+        self._started = started
+        self._parser = SSEParser()
+        self._decoder: StreamDecoder = assembler.codec.StreamDecoder()
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return self._decode(lambda: self._parser.feed(chunk), chunk)
+
+    def finish(self) -> Response:
+        self._decode(self._parser.close, b"")
+        try:
+            decoded = self._decoder.finish()
+        except WireFormatError as problem:
+            last = self._decoder.chunks[-1] if self._decoder.chunks else ""
+            raise self._assembler.malformed(problem, json.dumps(last)) from problem
+        return self._assembler.build(decoded, {"chunks": self._decoder.chunks}, self._started)
+
+    def _decode(self, events_of: Any, sample: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        try:
+            for event in events_of():
+                try:
+                    out += self._decoder.feed(event)
+                except _SHAPE_ERRORS as problem:
+                    raise self._assembler.malformed(problem, event.data) from problem
+        except StreamErrorEvent as event:
+            raise self._assembler.stream_error(event) from event
+        except UnicodeDecodeError as problem:
+            raise self._assembler.malformed(problem, sample) from problem
+        return out

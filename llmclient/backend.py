@@ -1,0 +1,360 @@
+"""The seam to litellm: litellm builds and sends each request, we keep the raw HTTP exchange.
+
+Every litellm route we use accepts a per-call `client=`; ours sends through `_Tap`, an httpx
+transport that records each request/response of the call in progress (a context variable, so
+threads and asyncio tasks each see their own). The response body is then read and decoded by
+`llmclient.wire`, never taken from litellm's parsed object, so litellm's parsing defects and
+estimates never reach a `Response`. A stream's bytes are read by us directly from the response.
+Wires whose litellm route ignores `client=` (Cohere) are encoded by `llmclient.wire` and sent
+through the same tapped client.
+
+Imported lazily (on the first call): it imports httpx, and litellm only when a call is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from llmclient.errors import InvalidRequestError, LLMError, ReplayMismatchError, excerpt, transport_error
+from llmclient.providers import ProviderSpec
+from llmclient.request import Request
+from llmclient.wire import cohere as cohere_wire
+from llmclient.wire import openai as openai_wire
+
+_litellm: ModuleType | None = None
+_import_lock = threading.Lock()
+
+# Wires llmclient encodes itself, because litellm's route for them would bypass our HTTP client.
+NATIVE_ENCODERS: dict[str, Callable[..., dict[str, Any]]] = {"cohere": cohere_wire.encode}
+
+
+def load_litellm() -> ModuleType:
+    """litellm, imported once with the settings replays and our retry layer need."""
+    global _litellm
+    with _import_lock:
+        if _litellm is None:
+            # Before the import: the bundled price map instead of a network fetch, and litellm's
+            # pure-Python HTTP path (its native one bypasses httpx, hence cassettes and our tap).
+            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+            os.environ["LITELLM_RUST"] = "false"
+            import litellm
+
+            litellm.suppress_debug_info = True
+            # Otherwise llama-3 model names trigger a Hugging Face tokenizer download per stream.
+            litellm.disable_hf_tokenizer_download = True
+            # litellm logs about its own parse of the response (which we do not use); keep it quiet.
+            logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+            _litellm = litellm
+    return _litellm
+
+
+@dataclass
+class Exchange:
+    request: httpx.Request
+    response: httpx.Response | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Capture:
+    exchanges: list[Exchange] = field(default_factory=list)
+
+
+_capture: ContextVar[_Capture | None] = ContextVar("llmclient_capture", default=None)
+
+
+class _Tap(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        capture = _capture.get()
+        try:
+            response = self._inner.handle_request(request)
+        except BaseException as exc:
+            if capture is not None:
+                capture.exchanges.append(Exchange(request, error=exc))
+            raise
+        if capture is not None:
+            capture.exchanges.append(Exchange(request, response))
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncTap(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        capture = _capture.get()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if capture is not None:
+                capture.exchanges.append(Exchange(request, error=exc))
+            raise
+        if capture is not None:
+            capture.exchanges.append(Exchange(request, response))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@dataclass
+class Reply:
+    """The provider's HTTP answer. For a 2xx stream the body is still unread."""
+
+    response: httpx.Response
+    litellm_error: Exception | None
+    """What litellm raised, if anything (kept as the cause of the error we raise)."""
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def body(self) -> bytes:
+        try:
+            return self.response.read()
+        except httpx.StreamError:  # litellm consumed or closed it without keeping the bytes
+            return b""
+
+    async def abody(self) -> bytes:
+        try:
+            return await self.response.aread()
+        except httpx.StreamError:
+            return b""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One call, ready to send: litellm's keywords, or (native wires) the JSON body itself."""
+
+    stream: bool
+    litellm: dict[str, Any] | None = None
+    native: dict[str, Any] | None = None
+
+
+class Backend:
+    """The HTTP clients of one `llmclient.Client`: pooled connections, one SDK client per key."""
+
+    def __init__(self, spec: ProviderSpec, model_id: str, base_url: str, timeout: float | None) -> None:
+        self._spec = spec
+        self._model_id = model_id
+        self._base_url = base_url
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._sdk: dict[str, Any] = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, dict[str, Any]]]
+        self._async = weakref.WeakKeyDictionary()
+
+    def prepare(self, request: Request, *, stream: bool) -> Prepared:
+        """Everything that can be checked before a request is made, is checked here."""
+        encode = NATIVE_ENCODERS.get(self._spec.wire) if self._spec.litellm_prefix is None else None
+        if encode is not None:
+            return Prepared(stream, native=encode(request, self._model_id, stream=stream))
+        if self._spec.litellm_prefix is None:
+            raise InvalidRequestError(f"provider {self._spec.name!r} has no litellm route and llmclient cannot encode the {self._spec.wire!r} wire itself")
+        return Prepared(stream, litellm=litellm_arguments(request, self._spec, self._model_id, self._base_url, self._timeout, stream=stream))
+
+    def send(self, call: Prepared, api_key: str) -> Reply:
+        capture = _Capture()
+        token = _capture.set(capture)
+        failure: Exception | None = None
+        try:
+            if call.native is not None:
+                http = self._sync_http()
+                response = http.send(self._native_request(http, call, api_key), stream=True)
+                if not call.stream:
+                    response.read()
+            else:
+                result = load_litellm().completion(**call.litellm or {}, api_key=api_key, client=self._sync_sdk(api_key))
+                if call.stream and getattr(result, "completion_stream", 1) is None:
+                    result.fetch_sync_stream()  # litellm's Gemini route connects lazily
+        except Exception as exc:
+            failure = exc
+        finally:
+            _capture.reset(token)
+        return _reply(capture, failure, self._spec.name, self._model_id)
+
+    async def asend(self, call: Prepared, api_key: str) -> Reply:
+        capture = _Capture()
+        token = _capture.set(capture)
+        failure: Exception | None = None
+        try:
+            if call.native is not None:
+                http = self._async_clients()[0]
+                response = await http.send(self._native_request(http, call, api_key), stream=True)
+                if not call.stream:
+                    await response.aread()
+            else:
+                litellm = load_litellm()
+                result = await litellm.acompletion(**call.litellm or {}, api_key=api_key, client=self._async_sdk(api_key))
+                if call.stream and getattr(result, "completion_stream", 1) is None:
+                    await result.fetch_stream()
+        except Exception as exc:
+            failure = exc
+        finally:
+            _capture.reset(token)
+        return _reply(capture, failure, self._spec.name, self._model_id)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+            self._http, self._sdk = None, {}
+
+    async def aclose(self) -> None:
+        entry = self._async.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[0].aclose()
+
+    def _native_request(self, http: httpx.Client | httpx.AsyncClient, call: Prepared, api_key: str) -> httpx.Request:
+        headers = {"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream" if call.stream else "application/json"}
+        return http.build_request("POST", self._base_url, json=call.native, headers=headers, params=dict(self._spec.default_query))
+
+    def _sync_http(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(transport=_Tap(httpx.HTTPTransport()), timeout=self._timeout)
+            return self._http
+
+    def _sync_sdk(self, api_key: str) -> Any:
+        http = self._sync_http()
+        with self._lock:
+            if api_key not in self._sdk:
+                self._sdk[api_key] = self._make_sdk(http, api_key)
+            return self._sdk[api_key]
+
+    def _async_clients(self) -> tuple[httpx.AsyncClient, dict[str, Any]]:
+        # An httpx.AsyncClient belongs to the event loop it was first used on.
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is None:
+            http = httpx.AsyncClient(transport=_AsyncTap(httpx.AsyncHTTPTransport()), timeout=self._timeout)
+            entry = self._async[loop] = (http, {})
+        return entry
+
+    def _async_sdk(self, api_key: str) -> Any:
+        http, clients = self._async_clients()
+        if api_key not in clients:
+            clients[api_key] = self._make_sdk(http, api_key)
+        return clients[api_key]
+
+    def _make_sdk(self, http: httpx.Client | httpx.AsyncClient, api_key: str) -> Any:
+        load_litellm()
+        if self._spec.litellm_prefix == "openai":
+            # litellm's OpenAI(-compatible) route takes an OpenAI SDK client; the others its HTTPHandler.
+            import openai
+
+            cls = openai.AsyncOpenAI if isinstance(http, httpx.AsyncClient) else openai.OpenAI
+            return cls(
+                api_key=api_key,
+                base_url=self._base_url,
+                http_client=http,  # type: ignore[arg-type]
+                max_retries=0,  # our retry layer is the only one
+                default_query=dict(self._spec.default_query) or None,
+            )
+        from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler
+
+        if isinstance(http, httpx.AsyncClient):
+            handler = AsyncHTTPHandler(timeout=self._timeout)
+            handler.client = http  # AsyncHTTPHandler takes no client= argument
+            return handler
+        return HTTPHandler(client=http, timeout=self._timeout)
+
+
+def _reply(capture: _Capture, failure: Exception | None, provider: str, model: str) -> Reply:
+    exchange = capture.exchanges[-1] if capture.exchanges else None
+    if exchange is None:
+        if isinstance(failure, LLMError):
+            raise failure
+        if failure is None:
+            raise InvalidRequestError(
+                f"litellm answered without sending a request through llmclient's HTTP client; "
+                f"provider {provider!r} needs a litellm route that accepts client=",
+                provider=provider,
+                model=model,
+            )
+        first_line = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        raise InvalidRequestError(
+            f"the request was rejected before sending: {excerpt(first_line, 300)}", provider=provider, model=model
+        ) from failure
+    if exchange.error is not None:
+        raise _exchange_error(exchange, provider, model) from exchange.error
+    assert exchange.response is not None
+    return Reply(exchange.response, failure)
+
+
+def _exchange_error(exchange: Exchange, provider: str, model: str) -> LLMError:
+    from vcr.errors import CannotOverwriteExistingCassetteException
+
+    error = exchange.error
+    assert error is not None
+    where = f"{exchange.request.method} {exchange.request.url.copy_with(query=None)}"
+    if isinstance(error, CannotOverwriteExistingCassetteException):
+        cassette = getattr(getattr(error, "cassette", None), "_path", "the cassette")
+        return ReplayMismatchError(
+            f"no recorded interaction for {where} in {cassette} (replay mode sends nothing to the network; "
+            f"record it with mode='record' or fix the request)",
+            provider=provider,
+            model=model,
+        )
+    return transport_error(error, where, provider=provider, model=model)
+
+
+def litellm_arguments(
+    request: Request,
+    spec: ProviderSpec,
+    model_id: str,
+    base_url: str,
+    timeout: float | None,
+    *,
+    stream: bool,
+) -> dict[str, Any]:
+    """litellm's keywords for one call; messages and tools in the OpenAI format it translates from."""
+    kwargs: dict[str, Any] = {
+        "model": f"{spec.litellm_prefix}/{model_id}",
+        "messages": [openai_wire.encode_message(message) for message in request.messages],
+        "api_base": base_url,
+        "max_retries": 0,  # our retry layer is the only one
+        "stream": stream,
+        # litellm routes any call with tools through its MCP gateway check, which imports the
+        # optional `mcp` package and fails without it; our tools are never MCP tools.
+        "_skip_mcp_handler": True,
+    }
+    if stream and spec.wire == "openai":
+        kwargs["stream_options"] = {"include_usage": True}  # else OpenAI-compatible streams report no usage
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    if request.tools:
+        kwargs["tools"] = [openai_wire.encode_tool(tool) for tool in request.tools]
+    if request.tool_choice is not None:
+        kwargs["tool_choice"] = (
+            request.tool_choice
+            if request.tool_choice in ("auto", "none", "required")
+            else {"type": "function", "function": {"name": request.tool_choice}}
+        )
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    clashes = set(request.options) & (set(kwargs) | {"api_key", "client"})
+    if clashes:
+        raise InvalidRequestError(f"provider options may not set {sorted(clashes)}: use the Client's own arguments")
+    kwargs.update(request.options)
+    return kwargs

@@ -1,0 +1,154 @@
+"""`llmclient` on the command line.
+
+    llmclient replay cassettes/openai/text.yaml [--stream]   replay a cassette offline and show
+                                                            the response, its usage and cost
+    llmclient providers                                     the provider registry
+    llmclient scan-secrets cassettes fixtures               lint files for keys (exit 1 if any)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from llmclient.errors import ConfigurationError, LLMError
+from llmclient.types import Response
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args, sys.stdout)
+    except LLMError as exc:
+        print(f"llmclient: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmclient", description="One typed API for every major LLM provider.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    replay = commands.add_parser("replay", help="replay a cassette offline; print the response, usage and cost")
+    replay.add_argument("cassette", type=Path)
+    replay.add_argument("--model", help="provider/model (default: the cassette's folder and its first request's model)")
+    replay.add_argument("--prompt", help="the prompt (default: the last user message of the first recorded request)")
+    replay.add_argument("--stream", action="store_true", help="stream, printing deltas as they arrive")
+    replay.set_defaults(run=_replay)
+
+    providers = commands.add_parser("providers", help="list the provider registry")
+    providers.set_defaults(run=_providers)
+
+    scan = commands.add_parser("scan-secrets", help="lint files or folders for API keys and unredacted secret headers")
+    scan.add_argument("paths", nargs="+", type=Path)
+    scan.set_defaults(run=_scan)
+    return parser
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    from llmclient.cassettes import use_cassette
+    from llmclient.client import Client
+
+    request = _first_request(args.cassette)
+    model = args.model or f"{args.cassette.parent.name}/{request.get('model', '')}"
+    prompt = args.prompt or _last_user_text(request)
+    if not prompt:
+        raise ConfigurationError(f"cannot read a prompt from {args.cassette}: pass --prompt")
+    with use_cassette(args.cassette, mode="replay"), Client(model) as client:
+        if args.stream:
+            stream = client.stream(prompt)
+            out.write("response  ")
+            for event in stream:
+                if event.kind == "text":
+                    out.write(event.text)
+                    out.flush()
+            out.write("\n")
+            response = stream.response
+        else:
+            response = client.complete(prompt)
+            out.write(f"response  {response.text}\n")
+    out.write(_summary(args.cassette, model, prompt, response))
+    return 0
+
+
+def _summary(cassette: Path, model: str, prompt: str, response: Response) -> str:
+    lines = [f"cassette  {cassette}", f"model     {model} (answered by {response.model})", f"prompt    {prompt}"]
+    for call in response.tool_calls:
+        lines.append(f"tool call {call.name}({json.dumps(call.arguments)})")
+    lines.append(f"finish    {response.finish_reason} (provider: {response.raw_finish_reason})")
+    usage = response.usage
+    if usage is None:
+        lines.append("usage     not reported by the provider")
+    else:
+        lines.append(
+            f"usage     input {usage.input_tokens} (cache read {usage.cache_read_tokens}, cache write "
+            f"{usage.cache_write_tokens}), output {usage.output_tokens} (reasoning {usage.reasoning_tokens}), "
+            f"total {usage.total_tokens}"
+        )
+    cost = response.cost
+    if cost is None:
+        lines.append("cost      unknown (no price for this model)")
+    else:
+        where = "reported by the provider" if cost.source == "provider" else "price table"
+        if cost.prices is not None:
+            where += f": {cost.prices.source}"
+        lines.append(f"cost      ${_dollars(cost.total)} ({where})")
+    return "\n".join(lines) + "\n"
+
+
+def _dollars(amount: Decimal) -> str:
+    return format(amount.normalize(), "f")
+
+
+def _first_request(cassette: Path) -> dict[str, Any]:
+    import yaml
+
+    if not cassette.is_file():
+        raise ConfigurationError(f"no cassette at {cassette}")
+    data = yaml.safe_load(cassette.read_text())
+    try:
+        body = data["interactions"][0]["request"]["body"]
+        parsed = json.loads(body if isinstance(body, str) else body["string"])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{cassette} is not a vcrpy cassette with a JSON request body") from exc
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _last_user_text(request: dict[str, Any]) -> str:
+    """The last user turn of an OpenAI- or Anthropic-shaped body (plain string or text blocks)."""
+    for message in reversed(request.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+    return ""
+
+
+def _providers(args: argparse.Namespace, out: TextIO) -> int:
+    from llmclient.providers import REGISTRY
+
+    for spec in REGISTRY.values():
+        out.write(f"{spec.name:<12} {spec.wire:<10} {spec.api_key_env:<20} {spec.base_url}\n")
+        out.write(f"{'':<12} capabilities: {', '.join(sorted(spec.capabilities))}\n")
+    return 0
+
+
+def _scan(args: argparse.Namespace, out: TextIO) -> int:
+    from llmclient.cassettes import scan_secrets
+
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        raise ConfigurationError(f"nothing to scan at {', '.join(missing)}")
+    findings = [finding for path in args.paths for finding in scan_secrets(path)]
+    for finding in findings:
+        out.write(f"{finding}\n")
+    out.write(f"{len(findings)} secret(s) found in {', '.join(map(str, args.paths))}\n")
+    return 1 if findings else 0

@@ -1,0 +1,335 @@
+"""One typed error hierarchy for every provider.
+
+    LLMError
+    ├── ConfigurationError            bad model string, unknown provider, missing API key
+    ├── UnsupportedCapabilityError    the model cannot do what was asked (raised before any request)
+    ├── SchemaValidationError         structured output failed validation
+    ├── ReplayMismatchError           a replay cassette holds no interaction for this request
+    └── APIError                      the call to the provider failed
+        ├── AuthenticationError       401 / 403
+        ├── NotFoundError             404 (unknown model, ...)
+        ├── BadRequestError           400 / 422
+        │   ├── ContextWindowExceededError
+        │   ├── ContentFilterError
+        │   └── InvalidRequestError   our own check of the arguments, before any request
+        ├── RateLimitError            429 (`retry_after` parsed)
+        ├── ServerError               5xx
+        │   └── OverloadedError       Anthropic 529 / overloaded_error
+        ├── RequestTimeoutError
+        ├── APIConnectionError
+        └── MalformedResponseError    unparseable body, truncated stream
+
+Every error carries `.provider .model .status_code .message .retry_after` (seconds) and, when
+it translates another exception, that exception as `__cause__`. `classify()` picks the class by
+HTTP status first, then by the provider's error type/code, and only then by message text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+
+class LLMError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.error_type = error_type
+
+    def __str__(self) -> str:
+        where = "/".join(part for part in (self.provider, self.model) if part)
+        status = f" (HTTP {self.status_code})" if self.status_code is not None else ""
+        return f"{where}{status}: {self.message}" if where or status else self.message
+
+
+class ConfigurationError(LLMError):
+    pass
+
+
+class UnsupportedCapabilityError(LLMError):
+    pass
+
+
+class SchemaValidationError(LLMError):
+    pass
+
+
+class ReplayMismatchError(LLMError):
+    pass
+
+
+class APIError(LLMError):
+    pass
+
+
+class AuthenticationError(APIError):
+    pass
+
+
+class NotFoundError(APIError):
+    pass
+
+
+class BadRequestError(APIError):
+    pass
+
+
+class ContextWindowExceededError(BadRequestError):
+    pass
+
+
+class ContentFilterError(BadRequestError):
+    pass
+
+
+class InvalidRequestError(BadRequestError, ValueError):
+    """The arguments are invalid; raised by llmclient itself before anything is sent."""
+
+
+class RateLimitError(APIError):
+    pass
+
+
+class ServerError(APIError):
+    pass
+
+
+class OverloadedError(ServerError):
+    pass
+
+
+class RequestTimeoutError(APIError):
+    pass
+
+
+class APIConnectionError(APIError):
+    pass
+
+
+class MalformedResponseError(APIError):
+    pass
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+    529: OverloadedError,
+}
+
+# Provider error types/codes (OpenAI-compatible `error.type`/`error.code`, Anthropic `error.type`,
+# Gemini `error.status`), used to refine the status class or when there is no status (an error
+# event inside a 200 stream).
+_BY_TYPE: dict[str, type[APIError]] = {
+    "context_length_exceeded": ContextWindowExceededError,
+    "string_above_max_length": ContextWindowExceededError,
+    "content_filter": ContentFilterError,
+    "content_policy_violation": ContentFilterError,
+    "invalid_request_error": BadRequestError,
+    "invalid_argument": BadRequestError,
+    "failed_precondition": BadRequestError,
+    "request_too_large": BadRequestError,
+    "tool_use_failed": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "permission_error": AuthenticationError,
+    "invalid_api_key": AuthenticationError,
+    "unauthenticated": AuthenticationError,
+    "permission_denied": AuthenticationError,
+    "not_found_error": NotFoundError,
+    "model_not_found": NotFoundError,
+    "not_found": NotFoundError,
+    "rate_limit_error": RateLimitError,
+    "rate_limit_exceeded": RateLimitError,
+    "insufficient_quota": RateLimitError,
+    "resource_exhausted": RateLimitError,
+    "overloaded_error": OverloadedError,
+    "api_error": ServerError,
+    "server_error": ServerError,
+    "internal": ServerError,
+    "unavailable": ServerError,
+    "deadline_exceeded": RequestTimeoutError,
+    "timeout": RequestTimeoutError,
+}
+
+_CONTEXT_WINDOW_TEXT = re.compile(
+    r"context[ _-]?(length|window)|maximum context|prompt is too long|too many (input )?tokens"
+    r"|exceeds the maximum number of tokens|input token count .* exceeds|reduce the length of the messages",
+    re.IGNORECASE,
+)
+_CONTENT_FILTER_TEXT = re.compile(r"content (management |safety )?polic|content[ _]filter|flagged", re.IGNORECASE)
+_RETRY_IN_TEXT = re.compile(
+    r"(?:try again|retry) in (?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s|(?P<ms>\d+(?:\.\d+)?)ms)?",
+    re.IGNORECASE,
+)
+
+
+def classify(
+    status: int | None,
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    body_text: str = "",
+) -> APIError:
+    """The typed error for a provider's error response (or an error event inside a stream)."""
+    error_type, message = _type_and_message(payload)
+    if not message:
+        message = excerpt(body_text) or f"HTTP {status} with no error message"
+    # An error event inside a 200 stream may carry the HTTP status it stands for as a numeric
+    # code: classify by it, but `status_code` stays the real (absent) HTTP status.
+    cls = _class_for(status if status is not None else _embedded_status(payload), error_type, message)
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status_code=status,
+        retry_after=retry_after_from(headers or {}, payload, message),
+        error_type=error_type,
+    )
+
+
+def _embedded_status(payload: Any) -> int | None:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600 else None
+
+
+def _class_for(status: int | None, error_type: str | None, message: str) -> type[APIError]:
+    by_status = _BY_STATUS.get(status) if status is not None else None
+    if by_status is None and status is not None and 500 <= status < 600:
+        by_status = ServerError
+    by_type = _BY_TYPE.get(error_type.lower()) if error_type else None
+    cls: type[APIError]
+    if by_status is None:
+        cls = by_type or (BadRequestError if status is not None and 400 <= status < 500 else APIError)
+    elif by_type is not None and issubclass(by_type, by_status):
+        cls = by_type  # the type refines the status class (400 + context_length_exceeded)
+    else:
+        cls = by_status
+    if cls is BadRequestError and _CONTEXT_WINDOW_TEXT.search(message):
+        return ContextWindowExceededError
+    if cls is BadRequestError and _CONTENT_FILTER_TEXT.search(message):
+        return ContentFilterError
+    return cls
+
+
+def _type_and_message(payload: Any) -> tuple[str | None, str]:
+    """(type or code, message) from the error bodies of every wire format we know."""
+    if isinstance(payload, list) and payload:  # Gemini sometimes wraps the error in a list
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None, ""
+    err = payload.get("error", payload)
+    if isinstance(err, str):
+        return _text(payload.get("type")), err
+    if not isinstance(err, dict):
+        return None, ""
+    message = err.get("message") or payload.get("message") or payload.get("detail") or ""
+    if not isinstance(message, str):
+        message = json.dumps(message)
+    metadata = err.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("raw"), str):
+        # OpenRouter says "Provider returned error" and puts the upstream's words in metadata.raw.
+        message = f"{message}: {excerpt(metadata['raw'])}" if message else excerpt(metadata["raw"])
+    # A specific code ("context_length_exceeded") says more than a generic type ("invalid_request_error").
+    code = err.get("code")
+    candidates = [code if isinstance(code, str) else None, _text(err.get("type")), _text(err.get("status"))]
+    known = [c for c in candidates if c and c.lower() in _BY_TYPE]
+    chosen = known[0] if known else next((c for c in candidates if c), None)
+    return chosen, message
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def retry_after_from(headers: Mapping[str, str], payload: Any = None, message: str = "") -> float | None:
+    """Seconds to wait, from `retry-after-ms`, `Retry-After` (seconds or HTTP date), the body's
+    RetryInfo (Gemini) or a "try again in 1m2.5s" message; None when nothing says."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    if "retry-after" in lowered:
+        value = lowered["retry-after"].strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    from_body = _retry_delay_in_body(payload)
+    if from_body is not None:
+        return from_body
+    match = _RETRY_IN_TEXT.search(message)
+    if match and any(match.groupdict().values()):
+        parts = match.groupdict()
+        return (
+            float(parts["h"] or 0) * 3600
+            + float(parts["m"] or 0) * 60
+            + float(parts["s"] or 0)
+            + float(parts["ms"] or 0) / 1000
+        )
+    return None
+
+
+def _retry_delay_in_body(payload: Any) -> float | None:
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return None
+    for detail in err.get("details") or []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return float(delay[:-1])
+            except ValueError:
+                return None
+    metadata = err.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("retry_after"), (int, float)):
+        return float(metadata["retry_after"])
+    return None
+
+
+def excerpt(text: str | bytes, limit: int = 200) -> str:
+    """A short, single-line excerpt of a body for error messages."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+def transport_error(exc: BaseException, where: str, *, provider: str, model: str) -> APIError:
+    """Our error for an httpx exception (no HTTP response, or the body broke off)."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeoutError(f"{where} timed out ({type(exc).__name__})", provider=provider, model=model)
+    return APIConnectionError(f"{where} failed: {str(exc) or type(exc).__name__}", provider=provider, model=model)

@@ -1,0 +1,264 @@
+"""The request value object: every argument of a call, validated once, shared by all entry points.
+
+`Request.build(...)` is the single place that knows the call keywords; `Client.complete`,
+`acomplete`, `stream` and `astream` forward to it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from llmclient.errors import InvalidRequestError
+from llmclient.types import ROLES, Message, TextPart, ToolCall, tool_result_text
+
+Prompt = str | Message | Sequence[Message | Mapping[str, Any]]
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: "$" would accept a final "\n"
+_CHOICES = ("auto", "none", "required")
+
+
+class Tool(BaseModel):
+    """A function the model may call; `parameters` is a JSON-schema object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any]
+
+
+ToolLike = Tool | Mapping[str, Any] | Callable[..., Any]
+
+
+class Request(BaseModel):
+    """One call's arguments. `options` are provider-specific keywords passed through untouched."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: list[Message]
+    tools: list[Tool] = []
+    tool_choice: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    options: dict[str, Any] = {}
+
+    @classmethod
+    def build(
+        cls,
+        prompt: Prompt,
+        *,
+        system: str | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        **provider_options: Any,
+    ) -> Request:
+        messages = _messages(prompt)
+        if system is not None:
+            if not isinstance(system, str) or not system.strip():
+                raise InvalidRequestError("system= is empty: pass the instructions as a non-empty string, or omit it")
+            messages.insert(0, Message.system(system))
+        built_tools = [to_tool(tool) for tool in tools or ()]
+        names = [tool.name for tool in built_tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise InvalidRequestError(f"tools= has several tools named {', '.join(duplicates)}; tool names must be unique")
+        _check_tool_choice(tool_choice, names)
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+            raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature) or temperature < 0
+        ):
+            raise InvalidRequestError(f"temperature must be a number >= 0, got {temperature!r}")
+        return cls(
+            messages=messages,
+            tools=built_tools,
+            tool_choice=tool_choice,
+            max_tokens=max_tokens,
+            temperature=None if temperature is None else float(temperature),
+            options=dict(provider_options),
+        )
+
+
+def _messages(prompt: Prompt) -> list[Message]:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidRequestError("the prompt is empty: pass the text to send, or a list of messages")
+        return [Message.user(prompt)]
+    if isinstance(prompt, Message):
+        prompt = [prompt]
+    if not isinstance(prompt, Sequence) or isinstance(prompt, (bytes, bytearray)):
+        raise InvalidRequestError(
+            f"the prompt must be a string or a list of messages, got {type(prompt).__name__}"
+        )
+    if not prompt:
+        raise InvalidRequestError("the list of messages is empty: pass at least one user message")
+    messages = [_message(item, index) for index, item in enumerate(prompt)]
+    if all(message.role == "system" for message in messages):
+        raise InvalidRequestError("the messages hold only system instructions: add a user message")
+    return messages
+
+
+def _message(item: object, index: int) -> Message:  # validated at runtime: callers pass anything
+    where = f"messages[{index}]"
+    if isinstance(item, Message):
+        message = item
+    elif isinstance(item, Mapping):
+        role = item.get("role")
+        if role not in ROLES:
+            raise InvalidRequestError(f"{where} has role {role!r}; use one of {', '.join(ROLES)}")
+        unknown = set(item) - {"role", "content", "tool_calls", "tool_call_id", "name"}
+        if unknown:
+            raise InvalidRequestError(f"{where} has unknown keys {sorted(unknown)}")
+        content = item.get("content")
+        if role == "tool" and content is not None and not isinstance(content, (str, list)):
+            content = tool_result_text(str(item.get("name") or item.get("tool_call_id")), content)
+        try:
+            message = Message(
+                role=role,
+                content=_content(content, where),
+                tool_calls=[_tool_call(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(item.get("tool_calls") or [])],
+                tool_call_id=item.get("tool_call_id"),
+                name=item.get("name"),
+            )
+        except ValidationError as exc:
+            raise InvalidRequestError(f"{where} is not a valid message: {_first_error(exc)}") from exc
+    else:
+        raise InvalidRequestError(f"{where} must be a Message or a dict, got {type(item).__name__}")
+    if message.role == "tool" and not message.tool_call_id:
+        raise InvalidRequestError(f"{where} is a tool result without tool_call_id: say which call it answers")
+    if message.role != "assistant" and message.tool_calls:
+        raise InvalidRequestError(f"{where} has tool_calls but role {message.role!r}; only assistant turns call tools")
+    if message.role in ("system", "user") and not message.text.strip():
+        raise InvalidRequestError(f"{where} ({message.role}) has empty content")
+    return message
+
+
+def _content(content: Any, where: str) -> str | list[TextPart]:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for i, part in enumerate(content):
+            if isinstance(part, TextPart):
+                parts.append(part)
+            elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(TextPart(text=part["text"]))
+            else:
+                raise InvalidRequestError(f"{where}.content[{i}] is not a text part ({{'type': 'text', 'text': ...}})")
+        return parts
+    raise InvalidRequestError(f"{where}.content must be a string or a list of parts, got {type(content).__name__}")
+
+
+def _tool_call(call: Any, where: str) -> ToolCall:
+    if isinstance(call, ToolCall):
+        return call
+    if not isinstance(call, Mapping):
+        raise InvalidRequestError(f"{where} must be a ToolCall or a dict, got {type(call).__name__}")
+    nested = call.get("function")
+    function: Mapping[str, Any] = nested if isinstance(nested, Mapping) else call
+    arguments = function.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments or "{}")
+        except ValueError as exc:
+            raise InvalidRequestError(f"{where}.arguments is not valid JSON: {exc}") from exc
+    if not isinstance(arguments, dict) or not isinstance(call.get("id"), str) or not isinstance(function.get("name"), str):
+        raise InvalidRequestError(f"{where} needs an id, a name and object arguments")
+    return ToolCall(id=call["id"], name=function["name"], arguments=arguments)
+
+
+def to_tool(tool: ToolLike) -> Tool:
+    """A `Tool` from a Tool, a JSON-schema tool dict (OpenAI or flat form) or a typed function."""
+    if isinstance(tool, Tool):
+        return _tool_from_dict(tool.model_dump())  # a hand-built Tool gets the same checks
+    if isinstance(tool, Mapping):
+        return _tool_from_dict(tool)
+    if callable(tool):
+        return _tool_from_function(tool)
+    raise InvalidRequestError(f"a tool must be a function, a Tool or a JSON-schema dict, got {type(tool).__name__}")
+
+
+def _tool_from_dict(tool: Mapping[str, Any]) -> Tool:
+    spec = tool.get("function", tool) if tool.get("type") == "function" else tool
+    name = spec.get("name")
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+        raise InvalidRequestError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
+    parameters = spec.get("parameters", spec.get("input_schema", {"type": "object", "properties": {}}))
+    if not isinstance(parameters, Mapping) or parameters.get("type") != "object":
+        raise InvalidRequestError(
+            f"tool {name!r}: parameters must be a JSON-schema object "
+            f'({{"type": "object", "properties": {{...}}}}), got {json.dumps(parameters, default=repr)[:120]}'
+        )
+    if not isinstance(parameters.get("properties", {}), Mapping):
+        raise InvalidRequestError(f"tool {name!r}: parameters.properties must be an object mapping names to schemas")
+    description = spec.get("description", "")
+    if not isinstance(description, str):
+        raise InvalidRequestError(f"tool {name!r}: description must be a string")
+    return Tool(name=name, description=description, parameters=dict(parameters))
+
+
+def _tool_from_function(function: Callable[..., Any]) -> Tool:
+    name = getattr(function, "__name__", "")
+    if not _TOOL_NAME.fullmatch(name):
+        raise InvalidRequestError(f"function {name!r} cannot be a tool: its name must be 1-64 letters, digits, '_' or '-'")
+    try:
+        hints = get_type_hints(function)
+    except Exception as exc:  # unresolvable forward references and the like
+        raise InvalidRequestError(f"tool {name!r}: cannot resolve its type hints ({exc})") from exc
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(function).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise InvalidRequestError(f"tool {name!r}: *{param.name} cannot be described to a model; use named parameters")
+        if param.name not in hints:
+            raise InvalidRequestError(f"tool {name!r}: parameter {param.name!r} needs a type annotation")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    try:
+        schema = create_model(f"{name}_arguments", **fields).model_json_schema()
+    except Exception as exc:  # pydantic cannot build a schema for some annotation
+        raise InvalidRequestError(f"tool {name!r}: its parameters have no JSON schema ({exc})") from exc
+    return Tool(name=name, description=inspect.getdoc(function) or "", parameters=_without_titles(schema))
+
+
+def _without_titles(schema: Any) -> Any:
+    """Drop pydantic's generated "title" keys (noise to the model), keeping properties named title."""
+    if isinstance(schema, dict):
+        return {
+            key: ({k: _without_titles(v) for k, v in value.items()} if key in ("properties", "$defs") else _without_titles(value))
+            for key, value in schema.items()
+            if not (key == "title" and isinstance(value, str))
+        }
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    return schema
+
+
+def _check_tool_choice(tool_choice: str | None, names: list[str]) -> None:
+    if tool_choice is None:
+        return
+    if not isinstance(tool_choice, str):
+        raise InvalidRequestError(f"tool_choice must be 'auto', 'none', 'required' or a tool name, got {tool_choice!r}")
+    if tool_choice in _CHOICES:
+        if tool_choice == "required" and not names:
+            raise InvalidRequestError("tool_choice='required' but no tools= were given")
+        return
+    if tool_choice not in names:
+        raise InvalidRequestError(
+            f"tool_choice {tool_choice!r} is not one of 'auto', 'none', 'required' or the tools given "
+            f"({', '.join(names) or 'none'})"
+        )
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"

@@ -1,0 +1,166 @@
+"""Streams: iterate `StreamEvent`s as they arrive; `.response` is the whole `Response` at the end.
+
+The request is sent when iteration starts (or `.response` is read, which drains the stream).
+Bytes are read straight from the HTTP response and decoded by `assemble.StreamAssembly`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+from llmclient.assemble import Assembler, StreamAssembly
+from llmclient.errors import APIError, transport_error
+from llmclient.types import Response, StreamEvent, ToolCallDelta
+
+if TYPE_CHECKING:
+    from llmclient.backend import Reply
+
+
+class Stream:
+    def __init__(self, send: Callable[[], Reply], assembler: Assembler) -> None:
+        self._send = send
+        self._assembler = assembler
+        self._iterator: Iterator[StreamEvent] | None = None
+        self._response: Response | None = None
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    @property
+    def response(self) -> Response:
+        """The complete response; reading it before the end consumes the rest of the stream."""
+        if self._response is None:
+            for _ in self:
+                pass
+        if self._response is None:
+            raise RuntimeError("the stream was closed before it finished, so it has no response")
+        return self._response
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> Iterator[StreamEvent]:
+        started = time.perf_counter()
+        reply = self._send()
+        try:
+            if reply.status >= 400:
+                raise self._assembler.http_error(reply.status, reply.response.headers, reply.body()) from reply.litellm_error
+            if not _is_event_stream(reply):
+                self._response = self._assembler.response(reply.body(), started)
+                yield from events_of(self._response)
+                return
+            assembly = StreamAssembly(self._assembler, started)
+            for chunk in self._chunks(reply):
+                yield from assembly.feed(chunk)
+            self._response = assembly.finish()
+        finally:
+            reply.response.close()
+
+    def _chunks(self, reply: Reply) -> Iterator[bytes]:
+        import httpx
+
+        try:
+            yield from reply.response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise _broken_off(exc, reply, self._assembler) from exc
+
+
+class AsyncStream:
+    def __init__(self, send: Callable[[], Awaitable[Reply]], assembler: Assembler) -> None:
+        self._send = send
+        self._assembler = assembler
+        self._iterator: AsyncIterator[StreamEvent] | None = None
+        self._response: Response | None = None
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    async def get_response(self) -> Response:
+        """The complete response; awaiting it before the end consumes the rest of the stream."""
+        if self._response is None:
+            async for _ in self:
+                pass
+        if self._response is None:
+            raise RuntimeError("the stream was closed before it finished, so it has no response")
+        return self._response
+
+    @property
+    def response(self) -> Response:
+        """The complete response, once iteration has finished (else use `await get_response()`)."""
+        if self._response is None:
+            raise RuntimeError("the stream has not finished: iterate it to the end, or `await stream.get_response()`")
+        return self._response
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self) -> AsyncIterator[StreamEvent]:
+        import httpx
+
+        started = time.perf_counter()
+        reply = await self._send()
+        try:
+            if reply.status >= 400:
+                body = await reply.abody()
+                raise self._assembler.http_error(reply.status, reply.response.headers, body) from reply.litellm_error
+            if not _is_event_stream(reply):
+                self._response = self._assembler.response(await reply.abody(), started)
+                for event in events_of(self._response):
+                    yield event
+                return
+            assembly = StreamAssembly(self._assembler, started)
+            try:
+                async for chunk in reply.response.aiter_bytes():
+                    for event in assembly.feed(chunk):
+                        yield event
+            except httpx.HTTPError as exc:
+                raise _broken_off(exc, reply, self._assembler) from exc
+            self._response = assembly.finish()
+        finally:
+            await reply.response.aclose()
+
+
+def _is_event_stream(reply: Reply) -> bool:
+    # A server that ignores stream=true answers with one JSON body; read it as such.
+    content_type = reply.response.headers.get("content-type", "")
+    return not content_type.startswith("application/json")
+
+
+def _broken_off(exc: Exception, reply: Reply, assembler: Assembler) -> APIError:
+    request = reply.response.request
+    where = f"reading the stream of {request.method} {request.url.copy_with(query=None)}"
+    return transport_error(exc, where, provider=assembler.spec.name, model=assembler.model_id)
+
+
+def events_of(response: Response) -> list[StreamEvent]:
+    """The events a whole response amounts to (for servers that answered a stream with JSON)."""
+    events = []
+    if response.reasoning:
+        events.append(StreamEvent(kind="reasoning", text=response.reasoning))
+    if response.text:
+        events.append(StreamEvent(kind="text", text=response.text))
+    for index, call in enumerate(response.tool_calls):
+        delta = ToolCallDelta(index=index, id=call.id, name=call.name, arguments=json.dumps(call.arguments))
+        events.append(StreamEvent(kind="tool_call", tool_call=delta))
+    return events

@@ -1,0 +1,211 @@
+"""The values llmclient hands out and accepts: messages, tool calls, usage, cost, responses.
+
+These are pure values (frozen pydantic models): no I/O, no provider knowledge. Provider wire
+formats are decoded into them by `llmclient.wire` and `llmclient.usage`.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, computed_field, model_validator
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "other"]
+"""Normalised finish reason; the provider's own value is kept in `Response.raw_finish_reason`."""
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TextPart(_Value):
+    """A piece of text inside a message's content."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+Part = TextPart
+
+
+class ToolCall(_Value):
+    """A call the model asks the client to make. `arguments` is already parsed from JSON."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class Message(_Value):
+    """One turn of a conversation.
+
+    `tool_calls` is set on assistant turns that called tools; `tool_call_id` (and, for providers
+    that key results by name such as Gemini, `name`) on the `tool` turn that answers one.
+    """
+
+    role: Role
+    content: str | list[Part] = ""
+    tool_calls: list[ToolCall] = []
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls(role="system", content=text)
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(role="user", content=text)
+
+    @classmethod
+    def assistant(cls, text: str = "", tool_calls: list[ToolCall] | None = None) -> Message:
+        return cls(role="assistant", content=text, tool_calls=tool_calls or [])
+
+    @classmethod
+    def tool_result(cls, call: ToolCall, result: Any) -> Message:
+        """The answer to `call`; a non-string `result` is sent as JSON."""
+        return cls(role="tool", content=tool_result_text(call.name, result), tool_call_id=call.id, name=call.name)
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+def tool_result_text(tool_name: str, result: Any) -> str:
+    """A tool result as the text sent to the model; raises if it cannot be JSON-encoded."""
+    if isinstance(result, str):
+        return result
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)  # NaN is not JSON
+    except (TypeError, ValueError) as exc:
+        from llmclient.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"the result of tool {tool_name!r} is a {type(result).__name__}, which is not JSON-serialisable "
+            f"({exc}); return a str, or a dict/list of JSON values"
+        ) from exc
+
+
+class UsageIteration(_Value):
+    """One server-side iteration billed within a single response (Anthropic `usage.iterations`:
+    compaction, advisor calls). `model` is set when another model than the requested one ran it."""
+
+    kind: str
+    model: str | None = None
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cache_read_tokens: NonNegativeInt = 0
+    cache_write_tokens: NonNegativeInt = 0
+
+
+class Usage(_Value):
+    """Token counts with the same meaning for every provider (buckets are inclusive).
+
+    - `input_tokens`: ALL prompt tokens billed = uncached + cache reads + cache writes.
+    - `cache_read_tokens`, `cache_write_tokens`: included in `input_tokens` (0 when not reported).
+    - `output_tokens`: ALL output billed, reasoning included.
+    - `reasoning_tokens`: included in `output_tokens`; 0 unless the provider reported it.
+    - `iterations`: per-iteration detail when the provider billed several (their sum is above).
+
+    Numbers are the provider's own, never estimates. Where a provider's own numbers break the
+    inclusion (Cohere reports cached tokens outside its billed input; OpenRouter can report the
+    same tokens as both read and written) they are kept as reported rather than "fixed".
+    """
+
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cache_read_tokens: NonNegativeInt = 0
+    cache_write_tokens: NonNegativeInt = 0
+    reasoning_tokens: NonNegativeInt = 0
+    iterations: tuple[UsageIteration, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_own_total(cls, data: Any) -> Any:
+        """Let a dumped Usage load back: `total_tokens` is derived, so it must agree."""
+        if isinstance(data, dict) and "total_tokens" in data:
+            data = dict(data)
+            total = data.pop("total_tokens")
+            if total != data.get("input_tokens", 0) + data.get("output_tokens", 0):
+                raise ValueError(f"total_tokens {total} is not input_tokens + output_tokens")
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Prices(_Value):
+    """Per-token USD prices used to compute a `Cost`, and where they came from."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    source: str
+    as_of: str
+
+
+class Cost(_Value):
+    """USD cost of one response. `input` is the uncached part of the prompt.
+
+    `source="provider"` means the provider reported the charge itself (e.g. OpenRouter
+    `usage.cost`); then `total` is that figure and `computed_total` is ours, for comparison.
+    """
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+    total: Decimal
+    source: Literal["provider", "price-table"]
+    prices: Prices | None = None
+    computed_total: Decimal | None = None
+
+
+class Response(_Value):
+    """A completed model response (also what a stream leaves behind in `Stream.response`)."""
+
+    text: str
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] = []
+    finish_reason: FinishReason
+    raw_finish_reason: str | None = None
+    usage: Usage | None
+    """None only when the provider reported no usage at all (never filled in with estimates)."""
+    cost: Cost | None = None
+    model: str
+    provider: str
+    latency_ms: float
+    raw: dict[str, Any]
+    """The provider's JSON body; for streams `{"chunks": [...]}`, every event payload in order."""
+
+    @property
+    def message(self) -> Message:
+        """This response as the assistant turn to append to a conversation."""
+        return Message.assistant(self.text, self.tool_calls)
+
+
+class ToolCallDelta(_Value):
+    """A fragment of a streamed tool call; `arguments` is a piece of the JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class StreamEvent(_Value):
+    """One increment of a stream: a text or reasoning delta, or a tool-call fragment."""
+
+    kind: Literal["text", "reasoning", "tool_call"]
+    text: str = ""
+    tool_call: ToolCallDelta | None = None

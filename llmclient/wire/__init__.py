@@ -1,0 +1,135 @@
+"""Decoders for the wire formats we read ourselves: provider bodies -> `Decoded`.
+
+litellm builds and sends requests; the response bytes are decoded here, from the provider's own
+JSON, so that text, tool calls, finish reasons and raw usage are exactly what the provider sent.
+Every format module offers the same three things: `decode(body)`, `StreamDecoder` and
+`FINISH_REASONS`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Protocol
+
+from llmclient.types import FinishReason, StreamEvent, ToolCall, ToolCallDelta
+from llmclient.wire.sse import SSEEvent
+
+
+class WireFormatError(Exception):
+    """The body does not have the shape of its wire format (becomes MalformedResponseError)."""
+
+
+class StreamErrorEvent(Exception):
+    """The provider sent an error event inside a 200 stream; `payload` is its JSON."""
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__(str(payload)[:200])
+        self.payload = payload
+
+
+@dataclass
+class Decoded:
+    """What one response said, in the provider's own terms (usage not yet normalised)."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    raw_finish_reason: str | None = None
+    raw_usage: dict[str, Any] | None = None
+    model: str | None = None
+
+
+class StreamDecoder(Protocol):
+    chunks: list[Any]
+    """Every parsed event payload, in order (kept as the stream's raw body)."""
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
+
+    def finish(self) -> Decoded:
+        """The whole response; raises WireFormatError if the terminal event never came."""
+        ...
+
+
+class Codec(Protocol):
+    FINISH_REASONS: Mapping[str, FinishReason]
+
+    def decode(self, body: Any) -> Decoded: ...
+
+    def StreamDecoder(self) -> StreamDecoder: ...  # noqa: N802 - the module's class
+
+
+def codec(wire: str) -> Codec:
+    """The decoder module for a wire format name ("openai", "anthropic", "gemini", "cohere")."""
+    from llmclient.wire import anthropic, cohere, gemini, openai
+
+    modules: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "cohere": cohere}
+    return modules[wire]  # type: ignore[return-value,unused-ignore]
+
+
+def normalise_finish(
+    table: Mapping[str, FinishReason], raw: str | None, has_tool_calls: bool
+) -> FinishReason:
+    """The provider's finish reason in our five words. A normal stop that carries client tool calls
+    is "tool_calls" (Gemini says STOP there, some OpenAI-compatible servers "stop")."""
+    reason: FinishReason = table.get(raw, "other") if raw else "other"
+    if has_tool_calls and reason == "stop":
+        return "tool_calls"
+    return reason
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise WireFormatError(f"{what} is not valid JSON ({exc})") from exc
+
+
+def parse_arguments(name: str, arguments: Any) -> dict[str, Any]:
+    """Tool-call arguments as a dict: JSON text is parsed, "" means no arguments."""
+    if isinstance(arguments, str):
+        arguments = parse_json(arguments, f"the arguments of tool call {name!r}") if arguments.strip() else {}
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, dict):
+        raise WireFormatError(f"the arguments of tool call {name!r} are a {type(arguments).__name__}, not an object")
+    return arguments
+
+
+class ToolCallAccumulator:
+    """Assembles streamed tool calls from fragments keyed by the provider's index."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, index: int, *, id: str | None = None, name: str | None = None, arguments: str = "") -> StreamEvent:
+        call = self._calls.setdefault(index, {"id": None, "name": None, "arguments": [], "parsed": None})
+        call["id"] = call["id"] or id
+        call["name"] = call["name"] or name
+        if arguments:
+            call["arguments"].append(arguments)
+        return StreamEvent(kind="tool_call", tool_call=ToolCallDelta(index=index, id=id, name=name, arguments=arguments))
+
+    def set_parsed(self, index: int, arguments: dict[str, Any]) -> None:
+        """Arguments that arrived already parsed (Anthropic's `input` at block start)."""
+        self._calls[index]["parsed"] = arguments
+
+    def calls(self) -> list[ToolCall]:
+        result = []
+        for index in sorted(self._calls):
+            call = self._calls[index]
+            name = call["name"] or ""
+            text = "".join(call["arguments"])
+            arguments = parse_arguments(name, text) if text or call["parsed"] is None else call["parsed"]
+            result.append(ToolCall(id=call["id"] or f"call_{index}", name=name, arguments=arguments))
+        return result
+
+
+def text_event(text: str) -> list[StreamEvent]:
+    return [StreamEvent(kind="text", text=text)] if text else []
+
+
+def reasoning_event(text: str) -> list[StreamEvent]:
+    return [StreamEvent(kind="reasoning", text=text)] if text else []

@@ -1,0 +1,41 @@
+"""Project sessions. They run in the environment nox itself runs in (the dev venv the README sets
+up), so a session never re-resolves dependencies or reaches for the network.
+
+    nox -s tests typecheck      what CI runs
+    nox -s coverage             tests under coverage, with the missed lines
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["tests", "typecheck"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = sys.executable  # the interpreter nox runs under: the project's venv
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests, the reference-traffic replay and the secret lint of cassettes/ and fixtures/."""
+    session.run(PYTHON, "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.run(PYTHON, "-m", "mypy", "--strict", "llmclient")
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    session.run(PYTHON, "-m", "coverage", "run", "-m", "pytest", "-q", *session.posargs)
+    session.run(PYTHON, "-m", "coverage", "report")
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Performance as ratios against baselines measured in the same run (not a pass/fail gate)."""
+    session.run(PYTHON, "benchmarks/import_time.py")

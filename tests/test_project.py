@@ -1,0 +1,53 @@
+"""Project wiring that CI relies on: `.ci/run` runs exactly the README's test command, and the
+README's offline example works."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from llmclient.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+COMMANDS = re.findall(r"```sh\n(.+?)\n```", README)
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    assert len(COMMANDS) >= 2
+    replay, tests = COMMANDS[:2]
+    assert replay.startswith("python3 -m venv .venv && ") and " replay cassettes/" in replay
+    assert tests.startswith("python3 -m venv .venv && ") and "nox -s tests typecheck" in tests
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci_lines = [line for line in (REPO / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert ci_lines == [COMMANDS[1]]
+
+
+def test_readme_replay_example_prints_response_usage_and_cost(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(REPO)
+    cassette = COMMANDS[0].rsplit(" replay ", 1)[1]
+    assert main(["replay", cassette]) == 0
+    out = capsys.readouterr().out
+    assert "response  Paris.\n" in out
+    assert "usage     input 21 (cache read 0, cache write 0), output 2 (reasoning 0), total 23\n" in out
+    assert "cost      $0.00000435 " in out  # 21 x $0.15/M + 2 x $0.60/M
+
+
+def test_cli_scan_secrets_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan-secrets", str(REPO / "cassettes")]) == 0
+    (tmp_path / "leak.yaml").write_text("Authorization: Bearer sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z\n")
+    assert main(["scan-secrets", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "leak.yaml:1: openai key: sk-pro..." in out
+    assert "sk-proj-Ab3dEf6h" not in out  # findings never print the secret itself
+
+
+def test_cli_reports_a_missing_cassette_as_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "no/such/cassette.yaml"]) == 2
+    assert "ConfigurationError: no cassette at no/such/cassette.yaml" in capsys.readouterr().err

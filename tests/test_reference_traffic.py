@@ -1,0 +1,80 @@
+"""Replays every real recorded interaction in `../shared/reference-traffic/` through the public API
+and holds the pass rate of each field to the floors in `reference_traffic_ratchet.json`.
+
+The table per provider x scenario is printed and written to `reports/reference-traffic.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import reference_traffic
+
+RATCHET = Path(__file__).with_name("reference_traffic_ratchet.json")
+REPORT = reference_traffic.REPO / "reports" / "reference-traffic.json"
+# Providers whose non-error cases must all pass unless the recording itself is defective.
+FLAGSHIP = ("openai", "anthropic", "gemini")
+
+pytestmark = pytest.mark.skipif(
+    not reference_traffic.CORPUS.is_dir(),
+    reason=f"reference traffic not found at {reference_traffic.CORPUS} "
+    "(check out ../shared beside the repository, or set LLMCLIENT_REFERENCE_TRAFFIC)",
+)
+
+
+@pytest.fixture(scope="module")
+def replayed() -> tuple[list[reference_traffic.Outcome], dict[str, Any]]:
+    outcomes, seconds = reference_traffic.run()
+    summary = reference_traffic.report(outcomes, seconds)
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return outcomes, summary
+
+
+@pytest.fixture(scope="module")
+def ratchet() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(RATCHET.read_text())
+    return data
+
+
+def test_every_case_replays(replayed: tuple[list[Any], dict[str, Any]], ratchet: dict[str, Any],
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    _, summary = replayed
+    with capsys.disabled():
+        print("\n" + reference_traffic.render(summary))
+    assert summary["cases"] == ratchet["cases"], "the corpus changed size: review the ratchet file"
+
+
+@pytest.mark.parametrize("field", reference_traffic.FIELDS)
+def test_field_rate_holds_its_floor(field: str, replayed: tuple[list[Any], dict[str, Any]],
+                                    ratchet: dict[str, Any]) -> None:
+    _, summary = replayed
+    rate, floor = summary["rates"][field], ratchet["floors"][field]
+    failing = {key: detail[field] for key, detail in summary["failures"].items() if field in detail}
+    assert rate >= floor, f"{field}: {rate:.2%} < floor {floor:.2%}; failing: {json.dumps(failing, indent=1)[:3000]}"
+
+
+def test_known_failures_are_exactly_the_failing_cases(replayed: tuple[list[Any], dict[str, Any]],
+                                                      ratchet: dict[str, Any]) -> None:
+    _, summary = replayed
+    failing, listed = set(summary["failures"]), set(ratchet["known_failures"])
+    new = {key: summary["failures"][key] for key in sorted(failing - listed)}
+    assert not new, f"cases failing but not listed in {RATCHET.name}: {json.dumps(new, indent=1)[:3000]}"
+    fixed = sorted(listed - failing)
+    assert not fixed, f"cases listed in {RATCHET.name} that now pass (remove them, raise floors): {fixed}"
+
+
+def test_flagship_providers_pass_every_non_error_case(replayed: tuple[list[Any], dict[str, Any]],
+                                                     ratchet: dict[str, Any]) -> None:
+    outcomes, _ = replayed
+    unexplained = [
+        o.case.key for o in outcomes
+        if o.case.provider in FLAGSHIP and reference_traffic.expected_error_class(o.case) is None
+        and not all(o.fields.values()) and o.case.key not in ratchet["known_failures"]
+    ]
+    assert not unexplained
+    cases = sum(o.case.provider in FLAGSHIP for o in outcomes)
+    assert cases > 300, f"only {cases} flagship cases found: is the corpus complete?"
