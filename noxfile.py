@@ -1,7 +1,9 @@
 """Project sessions. They run in the environment nox itself runs in (the dev venv the README sets
 up), so a session never re-resolves dependencies or reaches for the network.
 
-    nox -s tests typecheck      what CI runs
+    nox -s tests typecheck      what CI runs (tests include the conformance suite as pytest)
+    nox -s conformance          the provider x scenario matrix, offline, with its report
+    nox -s record -- PROVIDER [SCENARIO ...]   record real cassettes (needs the key; never in CI)
     nox -s coverage             tests under coverage, with the missed lines
 """
 
@@ -22,6 +24,22 @@ PYTHON = sys.executable  # the interpreter nox runs under: the project's venv
 def tests(session: nox.Session) -> None:
     """Unit tests, the reference-traffic replay and the secret lint of cassettes/ and fixtures/."""
     session.run(PYTHON, "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The main job: replay every (provider, scenario) cell; report in reports/."""
+    session.run(PYTHON, "-m", "llmclient", "conformance", *session.posargs)
+
+
+@nox.session
+def record(session: nox.Session) -> None:
+    """Record real cassettes for one provider through the scrubbing pipeline, then replay them."""
+    if not session.posargs:
+        session.error("name the provider: nox -s record -- anthropic [scenario ...]")
+    provider, *scenarios = session.posargs
+    session.run(PYTHON, "-m", "llmclient", "conformance", "--record", "--provider", provider,
+                *(arg for scenario in scenarios for arg in ("--scenario", scenario)))
 
 
 @nox.session

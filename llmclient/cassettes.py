@@ -10,12 +10,14 @@ Modes: `replay` (nothing reaches the network; an unmatched request raises Replay
 a lenient path (a leading `/beta` is dropped, `/v1alpha` reads as `/v1beta`) and the query minus
 `beta`/`key`; a cassette holding several calls to one endpoint also matches the body's
 model/messages/tools/stream (not max_tokens or temperature), so a reordered test cannot get
-another call's reply. Recording scrubs keys from headers, query strings and bodies; `scan_secrets`
+another call's reply. A request body over 256 KB is stored as its SHA-256 and size, and matched
+on them. Recording scrubs keys from headers, query strings and bodies; `scan_secrets`
 checks committed files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -32,6 +34,8 @@ from llmclient.errors import ConfigurationError, ReplayMismatchError
 Mode = Literal["replay", "record", "auto"]
 REPLAY_API_KEY = "replay-placeholder-key"
 REDACTED = "REDACTED"
+ELIDE_OVER = 256 * 1024
+ELIDED_KEY = "llmclient_elided_body"
 
 SECRET_HEADERS = frozenset(
     {
@@ -125,6 +129,10 @@ def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = Fals
     several_calls = {"to one endpoint": False}
 
     def llm_body(r1: Any, r2: Any) -> None:
+        elided = _elided(r1) or _elided(r2)
+        if elided is not None:  # a long body is stored as its digest: match on that, always
+            assert _body_digest(r1) == _body_digest(r2), "the (long) request bodies differ"
+            return
         if several_calls["to one endpoint"]:
             assert _body_key(r1) == _body_key(r2), "the request bodies differ (model/messages/tools/stream)"
 
@@ -134,7 +142,9 @@ def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = Fals
         drop_unused_requests=mode == "record",
         filter_headers=[(name, REDACTED) for name in sorted(SECRET_HEADERS)],
         filter_query_parameters=[(name, REDACTED) for name in sorted(SECRET_QUERY)],
-        before_record_request=_scrub_request,
+        # vcrpy also passes every incoming request through this hook before matching: in replay a
+        # long body must stay whole so that it is matched against what the cassette holds.
+        before_record_request=_scrub_request if mode != "replay" else _scrub_request_keep_length,
         before_record_response=_scrub_response,
     )
     recorder.register_matcher("lenient_path", _match_path)
@@ -200,6 +210,36 @@ def _body_key(request: Any) -> Any:
     return {key: data[key] for key in _BODY_KEYS if key in data}
 
 
+def elided_body(body: bytes) -> str:
+    """How a request body over `ELIDE_OVER` bytes is stored: its digest and size, not its text
+    (a 3 MB context-window prompt or a 10 MB PDF does not belong in a cassette)."""
+    return json.dumps({ELIDED_KEY: {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}})
+
+
+def _raw_body(request: Any) -> bytes:
+    body = request.body or b""
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def _elided(request: Any) -> dict[str, Any] | None:
+    body = _raw_body(request)
+    if not body.startswith(b'{"' + ELIDED_KEY.encode()):
+        return None
+    try:
+        value = json.loads(body)[ELIDED_KEY]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _body_digest(request: Any) -> tuple[str, int]:
+    elided = _elided(request)
+    if elided is not None:
+        return str(elided.get("sha256")), int(elided.get("bytes", -1))
+    body = _raw_body(request)
+    return hashlib.sha256(body).hexdigest(), len(body)
+
+
 def mask_secrets(text: str) -> str:
     """`text` with every key-like string replaced by REDACTED."""
     for pattern in SECRET_PATTERNS.values():
@@ -208,6 +248,13 @@ def mask_secrets(text: str) -> str:
 
 
 def _scrub_request(request: Any) -> Any:
+    if request.body and len(_raw_body(request)) > ELIDE_OVER:
+        request.body = elided_body(_raw_body(request)).encode("utf-8")
+        return request
+    return _scrub_request_keep_length(request)
+
+
+def _scrub_request_keep_length(request: Any) -> Any:
     if request.body:
         body = request.body.decode("utf-8", errors="replace") if isinstance(request.body, bytes) else request.body
         request.body = mask_secrets(body).encode("utf-8")

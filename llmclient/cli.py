@@ -1,5 +1,8 @@
 """`llmclient` on the command line.
 
+    llmclient conformance [--provider P ...] [--scenario S ...] [--report DIR]
+                                                            the provider x scenario matrix, offline
+    llmclient conformance --record --provider P [--scenario S]   record real cassettes (needs P's key)
     llmclient replay cassettes/openai/text.yaml [--stream]   replay a cassette offline and show
                                                             the response, its usage and cost
     llmclient providers                                     the provider registry
@@ -35,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmclient", description="One typed API for every major LLM provider.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    conformance = commands.add_parser("conformance", help="run the provider conformance suite from cassettes")
+    conformance.add_argument("--provider", action="append", default=[], help="only this provider (repeatable)")
+    conformance.add_argument("--scenario", action="append", default=[], help="only this scenario (repeatable)")
+    conformance.add_argument("--report", type=Path, default=Path("reports"), help="where to write the JSON and Markdown report")
+    conformance.add_argument("--record", action="store_true",
+                             help="record real cassettes through the scrubbing pipeline, then replay them (needs keys)")
+    conformance.set_defaults(run=_conformance)
+
     replay = commands.add_parser("replay", help="replay a cassette offline; print the response, usage and cost")
     replay.add_argument("cassette", type=Path)
     replay.add_argument("--model", help="provider/model (default: the cassette's folder and its first request's model)")
@@ -49,6 +60,29 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", type=Path)
     scan.set_defaults(run=_scan)
     return parser
+
+
+def _conformance(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        import conformance
+        from conformance import report
+    except ImportError as exc:  # the suite ships with the repository, next to cassettes/
+        raise ConfigurationError(f"the conformance suite is not installed ({exc}); run from a checkout: pip install -e .") from exc
+    if args.record and not args.provider:
+        raise ConfigurationError("--record needs --provider: recording spends real requests on that provider's key")
+    try:
+        if args.record:
+            conformance.run(args.provider, args.scenario, mode="record")
+        cells, seconds, timing = conformance.run(args.provider, args.scenario)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    out.write(report.render_text(cells, seconds) + "\n")
+    share = timing["inside_litellm_seconds"] + timing["litellm_import_seconds"]
+    out.write(f"litellm: import {timing['litellm_import_seconds']:.1f} s + inside calls "
+              f"{timing['inside_litellm_seconds']:.1f} s = {share / seconds:.0%} of the run\n")
+    for path in report.write(args.report, cells, seconds, timing):
+        out.write(f"wrote {path}\n")
+    return 1 if any(cell.outcome == "fail" for cell in cells) else 0
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:

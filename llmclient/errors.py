@@ -166,6 +166,7 @@ _BY_TYPE: dict[str, type[APIError]] = {
     "resource_exhausted": RateLimitError,
     "overloaded_error": OverloadedError,
     "api_error": ServerError,
+    "internal_server_error": ServerError,
     "server_error": ServerError,
     "internal": ServerError,
     "unavailable": ServerError,
@@ -201,6 +202,8 @@ def classify(
     # An error event inside a 200 stream may carry the HTTP status it stands for as a numeric
     # code: classify by it, but `status_code` stays the real (absent) HTTP status.
     cls = _class_for(status if status is not None else _embedded_status(payload), error_type, message)
+    if _rejected_key(payload):
+        cls = AuthenticationError  # Gemini answers a bad key with 400 INVALID_ARGUMENT + reason API_KEY_INVALID
     return cls(
         message,
         provider=provider,
@@ -211,10 +214,30 @@ def classify(
     )
 
 
-def _embedded_status(payload: Any) -> int | None:
+_KEY_REJECTED_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})
+
+
+def _rejected_key(payload: Any) -> bool:
+    """Google's ErrorInfo `reason` says the key itself was refused, whatever the HTTP status."""
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
     error = payload.get("error") if isinstance(payload, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600 else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return any(isinstance(d, dict) and d.get("reason") in _KEY_REJECTED_REASONS for d in details or [])
+
+
+def _embedded_status(payload: Any) -> int | None:
+    """`error.code` (Gemini, OpenRouter), a top-level `code` (vLLM `{"object": "error"}`) or
+    `status_code` (Cerebras) that is an HTTP status."""
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    nested = error if isinstance(error, dict) else {}
+    candidates = [nested.get("code"), nested.get("status_code"), payload.get("code"), payload.get("status_code")]
+    for code in candidates:
+        if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+            return code
+    return None
 
 
 def _class_for(status: int | None, error_type: str | None, message: str) -> type[APIError]:
@@ -296,7 +319,39 @@ def retry_after_from(headers: Mapping[str, str], payload: Any = None, message: s
             + float(parts["s"] or 0)
             + float(parts["ms"] or 0) / 1000
         )
-    return None
+    return _exhausted_bucket_reset(lowered)
+
+
+_GO_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?(?:(?P<ms>\d+(?:\.\d+)?)ms)?")
+
+
+def _duration_seconds(value: str) -> float | None:
+    """"23.04" (seconds), or a Go-style duration like "1m2.5s" / "250ms" (OpenAI, Groq)."""
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    match = _GO_DURATION.fullmatch(value)
+    if not value or not match:
+        return None
+    parts = {k: float(v or 0) for k, v in match.groupdict().items()}
+    return parts["h"] * 3600 + parts["m"] * 60 + parts["s"] + parts["ms"] / 1000
+
+
+def _exhausted_bucket_reset(lowered: Mapping[str, str]) -> float | None:
+    """Without Retry-After, the reset of the rate-limit bucket that ran out
+    (`x-ratelimit-remaining-<bucket>: 0` with `x-ratelimit-reset-<bucket>`; Cerebras, OpenAI, Groq).
+    A bucket with capacity left (a daily one, say) is not what the caller waits for."""
+    waits = []
+    for name, remaining in lowered.items():
+        if not name.startswith("x-ratelimit-remaining-") or remaining.strip() not in ("0", "0.0"):
+            continue
+        reset = lowered.get("x-ratelimit-reset-" + name.removeprefix("x-ratelimit-remaining-"))
+        wait = _duration_seconds(reset) if reset is not None else None
+        if wait is not None:
+            waits.append(wait)
+    return max(waits) if waits else None
 
 
 def _retry_delay_in_body(payload: Any) -> float | None:

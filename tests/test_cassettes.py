@@ -3,6 +3,7 @@ recorded, and the secret lint over every committed cassette and fixture."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -141,7 +142,7 @@ def test_bad_mode_and_missing_cassette_are_configuration_errors(tmp_path: Path) 
             pass
 
 
-@pytest.mark.parametrize("folder", ["cassettes", "fixtures"])
+@pytest.mark.parametrize("folder", ["cassettes", "fixtures", "tests/cassettes"])
 def test_committed_files_hold_no_secrets(folder: str) -> None:
     findings = scan_secrets(REPO / folder)
     assert findings == [], "\n".join(map(str, findings))
@@ -171,3 +172,19 @@ def test_scan_flags_an_unredacted_secret_header(tmp_path: Path) -> None:
 
 def test_mask_keeps_placeholders_and_masks_keys() -> None:
     assert mask_secrets(f"key {SECRET_KEY} and sk-test-placeholder-value") == "key REDACTED and sk-test-placeholder-value"
+
+
+def test_a_long_request_body_is_stored_as_its_digest_and_matched_on_it(provider: str, tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    long_prompt = "zqxjv " * 50_000  # 300 KB: over the 256 KB limit
+    with use_cassette(path, mode="record"):
+        Client(provider, api_key=SECRET_KEY).complete(long_prompt)
+    sent = _Provider.requests[0]["body"].encode()
+    text = path.read_text()
+    assert len(text) < 10_000 and "zqxjv zqxjv" not in text
+    assert hashlib.sha256(sent).hexdigest() in text and f"bytes: {len(sent)}" in text.replace('"', "").replace("\\", "")
+    with use_cassette(path, mode="replay", strict=True):
+        assert Client(provider).complete(long_prompt).text == "pong"
+    with use_cassette(path, mode="replay"):
+        with pytest.raises(ReplayMismatchError):
+            Client(provider).complete(long_prompt + "!")

@@ -1,6 +1,6 @@
 """The client end to end on authored cassettes: sync, async, streams and a tool round trip.
 
-Expected values are literals read off the cassette bodies in `cassettes/` (the prices are
+Expected values are literals read off the cassette bodies in `tests/cassettes/` (the prices are
 gpt-4o-mini's $0.15 / $0.60 per million tokens and claude-sonnet-4-5's $3 / $15, from the
 providers' pricing pages)."""
 
@@ -22,7 +22,7 @@ from llmclient import (
     use_cassette,
 )
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+CASSETTES = Path(__file__).resolve().parent / "cassettes"  # the unit tests' own; cassettes/ is the conformance suite's
 CAPITAL_WORD = "What is the capital of France? Answer in one word."
 CAPITAL_SENTENCE = "What is the capital of France? Answer in one sentence."
 WEATHER = "What is the weather in Paris?"

@@ -282,3 +282,37 @@ def test_numeric_code_in_a_stream_error_event_gives_the_status() -> None:
     # OpenRouter/vLLM put the HTTP status in error.code of an error chunk inside a 200 stream.
     err = classify(None, {"error": {"code": 429, "message": "Rate limit exceeded: free-models-per-min."}}, provider="openrouter")
     assert (type(err).__name__, err.status_code) == ("RateLimitError", None)  # classified by it, not an HTTP status
+
+
+@pytest.mark.parametrize(("headers", "seconds"), [
+    # Cerebras: no Retry-After; the exhausted per-minute token bucket resets in 23.047 s, the daily one has room.
+    ({"x-ratelimit-remaining-tokens-minute": "0", "x-ratelimit-reset-tokens-minute": "23.04719114303589",
+      "x-ratelimit-remaining-requests-day": "14398", "x-ratelimit-reset-requests-day": "41856.2"}, 23.04719114303589),
+    ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m2.5s"}, 62.5),  # OpenAI/Groq duration
+    ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "250ms"}, 0.25),
+    ({"x-ratelimit-remaining-tokens": "12", "x-ratelimit-reset-tokens": "7s"}, None),  # not exhausted: no wait
+    ({"retry-after": "3", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "7s"}, 3.0),  # Retry-After wins
+])
+def test_retry_after_from_the_exhausted_rate_limit_bucket(headers: dict[str, str], seconds: float | None) -> None:
+    assert retry_after_from(headers) == seconds
+
+
+def test_top_level_status_code_of_a_stream_error_chunk_classifies_it() -> None:
+    chunk = {"error": {"message": "Too many tokens", "type": "too_many_requests_error"}, "status_code": 429}
+    err = classify(None, chunk, provider="cerebras")
+    assert (type(err).__name__, err.status_code) == ("RateLimitError", None)
+
+
+def test_gemini_rejected_key_is_an_authentication_error_despite_its_400() -> None:
+    body = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                                   "domain": "googleapis.com"}]}}
+    err = classify(400, body, provider="gemini")
+    assert (type(err).__name__, err.status_code) == ("AuthenticationError", 400)
+
+
+def test_groq_stream_error_status_code_inside_the_error_object() -> None:
+    event = {"error": {"message": "Service Unavailable", "type": "internal_server_error", "status_code": 503}}
+    assert type(classify(None, event, provider="groq")).__name__ == "ServerError"
+    event = {"error": {"message": "slow down", "type": "unknown_kind", "status_code": 429}}
+    assert type(classify(None, event, provider="groq")).__name__ == "RateLimitError"

@@ -3,6 +3,7 @@ README's offline example works."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,8 +18,8 @@ COMMANDS = re.findall(r"```sh\n(.+?)\n```", README)
 
 def test_readme_opens_with_the_two_setup_commands() -> None:
     assert len(COMMANDS) >= 2
-    replay, tests = COMMANDS[:2]
-    assert replay.startswith("python3 -m venv .venv && ") and " replay cassettes/" in replay
+    main_job, tests = COMMANDS[:2]
+    assert main_job.startswith("python3 -m venv .venv && ") and main_job.endswith("/llmclient conformance")
     assert tests.startswith("python3 -m venv .venv && ") and "nox -s tests typecheck" in tests
 
 
@@ -27,12 +28,11 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert ci_lines == [COMMANDS[1]]
 
 
-def test_readme_replay_example_prints_response_usage_and_cost(capsys: pytest.CaptureFixture[str],
+def test_replay_example_prints_response_usage_and_cost(capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(REPO)
-    cassette = COMMANDS[0].rsplit(" replay ", 1)[1]
-    assert main(["replay", cassette]) == 0
+    assert main(["replay", "cassettes/openai/text.yaml"]) == 0  # the example the README names
     out = capsys.readouterr().out
     assert "response  Paris.\n" in out
     assert "usage     input 21 (cache read 0, cache write 0), output 2 (reasoning 0), total 23\n" in out
@@ -51,3 +51,19 @@ def test_cli_scan_secrets_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_reports_a_missing_cassette_as_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "no/such/cassette.yaml"]) == 2
     assert "ConfigurationError: no cassette at no/such/cassette.yaml" in capsys.readouterr().err
+
+
+def test_cli_conformance_writes_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["conformance", "--provider", "openai", "--scenario", "text", "--report", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "conformance-report.json").read_text())
+    assert report["results"] == [{"provider": "openai", "scenario": "text", "outcome": "pass", "detail": "",
+                                  "seconds": report["results"][0]["seconds"]}]
+    assert report["seconds"] > 0
+    assert "| text | pass |" in (tmp_path / "conformance-report.md").read_text()
+    assert "1 pass, 0 FAIL, 0 unsupported" in capsys.readouterr().out
+
+
+def test_cli_conformance_rejects_unknown_names() -> None:
+    assert main(["conformance", "--provider", "nosuch", "--report", "/tmp/unused"]) == 2

@@ -368,3 +368,26 @@ def test_negative_usage_is_malformed() -> None:
 def test_gemini_empty_object_is_malformed() -> None:
     with pytest.raises(e.MalformedResponseError, match=r"candidates, promptFeedback or usageMetadata"):
         Assembler(REGISTRY["gemini"], "gemini-2.5-flash").response(b"{}", 0.0)
+
+
+def test_finish_reason_error_mid_stream_raises_a_server_error() -> None:
+    # Mistral ends a generation that failed upstream with finish_reason "error" (mistralai/client-python#74).
+    body = sse({"id": "m1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "1, 2, "}}]},
+               {"id": "m1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+                "usage": {"prompt_tokens": 31, "completion_tokens": 4, "total_tokens": 35}}, "[DONE]")
+    with pytest.raises(e.ServerError, match="finish_reason 'error'"):
+        run_stream("mistral", body)
+
+
+def test_an_object_error_chunk_raises() -> None:
+    body = sse({"object": "error", "message": "max_tokens must be at least 1", "type": "BadRequestError", "code": 400})
+    with pytest.raises(e.BadRequestError, match="max_tokens must be at least 1"):
+        run_stream("openai", body)
+
+
+def test_deepseek_insufficient_system_resource_is_a_server_error() -> None:
+    body = {"id": "d1", "object": "chat.completion", "model": "deepseek-chat",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "1, 2,"}, "finish_reason": "insufficient_system_resource"}],
+            "usage": {"prompt_tokens": 18, "completion_tokens": 4, "total_tokens": 22}}
+    with pytest.raises(e.ServerError, match="insufficient_system_resource"):
+        respond("deepseek", body)

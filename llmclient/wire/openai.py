@@ -41,6 +41,17 @@ FINISH_REASONS: Mapping[str, FinishReason] = {
 }
 
 
+# Finish reasons that mean the generation failed on the provider's side, not an answer: Mistral
+# and OpenRouter "error", DeepSeek "insufficient_system_resource" (its inference system ran out
+# of capacity mid-generation). They raise instead of returning the partial text.
+FAILED_GENERATION = frozenset({"error", "insufficient_system_resource"})
+
+
+def _failed_generation(payload: dict[str, Any], reason: str) -> StreamErrorEvent:
+    message = f"the provider ended the generation with finish_reason {reason!r}"
+    return StreamErrorEvent({"error": {"type": "server_error", "message": message}, "chunk": payload})
+
+
 def decode(body: Any) -> Decoded:
     if not isinstance(body, dict):
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
@@ -53,6 +64,8 @@ def decode(body: Any) -> Decoded:
     if not choices:
         return decoded
     choice = choices[0]
+    if choice.get("finish_reason") in FAILED_GENERATION:
+        raise _failed_generation(body, choice["finish_reason"])
     message = choice.get("message") or {}
     text, thinking = _content(message.get("content"))
     decoded.text = text
@@ -86,8 +99,9 @@ class StreamDecoder:
         self.chunks.append(chunk)
         if not isinstance(chunk, dict):
             raise WireFormatError(f"a stream chunk is a {type(chunk).__name__}, not an object")
-        # OpenRouter sends a mid-stream failure as a chunk that carries both `error` and choices.
-        if event.event == "error" or chunk.get("error"):
+        # OpenRouter sends a mid-stream failure as a chunk that carries both `error` and choices;
+        # vLLM-style servers as an `{"object": "error", ...}` chunk.
+        if event.event == "error" or chunk.get("error") or chunk.get("object") == "error":
             raise StreamErrorEvent(chunk)
         self._model = self._model or chunk.get("model") or None
         usage = _usage(chunk)
@@ -113,6 +127,8 @@ class StreamDecoder:
                         arguments=function.get("arguments") or "",
                     )
                 )
+            if choice.get("finish_reason") in FAILED_GENERATION:
+                raise _failed_generation(chunk, choice["finish_reason"])
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
         return events

@@ -1,0 +1,176 @@
+"""Runs one (provider, scenario) cell from its cassette and checks it against its fixture.
+
+An outcome is `pass`, `fail` (with the reason) or `unsupported` (the provider does not declare
+the capability the scenario needs: never counted as a pass). Checks compare equality with the
+hand-written fixture; on top, every response must satisfy the usage invariants of the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from conformance.scenarios import SCENARIOS, Observed, Scenario, tool_call_projection
+from conformance.targets import ROOT, Target, registered
+from llmclient import Client, LLMError, Response
+from llmclient.cassettes import Mode, use_cassette
+
+Outcome = Literal["pass", "fail", "unsupported"]
+CASSETTES = ROOT / "cassettes"
+FIXTURES = ROOT / "fixtures" / "conformance"
+
+
+@dataclass
+class Cell:
+    provider: str
+    scenario: str
+    outcome: Outcome
+    detail: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cassette_path(provider: str, scenario: str, root: Path = CASSETTES) -> Path:
+    return root / provider / f"{scenario}.yaml"
+
+
+def fixture_path(provider: str, scenario: str, root: Path = FIXTURES) -> Path:
+    return root / provider / f"{scenario}.json"
+
+
+def run_cell(target: Target, scenario: Scenario, *, mode: Mode = "replay",
+             cassettes: Path = CASSETTES, fixtures: Path = FIXTURES) -> Cell:
+    started = time.perf_counter()
+    with registered([target]):
+        cell = _run(target, scenario, mode, cassettes, fixtures)
+    cell.seconds = round(time.perf_counter() - started, 4)
+    return cell
+
+
+def _run(target: Target, scenario: Scenario, mode: Mode, cassettes: Path, fixtures: Path) -> Cell:
+    def result(outcome: Outcome, detail: str = "") -> Cell:
+        return Cell(target.provider, scenario.name, outcome, detail)
+
+    missing = sorted(scenario.requires - target.spec.capabilities)
+    if missing:
+        return result("unsupported", f"capability not declared: {', '.join(missing)}")
+    cassette = cassette_path(target.provider, scenario.name, cassettes)
+    fixture = fixture_path(target.provider, scenario.name, fixtures)
+    if mode != "replay" and not scenario.recordable:
+        mode = "replay"  # a server fault cannot be provoked on demand: keep the authored cassette
+    if mode == "replay" and not cassette.is_file():
+        return result("fail", f"no cassette at {_shown(cassette)}")
+    try:
+        with use_cassette(cassette, mode=mode) as session:
+            model = f"{target.provider}/{scenario.model or target.model}"
+            with Client(model, api_key=scenario.api_key) as client:
+                observed = scenario.call(client)
+            unplayed = session.unplayed if mode == "replay" else []
+    except LLMError as error:  # a mismatch or a scenario that should not have raised
+        return result("fail", f"{type(error).__name__}: {error}")
+    if not fixture.is_file():
+        return result("fail", f"no expected values at {_shown(fixture)}: write them by hand from the cassette")
+    expected = json.loads(fixture.read_text())
+    problems = check(scenario, observed, expected)
+    if unplayed:
+        problems.append(f"{len(unplayed)} recorded interaction(s) never requested: {'; '.join(unplayed)}")
+    return result("fail", "; ".join(problems)) if problems else result("pass")
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def check(scenario: Scenario, observed: Observed, expected: dict[str, Any]) -> list[str]:
+    """Every difference between what was observed and the fixture, as readable lines."""
+    if scenario.kind == "error":
+        return _check_error(observed, expected)
+    if observed.error is not None:
+        return [f"raised {type(observed.error).__name__}: {observed.error}"]
+    wanted = expected.get("responses", [expected])
+    if len(observed.responses) != len(wanted):
+        return [f"expected {len(wanted)} response(s), got {len(observed.responses)}"]
+    problems: list[str] = []
+    for index, (response, want) in enumerate(zip(observed.responses, wanted)):
+        where = f"response {index + 1}: " if len(wanted) > 1 else ""
+        problems += [where + problem for problem in _check_response(response, want)]
+    if scenario.kind == "stream":
+        problems += _check_stream(observed, expected)
+    return problems
+
+
+def _check_response(response: Response, want: dict[str, Any]) -> list[str]:
+    usage = response.usage.model_dump(exclude={"iterations", "total_tokens"}) if response.usage else None
+    got = {
+        "text": response.text,
+        "finish_reason": response.finish_reason,
+        "raw_finish_reason": response.raw_finish_reason,
+        "tool_calls": tool_call_projection(response.tool_calls),
+        "usage": usage,
+        "cost": None if response.cost is None else str(response.cost.total.normalize()),
+    }
+    problems = [f"{key}: expected {want[key]!r}, got {got[key]!r}" for key in got
+                if key in want and _normal(key, want[key]) != _normal(key, got[key])]
+    missing = [key for key in ("text", "finish_reason", "usage", "cost") if key not in want]
+    if missing:
+        problems.append(f"the fixture does not say the expected {', '.join(missing)}")
+    return problems + _invariants(response)
+
+
+def _normal(key: str, value: Any) -> Any:
+    if key == "cost" and value is not None:
+        return Decimal(value).normalize()
+    return value
+
+
+def _invariants(response: Response) -> list[str]:
+    usage = response.usage
+    if usage is None:
+        return ["no usage reported"]
+    problems = []
+    if usage.cache_read_tokens + usage.cache_write_tokens > usage.input_tokens:
+        problems.append(f"cache read + write {usage.cache_read_tokens}+{usage.cache_write_tokens} > input {usage.input_tokens}")
+    if usage.reasoning_tokens > usage.output_tokens:
+        problems.append(f"reasoning {usage.reasoning_tokens} > output {usage.output_tokens}")
+    if response.cost is not None and response.cost.total < 0:
+        problems.append(f"negative cost {response.cost.total}")
+    return problems
+
+
+def _check_stream(observed: Observed, expected: dict[str, Any]) -> list[str]:
+    problems = []
+    response = observed.response
+    assert response is not None
+    if "".join(observed.deltas) != response.text:
+        problems.append(f"deltas {observed.deltas!r} do not concatenate to the text {response.text!r}")
+    if "deltas" in expected and observed.deltas != expected["deltas"]:
+        problems.append(f"deltas: expected {expected['deltas']!r}, got {observed.deltas!r}")
+    least = expected.get("min_tool_fragments", 0)
+    if observed.tool_fragments < least:
+        problems.append(f"expected >= {least} streamed tool-call fragments, got {observed.tool_fragments}")
+    return problems
+
+
+def _check_error(observed: Observed, expected: dict[str, Any]) -> list[str]:
+    error = observed.error
+    if error is None:
+        return [f"expected {expected.get('error')}, but the call succeeded"]
+    got = {"error": type(error).__name__, "status_code": error.status_code, "retry_after": error.retry_after}
+    problems = [f"{key}: expected {expected[key]!r}, got {got[key]!r}" for key in got
+                if key in expected and expected[key] != got[key]]
+    if "message_contains" in expected and expected["message_contains"] not in error.message:
+        problems.append(f"message {error.message!r} lacks {expected['message_contains']!r}")
+    if "error" not in expected:
+        problems.append("the fixture does not say the expected error class")
+    return problems
+
+
+def run_matrix(chosen_targets: list[Target], scenarios: tuple[Scenario, ...] | list[Scenario] = SCENARIOS,
+               **options: Any) -> list[Cell]:
+    return [run_cell(target, scenario, **options) for target in chosen_targets for scenario in scenarios]

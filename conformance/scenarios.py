@@ -1,0 +1,158 @@
+"""The scenario catalogue: one definition per scenario, the same for every provider.
+
+A scenario is data (the prompt, the tool, the options, the capability it needs) plus one small
+function that makes the calls through the public API and returns what it observed. What a
+provider is expected to answer lives in `fixtures/conformance/<provider>/<scenario>.json`, written
+by hand from the cassette body and a cited price, never by this code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llmclient import Client, LLMError, Message, Response, ToolCall
+from llmclient.providers import Capability
+
+Kind = Literal["response", "stream", "error"]
+
+CAPITAL_WORD = "What is the capital of France? Answer in one word."
+WEATHER = "What is the weather in Paris?"
+WEATHER_TWO_CITIES = "What is the weather in Paris and in Tokyo? Check both cities."
+WEATHER_RESULT = {"temperature_c": 18, "conditions": "sunny"}
+LONG_STORY = "Write a long story about a lighthouse keeper."
+COUNT = "Count from 1 to 5, separated by commas and spaces."
+# Past every built-in model's context window once repeated (see `context_prompt`).
+CONTEXT_WORD = "zqxjv "  # rare letters: several tokens per word in every tokenizer
+
+
+def get_weather(city: str) -> str:
+    """Get the current weather for a city."""
+    raise AssertionError("scenarios answer tool calls with WEATHER_RESULT")
+
+
+@dataclass
+class Observed:
+    """What one scenario saw: the final response (or the error), and a stream's deltas."""
+
+    response: Response | None = None
+    responses: list[Response] = field(default_factory=list)
+    deltas: list[str] = field(default_factory=list)
+    tool_fragments: int = 0
+    error: LLMError | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    kind: Kind
+    call: Callable[[Client], Observed]
+    requires: frozenset[Capability] = frozenset()
+    model: str | None = None  # a model id other than the provider's conformance model
+    api_key: str | None = None  # a key other than the provider's (an invalid one, for 401)
+    interactions: int = 1
+    recordable: bool = True  # False: a server fault no request can provoke; authored only
+
+
+def _complete(prompt: Any, **options: Any) -> Callable[[Client], Observed]:
+    def call(client: Client) -> Observed:
+        response = client.complete(prompt, **options)
+        return Observed(response=response, responses=[response])
+
+    return call
+
+
+def _stream(prompt: Any, **options: Any) -> Callable[[Client], Observed]:
+    def call(client: Client) -> Observed:
+        observed = Observed()
+        stream = client.stream(prompt, **options)
+        for event in stream:
+            if event.kind == "text":
+                observed.deltas.append(event.text)
+            elif event.kind == "tool_call":
+                observed.tool_fragments += 1
+        observed.response = stream.response
+        observed.responses = [stream.response]
+        return observed
+
+    return call
+
+
+def _raises(inner: Callable[[Client], Observed]) -> Callable[[Client], Observed]:
+    def call(client: Client) -> Observed:
+        try:
+            observed = inner(client)
+        except LLMError as error:
+            return Observed(error=error)
+        return observed  # no error: the check reports it
+
+    return call
+
+
+def _tool_round_trip(client: Client) -> Observed:
+    first = client.complete(WEATHER, tools=[get_weather])
+    if not first.tool_calls:
+        return Observed(response=first, responses=[first])
+    history = [Message.user(WEATHER), first.message,
+               *(Message.tool_result(call, WEATHER_RESULT) for call in first.tool_calls)]
+    second = client.complete(history, tools=[get_weather])
+    return Observed(response=second, responses=[first, second])
+
+
+def context_prompt(words: int = 500_000) -> str:
+    """A 3 MB prompt of over 1.5M tokens: past every built-in model's window (Gemini's is 1M)."""
+    return CONTEXT_WORD * words
+
+
+def _context_window(client: Client) -> Observed:
+    return _raises(_complete(context_prompt()))(client)
+
+
+MULTI_TURN = [
+    Message.user("My name is Ada. Please remember it."),
+    Message.assistant("Nice to meet you, Ada! I'll remember your name."),
+    Message.user("What is my name? Answer in one word."),
+]
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("text", "a one-word answer: text, finish stop, usage, cost", "response", _complete(CAPITAL_WORD)),
+    Scenario("system_prompt", "a system instruction is followed", "response",
+             _complete("What is the capital of France?", system="Answer in exactly one word, in lowercase, without punctuation.")),
+    Scenario("multi_turn", "earlier turns are sent and used", "response", _complete(MULTI_TURN)),
+    Scenario("max_tokens", "a max_tokens cut finishes with 'length'", "response", _complete(LONG_STORY, max_tokens=16)),
+    Scenario("stream_text", "deltas concatenate to the text; usage once, as reported", "stream", _stream(COUNT),
+             requires=frozenset({"streaming"})),
+    Scenario("tool_call", "one client tool call with parsed arguments", "response",
+             _complete(WEATHER, tools=[get_weather]), requires=frozenset({"tools"})),
+    Scenario("parallel_tool_calls", "two tool calls in one turn", "response",
+             _complete(WEATHER_TWO_CITIES, tools=[get_weather]), requires=frozenset({"parallel_tools"})),
+    Scenario("stream_tool_call", "tool-call arguments streamed as fragments", "stream",
+             _stream(WEATHER, tools=[get_weather]), requires=frozenset({"stream_tools"})),
+    Scenario("tool_round_trip", "a tool result sent back yields the final answer", "response", _tool_round_trip,
+             requires=frozenset({"tools"}), interactions=2),
+    Scenario("error_auth", "401 -> AuthenticationError", "error", _raises(_complete(CAPITAL_WORD)),
+             api_key="invalid-key-for-conformance"),
+    Scenario("error_not_found", "an unknown model -> the provider's error for it", "error",
+             _raises(_complete(CAPITAL_WORD)), model="no-such-model"),
+    Scenario("error_bad_request", "an out-of-range temperature -> BadRequestError", "error",
+             _raises(_complete(CAPITAL_WORD, temperature=5))),
+    Scenario("error_context_window", "a prompt past the context window -> ContextWindowExceededError", "error",
+             _context_window),
+    Scenario("error_rate_limit", "429 with Retry-After -> RateLimitError.retry_after", "error",
+             _raises(_complete(CAPITAL_WORD)), recordable=False),
+    Scenario("error_server", "500 -> ServerError", "error", _raises(_complete(CAPITAL_WORD)), recordable=False),
+    Scenario("error_overloaded", "503 / Anthropic 529 -> the overloaded class", "error", _raises(_complete(CAPITAL_WORD)), recordable=False),
+    Scenario("error_malformed", "a 200 body that is not JSON -> MalformedResponseError", "error",
+             _raises(_complete(CAPITAL_WORD)), recordable=False),
+    Scenario("error_truncated_stream", "a stream cut before its end -> MalformedResponseError", "error",
+             _raises(_stream(COUNT)), requires=frozenset({"streaming"}), recordable=False),
+    Scenario("error_stream_event", "an error event inside a 200 stream -> its class", "error",
+             _raises(_stream(COUNT)), requires=frozenset({"streaming"}), recordable=False),
+)
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+def tool_call_projection(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    return [{"name": call.name, "arguments": call.arguments} for call in calls]

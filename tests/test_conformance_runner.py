@@ -1,0 +1,94 @@
+"""The conformance runner's guards: a cell fails on a fixture difference, an unplayed interaction,
+a request with no recorded match, or a missing cassette; a capability not declared is
+"unsupported", never a pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.runner import Cell, run_cell
+from conformance.scenarios import BY_NAME
+from conformance.targets import Target
+from llmclient import ProviderSpec, register_provider, unregister_provider
+
+TEXT_CASSETTE = Path(__file__).resolve().parent / "cassettes" / "openai" / "text.yaml"
+EXPECTED = {
+    "text": "Paris.", "finish_reason": "stop", "raw_finish_reason": "stop", "tool_calls": [],
+    "usage": {"input_tokens": 21, "output_tokens": 2, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0},
+    "cost": "0.00000435",
+}
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    cassettes, fixtures = tmp_path / "cassettes", tmp_path / "fixtures"
+    (cassettes / "openai").mkdir(parents=True)
+    (fixtures / "openai").mkdir(parents=True)
+    shutil.copy(TEXT_CASSETTE, cassettes / "openai" / "text.yaml")
+    (fixtures / "openai" / "text.json").write_text(json.dumps(EXPECTED))
+    return cassettes, fixtures
+
+
+def run(dirs: tuple[Path, Path], scenario: str = "text", target: Target = Target("openai", "gpt-4o-mini")) -> Cell:
+    return run_cell(target, BY_NAME[scenario], cassettes=dirs[0], fixtures=dirs[1])
+
+
+def test_a_matching_cell_passes(dirs: tuple[Path, Path]) -> None:
+    assert run(dirs).outcome == "pass"
+
+
+@pytest.mark.parametrize(("field", "wrong", "shown"), [
+    ("text", "Lyon.", "text: expected 'Lyon.', got 'Paris.'"),
+    ("cost", "0.0000044", "cost: expected '0.0000044', got '0.00000435'"),
+    ("usage", {**EXPECTED["usage"], "cache_read_tokens": 5}, "usage: expected"),
+    ("finish_reason", "length", "finish_reason: expected 'length', got 'stop'"),
+])
+def test_a_fixture_difference_fails_naming_the_field(dirs: tuple[Path, Path], field: str, wrong: object, shown: str) -> None:
+    (dirs[1] / "openai" / "text.json").write_text(json.dumps({**EXPECTED, field: wrong}))
+    cell = run(dirs)
+    assert cell.outcome == "fail" and shown in cell.detail
+
+
+def test_an_unplayed_interaction_fails(dirs: tuple[Path, Path]) -> None:
+    path = dirs[0] / "openai" / "text.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["interactions"].append(data["interactions"][0])
+    path.write_text(yaml.safe_dump(data))
+    cell = run(dirs)
+    assert cell.outcome == "fail" and "1 recorded interaction(s) never requested" in cell.detail
+
+
+def test_a_request_without_a_recorded_match_fails(dirs: tuple[Path, Path]) -> None:
+    path = dirs[0] / "openai" / "text.yaml"
+    path.write_text(path.read_text().replace("https://api.openai.com/v1/chat/completions", "https://api.openai.com/v1/responses"))
+    cell = run(dirs)
+    assert cell.outcome == "fail"
+    assert "ReplayMismatchError: openai/gpt-4o-mini: no recorded interaction for POST https://api.openai.com/v1/chat/completions" in cell.detail
+
+
+def test_a_missing_cassette_or_fixture_fails(dirs: tuple[Path, Path]) -> None:
+    assert run(dirs, "system_prompt").detail.startswith("no cassette at ")
+    (dirs[1] / "openai" / "text.json").unlink()
+    assert run(dirs).detail.startswith("no expected values at ")
+
+
+def test_an_error_scenario_that_succeeds_fails(dirs: tuple[Path, Path]) -> None:
+    shutil.copy(dirs[0] / "openai" / "text.yaml", dirs[0] / "openai" / "error_server.yaml")
+    (dirs[1] / "openai" / "error_server.json").write_text(json.dumps({"error": "ServerError", "status_code": 500}))
+    cell = run(dirs, "error_server")
+    assert (cell.outcome, cell.detail) == ("fail", "expected ServerError, but the call succeeded")
+
+
+def test_an_undeclared_capability_is_unsupported_not_pass(dirs: tuple[Path, Path]) -> None:
+    register_provider(ProviderSpec(name="plain", base_url="https://plain.example/v1", api_key_env="PLAIN_API_KEY",
+                                   capabilities=frozenset()))
+    try:
+        cell = run(dirs, "tool_call", Target("plain", "m"))
+    finally:
+        unregister_provider("plain")
+    assert (cell.outcome, cell.detail) == ("unsupported", "capability not declared: tools")
