@@ -58,7 +58,7 @@ def captured_requests(provider: str, scenario_name: str) -> list[dict[str, Any]]
     with registered([target]), _replay_scope(True), recorder.use_cassette(str(cassette_path(provider, scenario_name))):
         calling = True
         try:
-            scenario.call(Client(f"{provider}/{scenario.model or target.model}"))
+            scenario.call(Client(f"{provider}/{scenario.model or target.model_for(scenario.requires)}"))
         except LLMError as error:
             print(f"(the scenario raised {type(error).__name__}: {error})", file=sys.stderr)
     return seen

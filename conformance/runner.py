@@ -68,7 +68,7 @@ def _run(target: Target, scenario: Scenario, mode: Mode, cassettes: Path, fixtur
         return result("fail", f"no cassette at {_shown(cassette)}")
     try:
         with use_cassette(cassette, mode=mode) as session:
-            model = f"{target.provider}/{scenario.model or target.model}"
+            model = f"{target.provider}/{scenario.model or target.model_for(scenario.requires)}"
             with Client(model, api_key=scenario.api_key) as client:
                 observed = scenario.call(client)
             unplayed = session.unplayed if mode == "replay" else []

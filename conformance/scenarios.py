@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from llmclient import Client, LLMError, Message, Response, ToolCall
@@ -23,6 +24,9 @@ WEATHER_TWO_CITIES = "What is the weather in Paris and in Tokyo? Check both citi
 WEATHER_RESULT = {"temperature_c": 18, "conditions": "sunny"}
 LONG_STORY = "Write a long story about a lighthouse keeper."
 COUNT = "Count from 1 to 5, separated by commas and spaces."
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+IMAGE_QUESTION = "What colour is this image? Answer in one word."
+PDF_QUESTION = "What text does this document contain? Answer with the text only."
 # Past every built-in model's context window once repeated (see `context_prompt`).
 CONTEXT_WORD = "zqxjv "  # rare letters: several tokens per word in every tokenizer
 
@@ -132,6 +136,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              _stream(WEATHER, tools=[get_weather]), requires=frozenset({"stream_tools"})),
     Scenario("tool_round_trip", "a tool result sent back yields the final answer", "response", _tool_round_trip,
              requires=frozenset({"tools"}), interactions=2),
+    Scenario("image_input", "an attached PNG is seen (fixtures/tiny.png, solid red)", "response",
+             _complete(IMAGE_QUESTION, files=[FIXTURES / "tiny.png"]), requires=frozenset({"vision"})),
+    Scenario("pdf_input", "an attached PDF is read (fixtures/tiny.pdf)", "response",
+             _complete(PDF_QUESTION, files=[FIXTURES / "tiny.pdf"]), requires=frozenset({"pdf"})),
     Scenario("error_auth", "401 -> AuthenticationError", "error", _raises(_complete(CAPITAL_WORD)),
              api_key="invalid-key-for-conformance"),
     Scenario("error_not_found", "an unknown model -> the provider's error for it", "error",

@@ -31,11 +31,19 @@ BUILTIN_MODELS = {
 }
 
 
+# Where the conformance model lacks a capability its provider offers, the model that has it.
+CAPABILITY_MODELS = {("groq", "vision"): "meta-llama/llama-4-scout-17b-16e-instruct"}
+
+
 @dataclass(frozen=True)
 class Target:
     provider: str
     model: str
     added: ProviderSpec | None = None  # the spec of a provider the configuration file adds
+
+    def model_for(self, needs: frozenset[str]) -> str:
+        return next((CAPABILITY_MODELS[(self.provider, c)] for c in sorted(needs) if (self.provider, c) in CAPABILITY_MODELS),
+                    self.model)
 
     @property
     def spec(self) -> ProviderSpec:

@@ -27,6 +27,7 @@ from llmclient.request import Request, Tool
 from llmclient.streaming import AsyncStream, Stream
 from llmclient.types import (
     Cost,
+    FilePart,
     FinishReason,
     Message,
     Prices,
@@ -50,6 +51,7 @@ __all__ = [
     "ContentFilterError",
     "ContextWindowExceededError",
     "Cost",
+    "FilePart",
     "FinishReason",
     "InvalidRequestError",
     "LLMError",

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from llmclient import cassettes
+from llmclient import cassettes, files
 from llmclient.assemble import Assembler
 from llmclient.errors import ConfigurationError
 from llmclient.providers import resolve_model
@@ -23,7 +23,7 @@ class Client:
     """A client for one model, e.g. `Client("openai/gpt-4o-mini")`.
 
     Every call takes a prompt (a string, or a list of messages) and the keywords of
-    `Request.build`: `system=`, `tools=`, `tool_choice=`, `max_tokens=`, `temperature=`; any other
+    `Request.build`: `system=`, `tools=`, `tool_choice=`, `files=`, `max_tokens=`, `temperature=`; any other
     keyword is a provider option passed through unchanged. A ready `Request` is accepted too.
     """
 
@@ -102,6 +102,7 @@ class Client:
             request = prompt
         else:
             request = Request.build(prompt, **options)
+        files.check(request.messages, self.spec, self.model_id)  # capability and size, before any request
         return self._backend().prepare(request, stream=stream), self._key()
 
     def _key(self) -> str:

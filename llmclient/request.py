@@ -16,7 +16,8 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from llmclient.errors import InvalidRequestError
-from llmclient.types import ROLES, Message, TextPart, ToolCall, tool_result_text
+from llmclient.files import FileLike, with_files
+from llmclient.types import ROLES, FilePart, Message, TextPart, ToolCall, tool_result_text
 
 Prompt = str | Message | Sequence[Message | Mapping[str, Any]]
 
@@ -57,11 +58,16 @@ class Request(BaseModel):
         system: str | None = None,
         tools: Sequence[ToolLike] | None = None,
         tool_choice: str | None = None,
+        files: Sequence[FileLike] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
         **provider_options: Any,
     ) -> Request:
         messages = _messages(prompt)
+        if files is not None:
+            if isinstance(files, (str, bytes)) or not isinstance(files, Sequence):
+                raise InvalidRequestError("files= takes a list (of paths, bytes, file objects or URLs)")
+            messages = with_files(messages, files)
         if system is not None:
             if not isinstance(system, str) or not system.strip():
                 raise InvalidRequestError("system= is empty: pass the instructions as a non-empty string, or omit it")
@@ -143,13 +149,13 @@ def _message(item: object, index: int) -> Message:  # validated at runtime: call
     return message
 
 
-def _content(content: Any, where: str) -> str | list[TextPart]:
+def _content(content: Any, where: str) -> str | list[TextPart | FilePart]:
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
-        parts = []
+        parts: list[TextPart | FilePart] = []
         for i, part in enumerate(content):
-            if isinstance(part, TextPart):
+            if isinstance(part, (TextPart, FilePart)):
                 parts.append(part)
             elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 parts.append(TextPart(text=part["text"]))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, computed_field, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
@@ -30,7 +30,27 @@ class TextPart(_Value):
     text: str
 
 
-Part = TextPart
+class FilePart(_Value):
+    """An attached file: an image or a PDF, inline (`data`, base64) or by `url`.
+    Build one with `llmclient.files.attachment(...)` or pass `files=[...]` to a call."""
+
+    type: Literal["file"] = "file"
+    media_type: str
+    name: str
+    data: str | None = None  # base64
+    url: str | None = None
+    size: int | None = None  # bytes, when known
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    @property
+    def data_url(self) -> str:
+        return self.url if self.url is not None else f"data:{self.media_type};base64,{self.data}"
+
+
+Part = Annotated[TextPart | FilePart, Field(discriminator="type")]
 
 
 class ToolCall(_Value):
@@ -75,7 +95,11 @@ class Message(_Value):
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.text for part in self.content)
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+    @property
+    def files(self) -> list[FilePart]:
+        return [] if isinstance(self.content, str) else [p for p in self.content if isinstance(p, FilePart)]
 
 
 def tool_result_text(tool_name: str, result: Any) -> str:

@@ -15,6 +15,7 @@ from conformance.runner import Cell, run_cell
 from conformance.scenarios import BY_NAME
 from conformance.targets import Target
 from llmclient import ProviderSpec, register_provider, unregister_provider
+from tests.test_cassettes import SECRET_KEY, _Provider, provider  # noqa: F401  (provider is a fixture)
 
 TEXT_CASSETTE = Path(__file__).resolve().parent / "cassettes" / "openai" / "text.yaml"
 EXPECTED = {
@@ -92,3 +93,32 @@ def test_an_undeclared_capability_is_unsupported_not_pass(dirs: tuple[Path, Path
     finally:
         unregister_provider("plain")
     assert (cell.outcome, cell.detail) == ("unsupported", "capability not declared: tools")
+
+
+def test_record_mode_records_through_the_scrubbing_pipeline_then_replays(
+        provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmclient import REGISTRY
+
+    monkeypatch.setenv("LOOPBACK_API_KEY", SECRET_KEY)
+    target = Target("loopback", "local-model", REGISTRY["loopback"])
+    cassettes, fixtures = tmp_path / "cassettes", tmp_path / "fixtures"
+    (fixtures / "loopback").mkdir(parents=True)
+    # Written from the loopback server's canned answer (tests/test_cassettes.py ANSWER); no price known.
+    (fixtures / "loopback" / "text.json").write_text(json.dumps({
+        "text": "pong", "finish_reason": "stop", "cost": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0}}))
+    recorded = run_cell(target, BY_NAME["text"], mode="record", cassettes=cassettes, fixtures=fixtures)
+    assert (recorded.outcome, len(_Provider.requests)) == ("pass", 1)
+    cassette = (cassettes / "loopback" / "text.yaml").read_text()
+    assert SECRET_KEY not in cassette and "REDACTED" in cassette
+    replayed = run_cell(target, BY_NAME["text"], cassettes=cassettes, fixtures=fixtures)
+    assert (replayed.outcome, len(_Provider.requests)) == ("pass", 1)  # the replay sent nothing
+
+
+def test_server_faults_are_never_recorded(provider: str, tmp_path: Path) -> None:
+    from llmclient import REGISTRY
+
+    cell = run_cell(Target("loopback", "m", REGISTRY["loopback"]), BY_NAME["error_server"], mode="record",
+                    cassettes=tmp_path, fixtures=tmp_path)
+    assert (cell.outcome, _Provider.requests) == ("fail", [])
+    assert cell.detail.startswith("no cassette at")  # replayed from the authored cassette, never provoked

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmclient.types import FinishReason, Message, StreamEvent, ToolCall
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
 from llmclient.wire import (
     Decoded,
     StreamErrorEvent,
@@ -188,7 +188,8 @@ def encode_message(message: Message) -> dict[str, Any]:
     content: Any = (
         message.content
         if isinstance(message.content, str)
-        else [{"type": "text", "text": part.text} for part in message.content]
+        else [{"type": "text", "text": part.text} if isinstance(part, TextPart) else _file_block(part)
+              for part in message.content]
     )
     out: dict[str, Any] = {"role": message.role, "content": content}
     if message.role == "assistant":
@@ -203,6 +204,15 @@ def encode_message(message: Message) -> dict[str, Any]:
         if message.name:
             out["name"] = message.name
     return out
+
+
+def _file_block(part: FilePart) -> dict[str, Any]:
+    """A file as a chat-completions content block (litellm translates it for the other wires)."""
+    if part.is_image:
+        return {"type": "image_url", "image_url": {"url": part.data_url}}
+    if part.url is not None:
+        return {"type": "file", "file": {"file_id": part.url}}
+    return {"type": "file", "file": {"filename": part.name, "file_data": part.data_url}}
 
 
 def encode_tool(tool: Tool) -> dict[str, Any]:

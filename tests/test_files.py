@@ -1,0 +1,88 @@
+"""Attachments: typed by content, checked against the provider before any request, encoded as
+the chat-completions blocks litellm translates."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+
+from llmclient import BadRequestError, Client, InvalidRequestError, Request, UnsupportedCapabilityError
+from llmclient.files import attachment, sniff
+from llmclient.wire.openai import encode_message
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PNG = (FIXTURES / "tiny.png").read_bytes()
+PDF = (FIXTURES / "tiny.pdf").read_bytes()
+
+
+@pytest.mark.parametrize(("head", "media_type"), [
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
+    (b"GIF89a\x01\x00", "image/gif"),
+    (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "image/webp"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),  # a RIFF that is not WebP
+    (b"%PDF-1.7\n", "application/pdf"),
+    (b"# heading\n", None),
+])
+def test_sniff_by_magic_bytes(head: bytes, media_type: str | None) -> None:
+    assert sniff(head) == media_type
+
+
+def test_type_comes_from_content_not_name(tmp_path: Path) -> None:
+    disguised = tmp_path / "report.pdf"
+    disguised.write_bytes(PNG)
+    part = attachment(disguised)
+    assert (part.media_type, part.name, part.size) == ("image/png", "report.pdf", 74)
+    assert base64.b64decode(part.data or "") == PNG
+
+
+def test_bytes_file_objects_and_urls() -> None:
+    assert attachment(PDF).media_type == "application/pdf"
+    assert attachment(io.BytesIO(PNG)).media_type == "image/png"
+    part = attachment("https://example.com/scans/page-1.PNG?sig=abc")
+    assert (part.media_type, part.url, part.data) == ("image/png", "https://example.com/scans/page-1.PNG?sig=abc", None)
+    with pytest.raises(InvalidRequestError, match="binary mode"):
+        attachment(io.StringIO("text"))  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="a URL must end in one of"):
+        attachment("https://example.com/download?id=7")
+    with pytest.raises(InvalidRequestError, match="no file at"):
+        attachment("does/not/exist.png")
+
+
+def test_unsupported_content_is_refused_naming_the_file(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    with pytest.raises(UnsupportedCapabilityError, match=r"notes\.png: not a supported file type"):
+        Request.build("look", files=[notes])
+
+
+def test_files_join_the_last_user_turn_and_encode_as_blocks() -> None:
+    request = Request.build("What colour?", files=[FIXTURES / "tiny.png", FIXTURES / "tiny.pdf"])
+    encoded = encode_message(request.messages[-1])
+    assert encoded["content"] == [
+        {"type": "text", "text": "What colour?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}},
+        {"type": "file", "file": {"filename": "tiny.pdf", "file_data": "data:application/pdf;base64," + base64.b64encode(PDF).decode()}},
+    ]
+    assert request.messages[-1].text == "What colour?"
+
+
+def test_a_provider_without_vision_refuses_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)  # the capability check comes before even the key
+    with pytest.raises(UnsupportedCapabilityError, match=r"tiny\.png is image/png, but deepseek does not declare 'vision'"):
+        Client("deepseek/deepseek-chat").complete("What colour?", files=[FIXTURES / "tiny.png"])
+
+
+def test_an_oversized_image_names_the_file_and_the_limit(tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(PNG[:16] + bytes(6 * 1024 * 1024))  # 6 MB: over Anthropic's 5 MB per image
+    with pytest.raises(BadRequestError, match=r"big\.png is 6\.0 MB; anthropic accepts image/png up to 5 MB"):
+        Client("anthropic/claude-sonnet-4-5", api_key="unused").complete("What colour?", files=[big])
+
+
+def test_files_must_be_a_list() -> None:
+    with pytest.raises(InvalidRequestError, match="files= takes a list"):
+        Request.build("hi", files="fixtures/tiny.png")  # type: ignore[arg-type]
