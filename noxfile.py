@@ -57,3 +57,4 @@ def coverage(session: nox.Session) -> None:
 def benchmarks(session: nox.Session) -> None:
     """Performance as ratios against baselines measured in the same run (not a pass/fail gate)."""
     session.run(PYTHON, "benchmarks/import_time.py")
+    session.run(PYTHON, "benchmarks/cost.py")

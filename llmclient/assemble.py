@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
+from email.utils import parsedate_to_datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,7 +50,7 @@ class Assembler:
             model=self.model_id,
         )
 
-    def response(self, body: bytes, started: float) -> Response:
+    def response(self, body: bytes, started: float, on: date | None = None) -> Response:
         """A whole (non-streamed) 2xx body as a Response."""
         try:
             payload = json.loads(body)
@@ -57,15 +59,15 @@ class Assembler:
             raise self.stream_error(event) from event
         except _SHAPE_ERRORS as problem:
             raise self.malformed(problem, body) from problem
-        return self.build(decoded, payload if isinstance(payload, dict) else {"body": payload}, started)
+        return self.build(decoded, payload if isinstance(payload, dict) else {"body": payload}, started, on)
 
-    def build(self, decoded: Decoded, raw: dict[str, Any], started: float) -> Response:
+    def build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: date | None = None) -> Response:
         try:
-            return self._build(decoded, raw, started)
+            return self._build(decoded, raw, started, on)
         except _SHAPE_ERRORS as problem:  # e.g. a negative token count (pydantic ValidationError is a ValueError)
             raise self.malformed(problem, json.dumps(raw, default=str)) from problem
 
-    def _build(self, decoded: Decoded, raw: dict[str, Any], started: float) -> Response:
+    def _build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: date | None) -> Response:
         normalised = usage.normalise(self.spec.wire, decoded.raw_usage)
         model = decoded.model or self.model_id
         return Response(
@@ -75,7 +77,10 @@ class Assembler:
             finish_reason=normalise_finish(self.codec.FINISH_REASONS, decoded.raw_finish_reason, bool(decoded.tool_calls)),
             raw_finish_reason=decoded.raw_finish_reason,
             usage=normalised,
-            cost=pricing.cost(self.spec.name, model, normalised, decoded.raw_usage),
+            cost=pricing.cost(
+                self.spec.name, model, normalised, decoded.raw_usage, on=on, base_url=self.spec.base_url,
+                service_tier=decoded.service_tier or _usage_tier(decoded.raw_usage),
+            ),
             model=model,
             provider=self.spec.name,
             latency_ms=(time.perf_counter() - started) * 1000,
@@ -83,12 +88,29 @@ class Assembler:
         )
 
 
+def _usage_tier(raw_usage: dict[str, Any] | None) -> str | None:
+    tier = (raw_usage or {}).get("service_tier")  # Anthropic reports it inside usage
+    return tier if isinstance(tier, str) else None
+
+
+def call_date(headers: Mapping[str, str]) -> date | None:
+    """The day the provider answered (its Date header): the call is priced at that day's price."""
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).date()
+    except (TypeError, ValueError):
+        return None
+
+
 class StreamAssembly:
     """Turns a stream's bytes, as they arrive, into events, and its end into a Response."""
 
-    def __init__(self, assembler: Assembler, started: float) -> None:
+    def __init__(self, assembler: Assembler, started: float, on: date | None = None) -> None:
         self._assembler = assembler
         self._started = started
+        self._on = on
         self._parser = SSEParser()
         self._decoder: StreamDecoder = assembler.codec.StreamDecoder()
 
@@ -102,7 +124,7 @@ class StreamAssembly:
         except WireFormatError as problem:
             last = self._decoder.chunks[-1] if self._decoder.chunks else ""
             raise self._assembler.malformed(problem, json.dumps(last)) from problem
-        return self._assembler.build(decoded, {"chunks": self._decoder.chunks}, self._started)
+        return self._assembler.build(decoded, {"chunks": self._decoder.chunks}, self._started, self._on)
 
     def _decode(self, events_of: Any, sample: bytes) -> list[StreamEvent]:
         out: list[StreamEvent] = []

@@ -6,6 +6,7 @@
     llmclient replay cassettes/openai/text.yaml [--stream]   replay a cassette offline and show
                                                             the response, its usage and cost
     llmclient providers                                     the provider registry
+    llmclient models prices [PROVIDER/MODEL | PROVIDER]     prices per 1M tokens, with source and date
     llmclient scan-secrets cassettes fixtures               lint files for keys (exit 1 if any)
 """
 
@@ -52,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--prompt", help="the prompt (default: the last user message of the first recorded request)")
     replay.add_argument("--stream", action="store_true", help="stream, printing deltas as they arrive")
     replay.set_defaults(run=_replay)
+
+    models = commands.add_parser("models", help="model information").add_subparsers(required=True, metavar="WHAT")
+    prices = models.add_parser("prices", help="a model's prices (per 1M tokens) with their source and date")
+    prices.add_argument("model", nargs="?", default="", help="provider/model, or a provider to list its models")
+    prices.add_argument("--on", help="the date to price at (YYYY-MM-DD; default today)")
+    prices.set_defaults(run=_prices)
 
     providers = commands.add_parser("providers", help="list the provider registry")
     providers.set_defaults(run=_providers)
@@ -164,6 +171,42 @@ def _last_user_text(request: dict[str, Any]) -> str:
             return content
         return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
     return ""
+
+
+def _prices(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import date
+
+    from llmclient import pricing
+
+    on = None
+    if args.on:
+        try:
+            on = date.fromisoformat(args.on)
+        except ValueError as exc:
+            raise ConfigurationError(f"--on {args.on!r} is not a date (YYYY-MM-DD)") from exc
+    if "/" not in args.model:
+        keys = pricing.keys(args.model)
+        out.write("\n".join(keys) + f"\n{len(keys)} priced models (table {pricing.table_version()})\n")
+        return 0
+    provider, model = args.model.split("/", 1)
+    key = pricing.resolve(provider, model)
+    row = pricing.row_for(key, on) if key else None
+    if key is None or row is None:
+        out.write(f"no price known for {args.model} (table {pricing.table_version()})\n")
+        return 1
+    out.write(f"{args.model} -> {key}  (in force {row.start or 'since listed'} .. {row.end or 'now'})\n")
+    out.write(_per_million("", row.prices))
+    for above, tier in row.tiers:
+        out.write(_per_million(f"above {above:,} input tokens: ", tier))
+    for name, tier in sorted(row.service_tiers.items()):
+        out.write(_per_million(f"{name}: ", tier))
+    out.write(f"source   {row.source}\nas of    {row.as_of}\ntable    {pricing.table_version()}\n")
+    return 0
+
+
+def _per_million(label: str, prices: dict[str, Decimal]) -> str:
+    parts = [f"{name} ${_dollars(price * 1_000_000)}" for name, price in prices.items()]
+    return f"{label}{', '.join(parts)}  (USD per 1M tokens)\n"
 
 
 def _providers(args: argparse.Namespace, out: TextIO) -> int:

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from llmclient import cassettes, files
-from llmclient.assemble import Assembler
+from llmclient.assemble import Assembler, call_date
 from llmclient.errors import ConfigurationError
 from llmclient.providers import resolve_model
 from llmclient.request import Prompt, Request
@@ -124,4 +124,4 @@ class Client:
     def _finish(self, reply: Reply, body: bytes, started: float) -> Response:
         if reply.status >= 400:
             raise self._assembler.http_error(reply.status, reply.response.headers, body) from reply.litellm_error
-        return self._assembler.response(body, started)
+        return self._assembler.response(body, started, call_date(reply.response.headers))

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
-from llmclient.assemble import Assembler, StreamAssembly
+from llmclient.assemble import Assembler, StreamAssembly, call_date
 from llmclient.errors import APIError, transport_error
 from llmclient.types import Response, StreamEvent, ToolCallDelta
 
@@ -58,10 +58,10 @@ class Stream:
             if reply.status >= 400:
                 raise self._assembler.http_error(reply.status, reply.response.headers, reply.body()) from reply.litellm_error
             if not _is_event_stream(reply):
-                self._response = self._assembler.response(reply.body(), started)
+                self._response = self._assembler.response(reply.body(), started, call_date(reply.response.headers))
                 yield from events_of(self._response)
                 return
-            assembly = StreamAssembly(self._assembler, started)
+            assembly = StreamAssembly(self._assembler, started, call_date(reply.response.headers))
             for chunk in self._chunks(reply):
                 yield from assembly.feed(chunk)
             self._response = assembly.finish()
@@ -125,11 +125,11 @@ class AsyncStream:
                 body = await reply.abody()
                 raise self._assembler.http_error(reply.status, reply.response.headers, body) from reply.litellm_error
             if not _is_event_stream(reply):
-                self._response = self._assembler.response(await reply.abody(), started)
+                self._response = self._assembler.response(await reply.abody(), started, call_date(reply.response.headers))
                 for event in events_of(self._response):
                     yield event
                 return
-            assembly = StreamAssembly(self._assembler, started)
+            assembly = StreamAssembly(self._assembler, started, call_date(reply.response.headers))
             try:
                 async for chunk in reply.response.aiter_bytes():
                     for event in assembly.feed(chunk):

@@ -168,14 +168,21 @@ class Usage(_Value):
 
 
 class Prices(_Value):
-    """Per-token USD prices used to compute a `Cost`, and where they came from."""
+    """The per-token USD prices a `Cost` used, and where they came from: the table row (`model`,
+    `source`, `as_of`, `table_version`), the input-size tier and the service tier applied."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+    above_input_tokens: int | None = None  # the tier applied: prices for requests above this size
+    service_tier: str | None = None  # "batch" | "priority" | "flex" when those prices applied
+    model: str | None = None  # the table entry, e.g. "anthropic/claude-sonnet-4-5-20250929"
     source: str
     as_of: str
+    table_version: str | None = None
 
 
 class Cost(_Value):

@@ -16,6 +16,7 @@ import os
 import re
 import time
 from collections import defaultdict
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 import llmclient
-from llmclient import Client, LLMError, ProviderSpec, register_provider, use_cassette
+from llmclient import Client, LLMError, ProviderSpec, Response, register_provider, use_cassette
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LLMCLIENT_REFERENCE_TRAFFIC", REPO.parent / "shared" / "reference-traffic"))
@@ -65,6 +66,7 @@ class Outcome:
     case: Case
     fields: dict[str, bool] = field(default_factory=dict)
     detail: dict[str, str] = field(default_factory=dict)
+    response: Response | None = None
 
 
 def cases() -> list[Case]:
@@ -193,6 +195,7 @@ def replay(case: Case) -> Outcome:
         except LLMError as exc:
             error = exc
         played = cassette.all_played
+    outcome.response = response
     expected_class = expected_error_class(case)
     got_class = type(error).__name__ if error else None
     outcome.fields["error"] = got_class == expected_class and played
@@ -260,3 +263,79 @@ if __name__ == "__main__":
     print(render(summary))
     for key, detail in summary["failures"].items():
         print(key, detail)
+
+
+def expected_cost_total(outcome: Outcome) -> Decimal | None:
+    """The formula on the normalised usage, at the per-token prices the cost says it used; the
+    split of 1-hour cache writes comes from the recorded body. Independent of pricing.py's code."""
+    response = outcome.response
+    if response is None or response.usage is None or response.cost is None or response.cost.prices is None:
+        return None
+    usage, prices = response.usage, response.cost.prices
+    if usage.iterations and any(step.model and step.model != response.model for step in usage.iterations):
+        return None  # priced per iteration at several models' prices: checked by unit tests
+    hour = 0
+    for payload in _payloads(outcome.case):
+        found = _find(payload, "ephemeral_1h_input_tokens")
+        hour = found if isinstance(found, int) else hour
+    hour = min(hour, usage.cache_write_tokens)
+    read = prices.cache_read if prices.cache_read is not None else prices.input
+    write = prices.cache_write if prices.cache_write is not None else prices.input
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+    if uncached < 0 and prices.cache_read is None and prices.cache_write is None:
+        uncached, read, write = usage.input_tokens, Decimal(0), Decimal(0)
+    reasoning = prices.reasoning if prices.reasoning is not None else prices.output
+    return (uncached * prices.input + usage.cache_read_tokens * read
+            + (usage.cache_write_tokens - hour) * write + hour * (prices.cache_write_1h or write)
+            + (usage.output_tokens - usage.reasoning_tokens) * prices.output + usage.reasoning_tokens * reasoning)
+
+
+def _find(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        if key in value:
+            return value[key]
+        for item in value.values():
+            found = _find(item, key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _find(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def cost_report(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Per provider: interactions with usage, how many priced, how many match the formula; and
+    for OpenRouter cases that report a cost, ours against theirs."""
+    per: dict[str, dict[str, int]] = defaultdict(lambda: {"with_usage": 0, "priced": 0, "formula_checked": 0, "formula_exact": 0})
+    mismatches, unpriced, provider_costs = [], [], []
+    for o in outcomes:
+        r = o.response
+        if r is None or r.usage is None:
+            continue
+        row = per[o.case.provider]
+        row["with_usage"] += 1
+        if r.cost is None:
+            unpriced.append(f"{o.case.key} ({r.model})")
+            continue
+        row["priced"] += 1
+        if r.cost.source == "provider":
+            ours = r.cost.computed_total
+            gap = None if ours is None or not r.cost.total else float(abs(ours - r.cost.total) / r.cost.total)
+            provider_costs.append({"case": o.case.key, "model": r.model, "reported": str(r.cost.total),
+                                   "computed": None if ours is None else str(ours.normalize()), "gap": gap})
+            continue
+        expected = expected_cost_total(o)
+        if expected is None:
+            continue
+        row["formula_checked"] += 1
+        if expected == r.cost.total:
+            row["formula_exact"] += 1
+        else:
+            mismatches.append(f"{o.case.key}: expected {expected}, got {r.cost.total}")
+    totals = {key: sum(row[key] for row in per.values()) for key in ("with_usage", "priced", "formula_checked", "formula_exact")}
+    return {"per_provider": {p: dict(v) for p, v in sorted(per.items())}, "totals": totals,
+            "priced_rate": totals["priced"] / max(totals["with_usage"], 1), "unpriced": unpriced,
+            "formula_mismatches": mismatches, "provider_reported": provider_costs}

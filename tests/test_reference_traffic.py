@@ -78,3 +78,40 @@ def test_flagship_providers_pass_every_non_error_case(replayed: tuple[list[Any],
     assert not unexplained
     cases = sum(o.case.provider in FLAGSHIP for o in outcomes)
     assert cases > 300, f"only {cases} flagship cases found: is the corpus complete?"
+
+
+@pytest.fixture(scope="module")
+def costs(replayed: tuple[list[reference_traffic.Outcome], dict[str, Any]]) -> dict[str, Any]:
+    report = reference_traffic.cost_report(replayed[0])
+    REPORT.with_name("reference-traffic-cost.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def test_priced_share_holds_its_floor(costs: dict[str, Any], ratchet: dict[str, Any],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    totals = costs["totals"]
+    with capsys.disabled():
+        print(f"\ncost: {totals['priced']}/{totals['with_usage']} interactions with usage priced "
+              f"({costs['priced_rate']:.1%}); formula exact on {totals['formula_exact']}/{totals['formula_checked']}")
+        for provider, row in costs["per_provider"].items():
+            print(f"  {provider:<22} priced {row['priced']:>3}/{row['with_usage']:<3} formula {row['formula_exact']}/{row['formula_checked']}")
+    assert costs["priced_rate"] >= ratchet["cost"]["priced_floor"]
+
+
+def test_every_unpriced_model_is_explained(costs: dict[str, Any], ratchet: dict[str, Any]) -> None:
+    explained = ratchet["cost"]["unpriced"]
+    unexplained = [case for case in costs["unpriced"]
+                   if f"{case.split('/')[0]}/*{case.rsplit(' (', 1)[1].rstrip(')')}" not in explained]
+    assert not unexplained
+
+
+def test_every_priced_cost_matches_the_formula(costs: dict[str, Any]) -> None:
+    assert costs["formula_mismatches"] == []
+    assert costs["totals"]["formula_checked"] > 500
+
+
+def test_openrouter_reported_cost_matches_ours_within_one_percent(costs: dict[str, Any], ratchet: dict[str, Any]) -> None:
+    gaps = {c["case"]: c for c in costs["provider_reported"] if c["gap"] is not None and c["gap"] > 0.01}
+    assert sorted(gaps) == sorted(ratchet["cost"]["provider_gaps"])
+    compared = [c for c in costs["provider_reported"] if c["gap"] is not None]
+    assert len(compared) >= 20

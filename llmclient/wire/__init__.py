@@ -40,6 +40,7 @@ class Decoded:
     raw_finish_reason: str | None = None
     raw_usage: dict[str, Any] | None = None
     model: str | None = None
+    service_tier: str | None = None  # "flex", "priority", "batch" when the provider says so
 
 
 class StreamDecoder(Protocol):

@@ -47,6 +47,11 @@ FINISH_REASONS: Mapping[str, FinishReason] = {
 FAILED_GENERATION = frozenset({"error", "insufficient_system_resource"})
 
 
+def _tier(body: dict[str, Any]) -> str | None:
+    tier = body.get("service_tier")
+    return tier if isinstance(tier, str) else None
+
+
 def _failed_generation(payload: dict[str, Any], reason: str) -> StreamErrorEvent:
     message = f"the provider ended the generation with finish_reason {reason!r}"
     return StreamErrorEvent({"error": {"type": "server_error", "message": message}, "chunk": payload})
@@ -60,7 +65,7 @@ def decode(body: Any) -> Decoded:
     choices = body.get("choices")
     if choices is None:
         raise WireFormatError("the body has no 'choices'")
-    decoded = Decoded(raw_usage=_usage(body), model=body.get("model") or None)
+    decoded = Decoded(raw_usage=_usage(body), model=body.get("model") or None, service_tier=_tier(body))
     if not choices:
         return decoded
     choice = choices[0]
@@ -89,6 +94,7 @@ class StreamDecoder:
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
+        self._service_tier: str | None = None
         self._done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
@@ -104,6 +110,7 @@ class StreamDecoder:
         if event.event == "error" or chunk.get("error") or chunk.get("object") == "error":
             raise StreamErrorEvent(chunk)
         self._model = self._model or chunk.get("model") or None
+        self._service_tier = self._service_tier or _tier(chunk)
         usage = _usage(chunk)
         if usage is not None:
             self._usage = usage
@@ -143,6 +150,7 @@ class StreamDecoder:
             raw_finish_reason=self._finish,
             raw_usage=self._usage,
             model=self._model,
+            service_tier=self._service_tier,
         )
 
 
