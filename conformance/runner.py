@@ -114,6 +114,10 @@ def _check_response(response: Response, want: dict[str, Any]) -> list[str]:
         "tool_calls": tool_call_projection(response.tool_calls),
         "usage": usage,
         "cost": None if response.cost is None else str(response.cost.total.normalize()),
+        "cost_source": None if response.cost is None else response.cost.source,
+        "computed_cost": None if response.cost is None or response.cost.computed_total is None
+        else str(response.cost.computed_total.normalize()),
+        "price_tier": None if response.cost is None or response.cost.prices is None else response.cost.prices.above_input_tokens,
     }
     problems = [f"{key}: expected {want[key]!r}, got {got[key]!r}" for key in got
                 if key in want and _normal(key, want[key]) != _normal(key, got[key])]
@@ -124,7 +128,7 @@ def _check_response(response: Response, want: dict[str, Any]) -> list[str]:
 
 
 def _normal(key: str, value: Any) -> Any:
-    if key == "cost" and value is not None:
+    if key in ("cost", "computed_cost") and value is not None:
         return Decimal(value).normalize()
     return value
 

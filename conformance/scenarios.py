@@ -25,6 +25,10 @@ WEATHER_RESULT = {"temperature_c": 18, "conditions": "sunny"}
 LONG_STORY = "Write a long story about a lighthouse keeper."
 COUNT = "Count from 1 to 5, separated by commas and spaces."
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+LONG_SYSTEM = (FIXTURES / "long_system.txt").read_text()
+STRAWBERRY = "How many times does the letter r appear in the word strawberry? Answer with the number only."
+# Past the 200k-token price threshold of long-context models (about 255k tokens), under their 1M window.
+LONG_PROMPT = "zqxjv " * 85_000 + "\n\nHow many words above are not 'zqxjv'? Answer with the number only."
 IMAGE_QUESTION = "What colour is this image? Answer in one word."
 PDF_QUESTION = "What text does this document contain? Answer with the text only."
 # Past every built-in model's context window once repeated (see `context_prompt`).
@@ -140,6 +144,17 @@ SCENARIOS: tuple[Scenario, ...] = (
              _complete(IMAGE_QUESTION, files=[FIXTURES / "tiny.png"]), requires=frozenset({"vision"})),
     Scenario("pdf_input", "an attached PDF is read (fixtures/tiny.pdf)", "response",
              _complete(PDF_QUESTION, files=[FIXTURES / "tiny.pdf"]), requires=frozenset({"pdf"})),
+    Scenario("billing_cache_read", "a cached system prompt: cache reads at the cache price", "response",
+             _complete([Message.system(LONG_SYSTEM, cache="5m"), Message.user(CAPITAL_WORD)]),
+             requires=frozenset({"prompt_cache"})),
+    Scenario("billing_cache_write", "a 1-hour cache write, priced apart from input", "response",
+             _complete([Message.system(LONG_SYSTEM, cache="1h"), Message.user(CAPITAL_WORD)]),
+             requires=frozenset({"cache_write"})),
+    Scenario("billing_reasoning", "reasoning tokens inside output, priced as the table says", "response",
+             _complete(STRAWBERRY, reasoning_effort="low"), requires=frozenset({"reasoning"})),
+    Scenario("billing_tiered", "a request above 200k input tokens priced at the long-context tier", "response",
+             _complete(LONG_PROMPT, extra_headers={"anthropic-beta": "context-1m-2025-08-07"}),
+             requires=frozenset({"tiered_pricing"})),
     Scenario("error_auth", "401 -> AuthenticationError", "error", _raises(_complete(CAPITAL_WORD)),
              api_key="invalid-key-for-conformance"),
     Scenario("error_not_found", "an unknown model -> the provider's error for it", "error",

@@ -32,7 +32,15 @@ BUILTIN_MODELS = {
 
 
 # Where the conformance model lacks a capability its provider offers, the model that has it.
-CAPABILITY_MODELS = {("groq", "vision"): "meta-llama/llama-4-scout-17b-16e-instruct"}
+CAPABILITY_MODELS = {
+    ("groq", "vision"): "meta-llama/llama-4-scout-17b-16e-instruct",
+    ("openai", "reasoning"): "o4-mini",
+    ("openrouter", "reasoning"): "openai/o4-mini",
+    ("groq", "reasoning"): "openai/gpt-oss-20b",
+    ("groq", "prompt_cache"): "openai/gpt-oss-20b",  # Groq caches prompts on gpt-oss, not on llama-3.3
+    ("deepseek", "reasoning"): "deepseek-reasoner",
+    ("gemini", "tiered_pricing"): "gemini-2.5-pro",
+}
 
 
 @dataclass(frozen=True)

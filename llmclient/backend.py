@@ -46,7 +46,10 @@ def load_litellm() -> ModuleType:
         if _litellm is None:
             # Before the import: the bundled price map instead of a network fetch, and litellm's
             # pure-Python HTTP path (its native one bypasses httpx, hence cassettes and our tap).
-            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+            # Likewise its other remote tables (the Anthropic beta-header table is fetched from
+            # GitHub on the first call sending an anthropic-beta header: a stray recording).
+            for table in ("MODEL_COST_MAP", "ANTHROPIC_BETA_HEADERS", "AUTOROUTER_PRESETS", "BLOG_POSTS", "POLICY_TEMPLATES"):
+                os.environ[f"LITELLM_LOCAL_{table}"] = "True"
             os.environ["LITELLM_RUST"] = "false"
             import litellm
 
@@ -317,6 +320,12 @@ def _exchange_error(exchange: Exchange, provider: str, model: str) -> LLMError:
     return transport_error(error, where, provider=provider, model=model)
 
 
+def _takes_cache_markers(spec: ProviderSpec) -> bool:
+    """Explicit cache breakpoints go to Anthropic (and through OpenRouter, which forwards them);
+    other providers cache on their own and some reject the field, so it is not sent to them."""
+    return spec.wire == "anthropic" or spec.litellm_prefix == "openrouter"
+
+
 def litellm_arguments(
     request: Request,
     spec: ProviderSpec,
@@ -329,7 +338,8 @@ def litellm_arguments(
     """litellm's keywords for one call; messages and tools in the OpenAI format it translates from."""
     kwargs: dict[str, Any] = {
         "model": f"{spec.litellm_prefix}/{model_id}",
-        "messages": [openai_wire.encode_message(message) for message in request.messages],
+        "messages": [openai_wire.encode_message(message, cache_markers=_takes_cache_markers(spec))
+                     for message in request.messages],
         "api_base": base_url,
         "max_retries": 0,  # our retry layer is the only one
         "stream": stream,

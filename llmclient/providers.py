@@ -28,6 +28,8 @@ Capability = Literal[
     "structured_output",  # native JSON-schema response format
     "reasoning",  # reasoning/thinking tokens reported
     "prompt_cache",  # cache reads reported in usage
+    "cache_write",  # cache writes reported (and priced) apart, with explicit cache breakpoints
+    "tiered_pricing",  # prices change above an input-size threshold (long context)
 ]
 
 _CHAT: frozenset[Capability] = frozenset({"tools", "parallel_tools", "streaming", "stream_tools"})
@@ -91,7 +93,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         api_key_env="ANTHROPIC_API_KEY",
         wire="anthropic",
         litellm_prefix="anthropic",
-        capabilities=_CHAT | {"vision", "pdf", "reasoning", "prompt_cache"},
+        capabilities=_CHAT | {"vision", "pdf", "reasoning", "prompt_cache", "cache_write", "tiered_pricing"},
     ),
     ProviderSpec(
         name="gemini",
@@ -99,7 +101,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         api_key_env="GEMINI_API_KEY",
         wire="gemini",
         litellm_prefix="gemini",
-        capabilities=_CHAT | {"vision", "pdf", "structured_output", "reasoning", "prompt_cache"},
+        capabilities=_CHAT | {"vision", "pdf", "structured_output", "reasoning", "prompt_cache", "tiered_pricing"},
     ),
     ProviderSpec(
         name="groq",

@@ -158,7 +158,10 @@ def _content(content: Any, where: str) -> str | list[TextPart | FilePart]:
             if isinstance(part, (TextPart, FilePart)):
                 parts.append(part)
             elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                parts.append(TextPart(text=part["text"]))
+                try:
+                    parts.append(TextPart(**part))  # unknown keys are refused, not dropped
+                except ValidationError as exc:
+                    raise InvalidRequestError(f"{where}.content[{i}] is not a valid text part: {_first_error(exc)}") from exc
             else:
                 raise InvalidRequestError(f"{where}.content[{i}] is not a text part ({{'type': 'text', 'text': ...}})")
         return parts

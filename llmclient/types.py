@@ -24,10 +24,13 @@ class _Value(BaseModel):
 
 
 class TextPart(_Value):
-    """A piece of text inside a message's content."""
+    """A piece of text inside a message's content. `cache` marks the end of a prompt prefix the
+    provider should cache ("5m" or "1h"; Anthropic cache_control — providers that cache on their
+    own ignore it)."""
 
     type: Literal["text"] = "text"
     text: str
+    cache: Literal["5m", "1h"] | None = None
 
 
 class FilePart(_Value):
@@ -75,8 +78,9 @@ class Message(_Value):
     name: str | None = None
 
     @classmethod
-    def system(cls, text: str) -> Message:
-        return cls(role="system", content=text)
+    def system(cls, text: str, *, cache: Literal["5m", "1h"] | None = None) -> Message:
+        """System instructions; `cache="5m"`/`"1h"` asks the provider to cache them as a prefix."""
+        return cls(role="system", content=[TextPart(text=text, cache=cache)] if cache else text)
 
     @classmethod
     def user(cls, text: str) -> Message:

@@ -191,13 +191,12 @@ def _reasoning(message: dict[str, Any]) -> str:
     return ""
 
 
-def encode_message(message: Message) -> dict[str, Any]:
+def encode_message(message: Message, *, cache_markers: bool = False) -> dict[str, Any]:
     """A message in the chat-completions request format (also litellm's input format)."""
     content: Any = (
         message.content
         if isinstance(message.content, str)
-        else [{"type": "text", "text": part.text} if isinstance(part, TextPart) else _file_block(part)
-              for part in message.content]
+        else [_text_block(part, cache_markers) if isinstance(part, TextPart) else _file_block(part) for part in message.content]
     )
     out: dict[str, Any] = {"role": message.role, "content": content}
     if message.role == "assistant":
@@ -212,6 +211,13 @@ def encode_message(message: Message) -> dict[str, Any]:
         if message.name:
             out["name"] = message.name
     return out
+
+
+def _text_block(part: TextPart, cache_markers: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": part.text}
+    if part.cache is not None and cache_markers:
+        block["cache_control"] = {"type": "ephemeral", **({"ttl": "1h"} if part.cache == "1h" else {})}
+    return block
 
 
 def _file_block(part: FilePart) -> dict[str, Any]:
