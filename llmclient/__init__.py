@@ -24,6 +24,7 @@ from llmclient.errors import (
 )
 from llmclient.providers import REGISTRY, ProviderSpec, register_provider, unregister_provider
 from llmclient.request import Request, Tool
+from llmclient.schema import Attempt, StructuredResult
 from llmclient.streaming import AsyncStream, Stream
 from llmclient.types import (
     Cost,
@@ -44,6 +45,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "AsyncStream",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -71,6 +73,7 @@ __all__ = [
     "ServerError",
     "Stream",
     "StreamEvent",
+    "StructuredResult",
     "TextPart",
     "Tool",
     "ToolCall",

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmclient import cassettes, files
+from llmclient import schema as schema_module
 from llmclient.assemble import Assembler, call_date
-from llmclient.errors import ConfigurationError
+from llmclient.errors import ConfigurationError, InvalidRequestError
 from llmclient.providers import resolve_model
 from llmclient.request import Prompt, Request
+from llmclient.schema import Strategy, StructuredResult
 from llmclient.streaming import AsyncStream, Stream
 from llmclient.types import Response
 
 if TYPE_CHECKING:
     from llmclient.backend import Backend, Prepared, Reply
+
+
+T = TypeVar("T")
 
 
 class Client:
@@ -73,6 +79,41 @@ class Client:
         """An async stream of events; the request is sent when iteration starts."""
         call, key = self._prepare(prompt, options, stream=True)
         return AsyncStream(lambda: self._backend().asend(call, key), self._assembler)
+
+    def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
+                   strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
+        """A validated value of `schema` (pydantic model, TypedDict, dataclass, or JSON-schema
+        dict -> dict); see `structured_result` for the attempts, usage and cost."""
+        return self.structured_result(prompt, schema=schema, strategy=strategy, max_retries=max_retries, **options).value
+
+    async def astructured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
+                          strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
+        result = await self.astructured_result(prompt, schema=schema, strategy=strategy, max_retries=max_retries, **options)
+        return result.value
+
+    def structured_result(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
+                          strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> StructuredResult[T]:
+        """Like `structured`, with every attempt and the usage and cost summed over them."""
+        request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
+        return schema_module.run(self, request, target, chosen, max_retries)
+
+    async def astructured_result(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
+                                 strategy: Strategy | None = None, max_retries: int = 2,
+                                 **options: Any) -> StructuredResult[T]:
+        request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
+        return await schema_module.arun(self, request, target, chosen, max_retries)
+
+    def _structured_call(self, prompt: Prompt | Request, schema: Any, strategy: Strategy | None, max_retries: int,
+                         options: dict[str, Any]) -> tuple[Request, schema_module.Target[Any], Strategy]:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidRequestError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if isinstance(prompt, Request):
+            if options:
+                raise TypeError(f"pass either a Request or keywords, not both (got {sorted(options)})")
+            request = prompt
+        else:
+            request = Request.build(prompt, **options)
+        return request, schema_module.Target(schema), schema_module.choose_strategy(self.spec, strategy)
 
     def close(self) -> None:
         if self._backend_instance is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -68,7 +68,11 @@ class UnsupportedCapabilityError(LLMError):
 
 
 class SchemaValidationError(LLMError):
-    pass
+    """No attempt produced a valid value; `.attempts` holds each one's response, raw text and error."""
+
+    def __init__(self, message: str, *, attempts: Sequence[Any] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.attempts = tuple(attempts)
 
 
 class ReplayMismatchError(LLMError):

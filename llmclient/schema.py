@@ -1,0 +1,286 @@
+"""Structured output: a validated value of the caller's schema, whatever the provider supports.
+
+The strategy is chosen here, once, from the provider's declared capabilities:
+- native    - the provider's JSON-schema response format (`structured_output` capability),
+- tool      - one tool whose input schema is the caller's, forced with tool_choice (`tools`),
+- prompted  - instructions plus JSON extraction from the text (fenced or not): the last resort.
+`strategy=` overrides it. An answer that is not valid JSON or fails validation is sent back to
+the model with the error, and asked again (tenacity), up to `max_retries` times; usage and cost are
+summed over every attempt. After the last one: `SchemaValidationError` with every attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from typing_extensions import is_typeddict  # knows both typing and typing_extensions TypedDicts
+
+from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
+
+from llmclient.errors import InvalidRequestError, SchemaValidationError
+from llmclient.request import Request, Tool
+from llmclient.types import Cost, Message, Response, Usage
+
+if TYPE_CHECKING:
+    from llmclient.client import Client
+    from llmclient.providers import ProviderSpec
+
+T = TypeVar("T")
+Strategy = Literal["native", "tool", "prompted"]
+STRATEGIES: tuple[Strategy, ...] = ("native", "tool", "prompted")
+_FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+class Invalid(Exception):
+    """One attempt's answer did not parse or validate; carries what to tell the model."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    response: Response
+    raw: str  # the JSON text the model produced (tool arguments or message text)
+    error: str | None  # None for the attempt that validated
+
+
+@dataclasses.dataclass(frozen=True)
+class StructuredResult(Generic[T]):
+    """The validated value and what it took: every attempt, usage and cost summed over them."""
+
+    value: T
+    strategy: Strategy
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def usage(self) -> Usage:
+        return sum_usage([a.response.usage for a in self.attempts])
+
+    @property
+    def cost(self) -> Cost | None:
+        return sum_cost([a.response.cost for a in self.attempts])
+
+
+class Target(Generic[T]):
+    """The caller's schema: a pydantic model, a TypedDict, a dataclass, or a JSON-schema dict."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        if isinstance(schema, Mapping):
+            if schema.get("type") != "object":
+                raise InvalidRequestError('a JSON-schema dict for structured output must have "type": "object"')
+            self.json_schema: dict[str, Any] = dict(schema)
+            self.name = str(schema.get("title") or "answer")
+            self._adapter: TypeAdapter[Any] | None = None
+        elif isinstance(schema, type) and (issubclass(schema, BaseModel) or is_typeddict(schema) or dataclasses.is_dataclass(schema)):
+            try:
+                self._adapter = TypeAdapter(schema)
+                self.json_schema = self._adapter.json_schema()
+            except PydanticUserError as exc:  # e.g. typing.TypedDict on Python 3.11
+                raise InvalidRequestError(f"schema {schema.__name__} cannot be used: {exc.message}") from exc
+            self.name = schema.__name__
+        else:
+            raise InvalidRequestError(
+                f"schema= takes a pydantic model, a TypedDict, a dataclass or a JSON-schema dict, got {schema!r}"
+            )
+        self.name = re.sub(r"[^A-Za-z0-9_-]", "_", self.name)[:64] or "answer"
+
+    def parse(self, text: str) -> T:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise Invalid(f"the answer is not valid JSON ({exc.msg} at position {exc.pos})") from exc
+        if self._adapter is None:
+            problems = check_json_schema(data, self.json_schema)
+            if problems:
+                raise Invalid("the answer does not match the schema: " + "; ".join(problems[:5]))
+            return data  # type: ignore[no-any-return]
+        try:
+            return self._adapter.validate_python(data)  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
+            raise Invalid(f"the answer does not match the schema: {details}") from exc
+
+    def strict_schema(self) -> tuple[dict[str, Any], bool]:
+        """The schema for a strict native response format, and whether strict mode can hold."""
+        schema = json.loads(json.dumps(self.json_schema))
+        strict = _close_objects(schema)
+        return schema, strict
+
+
+def _close_objects(node: Any) -> bool:
+    """additionalProperties: false on every object; strict needs every property required."""
+    strict = True
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "properties" in node:
+            node.setdefault("additionalProperties", False)
+            strict = set(node.get("required", [])) == set(node["properties"])
+        for value in node.values():
+            strict = _close_objects(value) and strict
+    elif isinstance(node, list):
+        for item in node:
+            strict = _close_objects(item) and strict
+    return strict
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
+    "boolean": (bool,), "null": (type(None),),
+}
+
+
+def check_json_schema(value: Any, schema: Mapping[str, Any], where: str = "value") -> list[str]:
+    """The common JSON-schema subset (type, properties, required, items, enum), for dict schemas."""
+    problems: list[str] = []
+    kinds = schema.get("type")
+    if kinds is not None:
+        allowed = kinds if isinstance(kinds, list) else [kinds]
+        ok = any(isinstance(value, _JSON_TYPES.get(k, (object,))) and not (k in ("integer", "number") and isinstance(value, bool))
+                 for k in allowed)
+        if not ok:
+            return [f"{where}: expected {' or '.join(allowed)}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, dict):
+        problems += [f"{where}.{key}: required" for key in schema.get("required", []) if key not in value]
+        for key, sub in (schema.get("properties") or {}).items():
+            if key in value:
+                problems += check_json_schema(value[key], sub, f"{where}.{key}")
+        if schema.get("additionalProperties") is False:
+            problems += [f"{where}.{key}: not allowed" for key in value if key not in (schema.get("properties") or {})]
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            problems += check_json_schema(item, schema["items"], f"{where}[{index}]")
+    return problems
+
+
+def choose_strategy(spec: ProviderSpec, requested: Strategy | None = None) -> Strategy:
+    """The one place the strategy is decided: the caller's choice, else the best the provider has."""
+    if requested is not None:
+        if requested not in STRATEGIES:
+            raise InvalidRequestError(f"strategy= must be one of {', '.join(STRATEGIES)}, got {requested!r}")
+        return requested
+    if "structured_output" in spec.capabilities:
+        return "native"
+    return "tool" if "tools" in spec.capabilities else "prompted"
+
+
+def first_request(request: Request, target: Target[Any], strategy: Strategy) -> Request:
+    """The request that asks for the schema in the strategy's way."""
+    if strategy == "native":
+        schema, strict = target.strict_schema()
+        response_format = {"type": "json_schema", "json_schema": {"name": target.name, "schema": schema, "strict": strict}}
+        return request.model_copy(update={"options": {**request.options, "response_format": response_format}})
+    if strategy == "tool":
+        tool = Tool(name=target.name, description=f"Give the answer as {target.name}.", parameters=target.json_schema)
+        return request.model_copy(update={"tools": [*request.tools, tool], "tool_choice": target.name})
+    instruction = ("Answer with only a JSON value matching this JSON schema, and nothing else:\n"
+                   + json.dumps(target.json_schema))
+    return request.model_copy(update={"messages": [Message.system(instruction), *request.messages]})
+
+
+def answer_text(response: Response, target: Target[Any], strategy: Strategy) -> str:
+    """The JSON the model produced, by strategy (raises Invalid when there is none)."""
+    if strategy == "tool":
+        calls = [call for call in response.tool_calls if call.name == target.name]
+        if not calls:
+            raise Invalid(f"the answer did not call {target.name}")
+        return json.dumps(calls[0].arguments)
+    text = response.text.strip()
+    if strategy == "prompted":
+        fenced = _FENCED.search(text)
+        if fenced:
+            return fenced.group(1).strip()
+        start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+        end = max(text.rfind("}"), text.rfind("]"))
+        if start >= 0 and end > start:
+            return text[start : end + 1]
+    return text
+
+
+def reask(request: Request, response: Response, target: Target[Any], strategy: Strategy, error: str) -> Request:
+    """The conversation so far plus the error, so the next attempt can correct itself."""
+    fix = f"{error}. Answer again with the corrected value only."
+    if strategy == "tool":
+        calls = [call for call in response.tool_calls if call.name == target.name]
+        if calls:
+            results = [Message.tool_result(call, f"Invalid: {fix}") for call in calls]
+            return request.model_copy(update={"messages": [*request.messages, response.message, *results]})
+    follow_up = [response.message, Message.user(f"Invalid: {fix}")] if response.text.strip() else [Message.user(f"Invalid: {fix}")]
+    return request.model_copy(update={"messages": [*request.messages, *follow_up]})
+
+
+def run(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
+    """Ask, validate, re-ask with the error; tenacity counts the attempts."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+    attempts: list[Attempt] = []
+    current = first_request(request, target, strategy)
+    try:
+        for attempt in Retrying(stop=stop_after_attempt(max_retries + 1), retry=retry_if_exception_type(Invalid), reraise=True):
+            with attempt:
+                response = client.complete(current)
+                raw = ""
+                try:
+                    raw = answer_text(response, target, strategy)
+                    value = target.parse(raw)
+                except Invalid as problem:
+                    attempts.append(Attempt(response, raw, str(problem)))
+                    current = reask(current, response, target, strategy, str(problem))
+                    raise
+                attempts.append(Attempt(response, raw, None))
+                return StructuredResult(value, strategy, tuple(attempts))
+    except Invalid:
+        pass
+    raise _exhausted(client, target, strategy, attempts)
+
+
+async def arun(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
+    """`run` for asyncio."""
+    from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+    attempts: list[Attempt] = []
+    current = first_request(request, target, strategy)
+    try:
+        async for attempt in AsyncRetrying(stop=stop_after_attempt(max_retries + 1), retry=retry_if_exception_type(Invalid), reraise=True):
+            with attempt:
+                response = await client.acomplete(current)
+                raw = ""
+                try:
+                    raw = answer_text(response, target, strategy)
+                    value = target.parse(raw)
+                except Invalid as problem:
+                    attempts.append(Attempt(response, raw, str(problem)))
+                    current = reask(current, response, target, strategy, str(problem))
+                    raise
+                attempts.append(Attempt(response, raw, None))
+                return StructuredResult(value, strategy, tuple(attempts))
+    except Invalid:
+        pass
+    raise _exhausted(client, target, strategy, attempts)
+
+
+def _exhausted(client: Client, target: Target[Any], strategy: Strategy, attempts: list[Attempt]) -> SchemaValidationError:
+    summary = "; ".join(f"attempt {i + 1}: {a.error}" for i, a in enumerate(attempts))
+    return SchemaValidationError(
+        f"no valid {target.name} after {len(attempts)} attempt(s) ({strategy} strategy): {summary}",
+        provider=client.spec.name, model=client.model_id, attempts=attempts,
+    )
+
+
+def sum_usage(usages: list[Usage | None]) -> Usage:
+    present = [u for u in usages if u is not None]
+    fields = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    return Usage(**{name: sum(getattr(u, name) for u in present) for name in fields})
+
+
+def sum_cost(costs: list[Cost | None]) -> Cost | None:
+    if not costs or any(c is None for c in costs):
+        return None  # one unknown part makes the whole unknown, never a partial sum
+    known = [c for c in costs if c is not None]
+    parts = {name: sum((getattr(c, name) for c in known), Decimal(0)) for name in ("input", "cache_read", "cache_write", "output", "total")}
+    source = "provider" if all(c.source == "provider" for c in known) else "price-table"
+    return Cost(**parts, source=source, prices=known[-1].prices)
