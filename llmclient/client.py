@@ -107,13 +107,7 @@ class Client:
                          options: dict[str, Any]) -> tuple[Request, schema_module.Target[Any], Strategy]:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidRequestError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if isinstance(prompt, Request):
-            if options:
-                raise TypeError(f"pass either a Request or keywords, not both (got {sorted(options)})")
-            request = prompt
-        else:
-            request = Request.build(prompt, **options)
-        return request, schema_module.Target(schema), schema_module.choose_strategy(self.spec, strategy)
+        return _request(prompt, options), schema_module.Target(schema), schema_module.choose_strategy(self.spec, strategy)
 
     def close(self) -> None:
         if self._backend_instance is not None:
@@ -137,12 +131,7 @@ class Client:
 
     def _prepare(self, prompt: Prompt | Request, options: dict[str, Any], *, stream: bool) -> tuple[Prepared, str]:
         """Validate everything and resolve the key before any request is made."""
-        if isinstance(prompt, Request):
-            if options:
-                raise TypeError(f"pass either a Request or keywords, not both (got {sorted(options)})")
-            request = prompt
-        else:
-            request = Request.build(prompt, **options)
+        request = _request(prompt, options)
         files.check(request.messages, self.spec, self.model_id)  # capability and size, before any request
         return self._backend().prepare(request, stream=stream), self._key()
 
@@ -166,3 +155,12 @@ class Client:
         if reply.status >= 400:
             raise self._assembler.http_error(reply.status, reply.response.headers, body) from reply.litellm_error
         return self._assembler.response(body, started, call_date(reply.response.headers))
+
+
+def _request(prompt: Prompt | Request, options: dict[str, Any]) -> Request:
+    """The call's Request: the one given, or built from the prompt and keywords (not both)."""
+    if isinstance(prompt, Request):
+        if options:
+            raise TypeError(f"pass either a Request or keywords, not both (got {sorted(options)})")
+        return prompt
+    return Request.build(prompt, **options)

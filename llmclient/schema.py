@@ -213,54 +213,59 @@ def reask(request: Request, response: Response, target: Target[Any], strategy: S
     return request.model_copy(update={"messages": [*request.messages, *follow_up]})
 
 
+class _Loop(Generic[T]):
+    """The state of one structured call across attempts; `judge` decides on each response."""
+
+    def __init__(self, request: Request, target: Target[T], strategy: Strategy) -> None:
+        self.target, self.strategy = target, strategy
+        self.current = first_request(request, target, strategy)
+        self.attempts: list[Attempt] = []
+
+    def judge(self, response: Response) -> StructuredResult[T]:
+        raw = ""
+        try:
+            raw = answer_text(response, self.target, self.strategy)
+            value = self.target.parse(raw)
+        except Invalid as problem:  # tenacity retries on it, with the error in the conversation
+            self.attempts.append(Attempt(response, raw, str(problem)))
+            self.current = reask(self.current, response, self.target, self.strategy, str(problem))
+            raise
+        self.attempts.append(Attempt(response, raw, None))
+        return StructuredResult(value, self.strategy, tuple(self.attempts))
+
+
+def _policy(max_retries: int) -> dict[str, Any]:
+    from tenacity import retry_if_exception_type, stop_after_attempt
+
+    return {"stop": stop_after_attempt(max_retries + 1), "retry": retry_if_exception_type(Invalid), "reraise": True}
+
+
 def run(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
     """Ask, validate, re-ask with the error; tenacity counts the attempts."""
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+    from tenacity import Retrying
 
-    attempts: list[Attempt] = []
-    current = first_request(request, target, strategy)
+    loop = _Loop(request, target, strategy)
     try:
-        for attempt in Retrying(stop=stop_after_attempt(max_retries + 1), retry=retry_if_exception_type(Invalid), reraise=True):
+        for attempt in Retrying(**_policy(max_retries)):
             with attempt:
-                response = client.complete(current)
-                raw = ""
-                try:
-                    raw = answer_text(response, target, strategy)
-                    value = target.parse(raw)
-                except Invalid as problem:
-                    attempts.append(Attempt(response, raw, str(problem)))
-                    current = reask(current, response, target, strategy, str(problem))
-                    raise
-                attempts.append(Attempt(response, raw, None))
-                return StructuredResult(value, strategy, tuple(attempts))
+                return loop.judge(client.complete(loop.current))
     except Invalid:
         pass
-    raise _exhausted(client, target, strategy, attempts)
+    raise _exhausted(client, target, strategy, loop.attempts)
 
 
 async def arun(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
     """`run` for asyncio."""
-    from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+    from tenacity import AsyncRetrying
 
-    attempts: list[Attempt] = []
-    current = first_request(request, target, strategy)
+    loop = _Loop(request, target, strategy)
     try:
-        async for attempt in AsyncRetrying(stop=stop_after_attempt(max_retries + 1), retry=retry_if_exception_type(Invalid), reraise=True):
+        async for attempt in AsyncRetrying(**_policy(max_retries)):
             with attempt:
-                response = await client.acomplete(current)
-                raw = ""
-                try:
-                    raw = answer_text(response, target, strategy)
-                    value = target.parse(raw)
-                except Invalid as problem:
-                    attempts.append(Attempt(response, raw, str(problem)))
-                    current = reask(current, response, target, strategy, str(problem))
-                    raise
-                attempts.append(Attempt(response, raw, None))
-                return StructuredResult(value, strategy, tuple(attempts))
+                return loop.judge(await client.acomplete(loop.current))
     except Invalid:
         pass
-    raise _exhausted(client, target, strategy, attempts)
+    raise _exhausted(client, target, strategy, loop.attempts)
 
 
 def _exhausted(client: Client, target: Target[Any], strategy: Strategy, attempts: list[Attempt]) -> SchemaValidationError:
