@@ -102,6 +102,8 @@ def check(scenario: Scenario, observed: Observed, expected: dict[str, Any]) -> l
         problems += [where + problem for problem in _check_response(response, want)]
     if scenario.kind == "stream":
         problems += _check_stream(observed, expected)
+    if "value" in expected and observed.value != expected["value"]:
+        problems.append(f"value: expected {expected['value']!r}, got {observed.value!r}")
     return problems
 
 

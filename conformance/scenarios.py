@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from llmclient import Client, LLMError, Message, Response, ToolCall
 from llmclient.providers import Capability
 
@@ -40,6 +42,17 @@ def get_weather(city: str) -> str:
     raise AssertionError("scenarios answer tool calls with WEATHER_RESULT")
 
 
+class CityFacts(BaseModel):
+    """The structured-output scenarios' schema."""
+
+    city: str
+    country: str
+    population_millions: float
+
+
+CITY_FACTS = "Give the name, country and population (in millions) of the capital of France."
+
+
 @dataclass
 class Observed:
     """What one scenario saw: the final response (or the error), and a stream's deltas."""
@@ -49,6 +62,7 @@ class Observed:
     deltas: list[str] = field(default_factory=list)
     tool_fragments: int = 0
     error: LLMError | None = None
+    value: Any = None  # a structured scenario's validated value
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,15 @@ def _raises(inner: Callable[[Client], Observed]) -> Callable[[Client], Observed]
     return call
 
 
+def _structured(strategy: Any = None) -> Callable[[Client], Observed]:
+    def call(client: Client) -> Observed:
+        result = client.structured_result(CITY_FACTS, schema=CityFacts, strategy=strategy)
+        responses = [attempt.response for attempt in result.attempts]
+        return Observed(response=responses[-1], responses=responses, value=result.value.model_dump())
+
+    return call
+
+
 def _tool_round_trip(client: Client) -> Observed:
     first = client.complete(WEATHER, tools=[get_weather])
     if not first.tool_calls:
@@ -144,6 +167,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              _complete(IMAGE_QUESTION, files=[FIXTURES / "tiny.png"]), requires=frozenset({"vision"})),
     Scenario("pdf_input", "an attached PDF is read (fixtures/tiny.pdf)", "response",
              _complete(PDF_QUESTION, files=[FIXTURES / "tiny.pdf"]), requires=frozenset({"pdf"})),
+    Scenario("structured_native", "a pydantic model through the provider's JSON-schema mode", "response",
+             _structured(), requires=frozenset({"structured_output"})),
+    Scenario("structured_tool", "a pydantic model through one forced tool call", "response",
+             _structured("tool"), requires=frozenset({"tools"})),
+    Scenario("structured_prompted", "a pydantic model from instructions and JSON in the text", "response",
+             _structured("prompted")),
+    Scenario("structured_reask", "an invalid first answer goes back as the tool's result; the second validates",
+             "response", _structured("tool"), requires=frozenset({"tools"}), interactions=2),
     Scenario("billing_cache_read", "a cached system prompt: cache reads at the cache price", "response",
              _complete([Message.system(LONG_SYSTEM, cache="5m"), Message.user(CAPITAL_WORD)]),
              requires=frozenset({"prompt_cache"})),

@@ -37,7 +37,8 @@ CAPABILITY_MODELS = {
     ("openai", "reasoning"): "o4-mini",
     ("openrouter", "reasoning"): "openai/o4-mini",
     ("groq", "reasoning"): "openai/gpt-oss-20b",
-    ("groq", "prompt_cache"): "openai/gpt-oss-20b",  # Groq caches prompts on gpt-oss, not on llama-3.3
+    ("groq", "prompt_cache"): "openai/gpt-oss-20b",
+    ("groq", "structured_output"): "openai/gpt-oss-20b",  # Groq's json_schema mode is not on llama-3.3  # Groq caches prompts on gpt-oss, not on llama-3.3
     ("deepseek", "reasoning"): "deepseek-reasoner",
     ("gemini", "tiered_pricing"): "gemini-2.5-pro",
 }

@@ -28,7 +28,7 @@ import httpx
 
 from llmclient.errors import InvalidRequestError, LLMError, ReplayMismatchError, excerpt, transport_error
 from llmclient.providers import ProviderSpec
-from llmclient.request import Request
+from llmclient.request import Request, Tool
 from llmclient.wire import cohere as cohere_wire
 from llmclient.wire import openai as openai_wire
 
@@ -320,6 +320,20 @@ def _exchange_error(exchange: Exchange, provider: str, model: str) -> LLMError:
     return transport_error(error, where, provider=provider, model=model)
 
 
+# litellm routes whose translation silently drops a tool_choice naming one function (Mistral's
+# API has no such form): forcing a named tool there is "required" with only that tool offered.
+_NO_NAMED_TOOL_CHOICE = frozenset({"mistral"})
+
+
+def _tools_and_choice(request: Request, spec: ProviderSpec) -> tuple[list[Tool], str | dict[str, Any] | None]:
+    choice = request.tool_choice
+    if choice is None or choice in ("auto", "none", "required"):
+        return list(request.tools), choice
+    if spec.litellm_prefix in _NO_NAMED_TOOL_CHOICE:
+        return [tool for tool in request.tools if tool.name == choice], "required"
+    return list(request.tools), {"type": "function", "function": {"name": choice}}
+
+
 def _takes_cache_markers(spec: ProviderSpec) -> bool:
     """Explicit cache breakpoints go to Anthropic (and through OpenRouter, which forwards them);
     other providers cache on their own and some reject the field, so it is not sent to them."""
@@ -351,14 +365,11 @@ def litellm_arguments(
         kwargs["stream_options"] = {"include_usage": True}  # else OpenAI-compatible streams report no usage
     if timeout is not None:
         kwargs["timeout"] = timeout
-    if request.tools:
-        kwargs["tools"] = [openai_wire.encode_tool(tool) for tool in request.tools]
-    if request.tool_choice is not None:
-        kwargs["tool_choice"] = (
-            request.tool_choice
-            if request.tool_choice in ("auto", "none", "required")
-            else {"type": "function", "function": {"name": request.tool_choice}}
-        )
+    tools, tool_choice = _tools_and_choice(request, spec)
+    if tools:
+        kwargs["tools"] = [openai_wire.encode_tool(tool) for tool in tools]
+    if tool_choice is not None:
+        kwargs["tool_choice"] = tool_choice
     if request.max_tokens is not None:
         kwargs["max_tokens"] = request.max_tokens
     if request.temperature is not None:

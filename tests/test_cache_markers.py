@@ -33,3 +33,21 @@ def test_five_minute_breakpoint_has_no_ttl() -> None:
 
 def test_a_plain_system_message_stays_a_string() -> None:
     assert Message.system("Rules.").content == "Rules."
+
+
+def test_a_named_tool_choice_becomes_required_with_only_that_tool_for_mistral() -> None:
+    # litellm's Mistral route drops a tool_choice object; Mistral's own form is "any" (litellm: "required")
+    def get_weather(city: str) -> str:
+        """Weather."""
+        return city
+
+    def get_time(city: str) -> str:
+        """Time."""
+        return city
+
+    request = Request.build("Weather in Paris?", tools=[get_weather, get_time], tool_choice="get_weather")
+    mistral = litellm_arguments(request, REGISTRY["mistral"], "m", "https://x.example/v1", None, stream=False)
+    assert ([t["function"]["name"] for t in mistral["tools"]], mistral["tool_choice"]) == (["get_weather"], "required")
+    openai = litellm_arguments(request, REGISTRY["openai"], "m", "https://x.example/v1", None, stream=False)
+    assert len(openai["tools"]) == 2
+    assert openai["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
