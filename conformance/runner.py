@@ -21,6 +21,8 @@ from llmclient.cassettes import Mode, use_cassette
 
 Outcome = Literal["pass", "fail", "unsupported"]
 CASSETTES = ROOT / "cassettes"
+# Zero-request scenarios replay this: any request at all finds no match and fails the cell.
+EMPTY_CASSETTE = CASSETTES / "no-requests.yaml"
 FIXTURES = ROOT / "fixtures" / "conformance"
 
 
@@ -62,6 +64,8 @@ def _run(target: Target, scenario: Scenario, mode: Mode, cassettes: Path, fixtur
         return result("unsupported", f"capability not declared: {', '.join(missing)}")
     cassette = cassette_path(target.provider, scenario.name, cassettes)
     fixture = fixture_path(target.provider, scenario.name, fixtures)
+    if scenario.interactions == 0:  # must fail before any request: replay an empty cassette
+        cassette, mode = EMPTY_CASSETTE, "replay"
     if mode != "replay" and not scenario.recordable:
         mode = "replay"  # a server fault cannot be provoked on demand: keep the authored cassette
     if mode == "replay" and not cassette.is_file():

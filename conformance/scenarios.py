@@ -132,6 +132,15 @@ def _tool_round_trip(client: Client) -> Observed:
     return Observed(response=second, responses=[first, second])
 
 
+# A ZIP archive: a real file, of a type no provider takes as input.
+ZIP_BYTES = b"PK\x03\x04\x14\x00\x00\x00\x00\x00" + bytes(64)
+
+
+def _oversized_image(client: Client) -> Observed:
+    """A 26 MB PNG: past every provider's inline image limit (20 MB is the largest)."""
+    return _raises(_complete(IMAGE_QUESTION, files=[b"\x89PNG\r\n\x1a\n" + bytes(26 * 1024 * 1024)]))(client)
+
+
 def context_prompt(words: int = 500_000) -> str:
     """A 3 MB prompt of over 1.5M tokens: past every built-in model's window (Gemini's is 1M)."""
     return CONTEXT_WORD * words
@@ -186,6 +195,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("billing_tiered", "a request above 200k input tokens priced at the long-context tier", "response",
              _complete(LONG_PROMPT, extra_headers={"anthropic-beta": "context-1m-2025-08-07"}),
              requires=frozenset({"tiered_pricing"})),
+    Scenario("file_unsupported_type", "a ZIP attached -> UnsupportedCapabilityError, zero requests", "error",
+             _raises(_complete(IMAGE_QUESTION, files=[ZIP_BYTES])), requires=frozenset({"vision"}), interactions=0),
+    Scenario("file_oversized", "a 26 MB image -> BadRequestError naming the limit, zero requests", "error",
+             _oversized_image, requires=frozenset({"vision"}), interactions=0),
     Scenario("error_auth", "401 -> AuthenticationError", "error", _raises(_complete(CAPITAL_WORD)),
              api_key="invalid-key-for-conformance"),
     Scenario("error_not_found", "an unknown model -> the provider's error for it", "error",

@@ -122,3 +122,12 @@ def test_server_faults_are_never_recorded(provider: str, tmp_path: Path) -> None
                     cassettes=tmp_path, fixtures=tmp_path)
     assert (cell.outcome, _Provider.requests) == ("fail", [])
     assert cell.detail.startswith("no cassette at")  # replayed from the authored cassette, never provoked
+
+
+def test_a_zero_request_scenario_fails_if_a_request_is_made(dirs: tuple[Path, Path]) -> None:
+    import dataclasses
+
+    sends_anyway = dataclasses.replace(BY_NAME["file_unsupported_type"], call=BY_NAME["error_server"].call)
+    (dirs[1] / "openai" / "file_unsupported_type.json").write_text(json.dumps({"error": "UnsupportedCapabilityError"}))
+    cell = run_cell(Target("openai", "gpt-4o-mini"), sends_anyway, cassettes=dirs[0], fixtures=dirs[1])
+    assert cell.outcome == "fail" and "expected 'UnsupportedCapabilityError', got 'ReplayMismatchError'" in cell.detail
