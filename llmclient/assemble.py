@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import date
 from email.utils import parsedate_to_datetime
-from collections.abc import Mapping
 from typing import Any
 
 from llmclient import pricing, usage
@@ -79,18 +79,13 @@ class Assembler:
             usage=normalised,
             cost=pricing.cost(
                 self.spec.name, model, normalised, decoded.raw_usage, on=on, base_url=self.spec.base_url,
-                service_tier=decoded.service_tier or _usage_tier(decoded.raw_usage),
+                service_tier=decoded.service_tier,
             ),
             model=model,
             provider=self.spec.name,
             latency_ms=(time.perf_counter() - started) * 1000,
             raw=raw,
         )
-
-
-def _usage_tier(raw_usage: dict[str, Any] | None) -> str | None:
-    tier = (raw_usage or {}).get("service_tier")  # Anthropic reports it inside usage
-    return tier if isinstance(tier, str) else None
 
 
 def call_date(headers: Mapping[str, str]) -> date | None:

@@ -129,8 +129,7 @@ def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = Fals
     several_calls = {"to one endpoint": False}
 
     def llm_body(r1: Any, r2: Any) -> None:
-        elided = _elided(r1) or _elided(r2)
-        if elided is not None:  # a long body is stored as its digest: match on that, always
+        if _elided(r1) is not None or _elided(r2) is not None:  # stored as a digest: match on it, always
             assert _body_digest(r1) == _body_digest(r2), "the (long) request bodies differ"
             return
         if several_calls["to one endpoint"]:

@@ -316,14 +316,14 @@ def retry_after_from(headers: Mapping[str, str], payload: Any = None, message: s
         return from_body
     match = _RETRY_IN_TEXT.search(message)
     if match and any(match.groupdict().values()):
-        parts = match.groupdict()
-        return (
-            float(parts["h"] or 0) * 3600
-            + float(parts["m"] or 0) * 60
-            + float(parts["s"] or 0)
-            + float(parts["ms"] or 0) / 1000
-        )
+        return _hms_seconds(match)
     return _exhausted_bucket_reset(lowered)
+
+
+def _hms_seconds(match: re.Match[str]) -> float:
+    """Seconds from a match with optional h / m / s / ms groups ("1m2.5s", "250ms")."""
+    parts = {name: float(value or 0) for name, value in match.groupdict().items()}
+    return parts["h"] * 3600 + parts["m"] * 60 + parts["s"] + parts["ms"] / 1000
 
 
 _GO_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?(?:(?P<ms>\d+(?:\.\d+)?)ms)?")
@@ -337,10 +337,7 @@ def _duration_seconds(value: str) -> float | None:
     except ValueError:
         pass
     match = _GO_DURATION.fullmatch(value)
-    if not value or not match:
-        return None
-    parts = {k: float(v or 0) for k, v in match.groupdict().items()}
-    return parts["h"] * 3600 + parts["m"] * 60 + parts["s"] + parts["ms"] / 1000
+    return _hms_seconds(match) if value and match else None
 
 
 def _exhausted_bucket_reset(lowered: Mapping[str, str]) -> float | None:

@@ -19,7 +19,7 @@ from llmclient.types import FilePart, Message, TextPart
 
 FileLike = str | Path | bytes | bytearray | IO[bytes] | FilePart
 
-# (magic prefix, offset of a second marker or None, marker, media type)
+# (magic prefix, offset of a second marker, that marker (b"" for none), media type)
 _SIGNATURES: tuple[tuple[bytes, int, bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, b"", "image/png"),
     (b"\xff\xd8\xff", 0, b"", "image/jpeg"),

@@ -156,3 +156,16 @@ def test_overlapping_buckets_have_no_exact_cost() -> None:
     # OpenRouter-Gemini can report the same tokens as cache read and write: uncached would be negative
     usage = Usage(input_tokens=100, cache_read_tokens=80, cache_write_tokens=80, output_tokens=5)
     assert total("gemini", "gemini-2.5-flash", usage) is None
+
+
+def test_anthropic_batch_tier_reported_in_usage_is_priced_at_batch_prices() -> None:
+    from llmclient.assemble import Assembler
+    from llmclient.providers import REGISTRY
+
+    body = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "Paris."}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1000, "output_tokens": 100, "service_tier": "batch"}}
+    response = Assembler(REGISTRY["anthropic"], "claude-sonnet-4-5").response(json.dumps(body).encode(), 0.0)
+    # batch: $1.50 in / $7.50 out per 1M: 1000 x 1.5 + 100 x 7.5 = 2250 /1M
+    assert response.cost is not None and response.cost.total == Decimal("0.00225")
+    assert response.cost.prices is not None and response.cost.prices.service_tier == "batch"

@@ -59,6 +59,7 @@ def decode(body: Any) -> Decoded:
         raw_finish_reason=body.get("stop_reason"),
         raw_usage=usage if isinstance(usage, dict) else None,
         model=body.get("model") or None,
+        service_tier=_service_tier(usage),
     )
 
 
@@ -135,4 +136,11 @@ class StreamDecoder:
             raw_finish_reason=self._finish,
             raw_usage=self._usage,
             model=self._model,
+            service_tier=_service_tier(self._usage),
         )
+
+
+def _service_tier(usage: Any) -> str | None:
+    """Anthropic reports the tier that billed the call ("standard", "priority", "batch") in usage."""
+    tier = usage.get("service_tier") if isinstance(usage, dict) else None
+    return tier if isinstance(tier, str) else None
