@@ -58,3 +58,5 @@ def benchmarks(session: nox.Session) -> None:
     """Performance as ratios against baselines measured in the same run (not a pass/fail gate)."""
     session.run(PYTHON, "benchmarks/import_time.py")
     session.run(PYTHON, "benchmarks/cost.py")
+    session.run(PYTHON, "benchmarks/rate_limiter.py", *session.posargs)  # 2 x 30 s at 600 RPM
+    session.run(PYTHON, "benchmarks/pdf_memory.py")

@@ -73,7 +73,7 @@ def _run(target: Target, scenario: Scenario, mode: Mode, cassettes: Path, fixtur
     try:
         with use_cassette(cassette, mode=mode) as session:
             model = f"{target.provider}/{scenario.model or target.model_for(scenario.requires)}"
-            with Client(model, api_key=scenario.api_key) as client:
+            with Client(model, api_key=scenario.api_key, retry=scenario.retry) as client:
                 observed = scenario.call(client)
             unplayed = session.unplayed if mode == "replay" else []
     except LLMError as error:  # a mismatch or a scenario that should not have raised
@@ -108,6 +108,19 @@ def check(scenario: Scenario, observed: Observed, expected: dict[str, Any]) -> l
         problems += _check_stream(observed, expected)
     if "value" in expected and observed.value != expected["value"]:
         problems.append(f"value: expected {expected['value']!r}, got {observed.value!r}")
+    if "retries" in expected:
+        problems += _check_retries(observed, expected)
+    return problems
+
+
+def _check_retries(observed: Observed, expected: dict[str, Any]) -> list[str]:
+    """The failed attempts the response records, and the waits the retry layer actually took."""
+    assert observed.response is not None
+    got = [{"error": r.error, "status_code": r.status_code, "waited": r.waited} for r in observed.response.retries]
+    problems = [] if got == expected["retries"] else [f"retries: expected {expected['retries']!r}, got {got!r}"]
+    slept = [r["waited"] for r in expected["retries"]]
+    if observed.slept != slept:
+        problems.append(f"slept {observed.slept!r}, expected the recorded waits {slept!r}")
     return problems
 
 

@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from llmclient import Client, LLMError, Message, Response, ToolCall
+from llmclient import Client, LLMError, Message, Response, ToolCall, regex
 from llmclient.providers import Capability
+from llmclient.retry import NO_RETRY, RetryPolicy
 
 Kind = Literal["response", "stream", "error"]
 
@@ -32,6 +33,9 @@ STRAWBERRY = "How many times does the letter r appear in the word strawberry? An
 # Past the 200k-token price threshold of long-context models (about 255k tokens), under their 1M window.
 LONG_PROMPT = "zqxjv " * 85_000 + "\n\nHow many words above are not 'zqxjv'? Answer with the number only."
 IMAGE_QUESTION = "What colour is this image? Answer in one word."
+# The public photo of a potato the reference traffic's image-URL cases send (a JPEG, by its name).
+IMAGE_URL = "https://t3.ftcdn.net/jpg/00/85/79/92/360_F_85799278_0BBGV9OAdQDTLnKwAPBCcg1J7QtiieJY.jpg"
+IMAGE_URL_QUESTION = "What vegetable is in this photo? Answer in one word."
 PDF_QUESTION = "What text does this document contain? Answer with the text only."
 # Past every built-in model's context window once repeated (see `context_prompt`).
 CONTEXT_WORD = "zqxjv "  # rare letters: several tokens per word in every tokenizer
@@ -63,6 +67,7 @@ class Observed:
     tool_fragments: int = 0
     error: LLMError | None = None
     value: Any = None  # a structured scenario's validated value
+    slept: list[float] = field(default_factory=list)  # the retry layer's waits, in seconds
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class Scenario:
     api_key: str | None = None  # a key other than the provider's (an invalid one, for 401)
     interactions: int = 1
     recordable: bool = True  # False: a server fault no request can provoke; authored only
+    retry: RetryPolicy = NO_RETRY  # recordings hold one attempt per call, except the retry scenarios'
 
 
 def _complete(prompt: Any, **options: Any) -> Callable[[Client], Observed]:
@@ -120,6 +126,28 @@ def _structured(strategy: Any = None) -> Callable[[Client], Observed]:
         return Observed(response=responses[-1], responses=responses, value=result.value.model_dump())
 
     return call
+
+
+# The first one-word answer ("Paris") is refused: the validator wants it in capitals.
+CAPITALS_ONLY = regex(r"[A-Z]+", full=True)
+
+
+def _validator_reask(client: Client) -> Observed:
+    final = client.complete(CAPITAL_WORD, validators=[CAPITALS_ONLY], max_retries=1)
+    responses = [attempt.response for attempt in final.rejected] + [final]
+    return Observed(response=final, responses=responses)
+
+
+# The retry scenarios' policy: deterministic backoff (no jitter), and waits recorded instead of
+# slept, so the suite stays fast while the wait each error asked for is checked exactly.
+_SLEPT: list[float] = []
+RETRYING = RetryPolicy(max_attempts=3, initial_backoff=0.5, max_backoff=8.0, jitter=False, sleep=_SLEPT.append)
+
+
+def _retried(client: Client) -> Observed:
+    _SLEPT.clear()
+    response = client.complete(CAPITAL_WORD)
+    return Observed(response=response, responses=[response], slept=list(_SLEPT))
 
 
 def _tool_round_trip(client: Client) -> Observed:
@@ -174,6 +202,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              requires=frozenset({"tools"}), interactions=2),
     Scenario("image_input", "an attached PNG is seen (fixtures/tiny.png, solid red)", "response",
              _complete(IMAGE_QUESTION, files=[FIXTURES / "tiny.png"]), requires=frozenset({"vision"})),
+    Scenario("image_url", "an image given by URL is fetched by the provider and seen", "response",
+             _complete(IMAGE_URL_QUESTION, files=[IMAGE_URL]), requires=frozenset({"vision"})),
     Scenario("pdf_input", "an attached PDF is read (fixtures/tiny.pdf)", "response",
              _complete(PDF_QUESTION, files=[FIXTURES / "tiny.pdf"]), requires=frozenset({"pdf"})),
     Scenario("structured_native", "a pydantic model through the provider's JSON-schema mode", "response",
@@ -184,6 +214,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              _structured("prompted")),
     Scenario("structured_reask", "an invalid first answer goes back as the tool's result; the second validates",
              "response", _structured("tool"), requires=frozenset({"tools"}), interactions=2),
+    Scenario("retry_rate_limit", "429 with Retry-After, then 200: the wait honours Retry-After, the answer comes",
+             "response", _retried, interactions=2, recordable=False, retry=RETRYING),
+    Scenario("retry_server_error", "503 (Anthropic: 529 overloaded), then 200: backoff, then the answer",
+             "response", _retried, interactions=2, recordable=False, retry=RETRYING),
     Scenario("billing_cache_read", "a cached system prompt: cache reads at the cache price", "response",
              _complete([Message.system(LONG_SYSTEM, cache="5m"), Message.user(CAPITAL_WORD)]),
              requires=frozenset({"prompt_cache"})),

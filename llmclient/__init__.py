@@ -23,16 +23,21 @@ from llmclient.errors import (
     UnsupportedCapabilityError,
 )
 from llmclient.providers import REGISTRY, ProviderSpec, register_provider, unregister_provider
+from llmclient.ratelimit import RateLimit
 from llmclient.request import Request, Tool
-from llmclient.schema import Attempt, StructuredResult
+from llmclient.retry import NO_RETRY, RetryPolicy
+from llmclient.schema import StructuredResult
 from llmclient.streaming import AsyncStream, Stream
+from llmclient.structured_stream import AsyncStructuredStream, StructuredStream
 from llmclient.types import (
+    Attempt,
     Cost,
     FilePart,
     FinishReason,
     Message,
     Prices,
     Response,
+    RetryRecord,
     StreamEvent,
     TextPart,
     ToolCall,
@@ -40,11 +45,13 @@ from llmclient.types import (
     Usage,
     UsageIteration,
 )
+from llmclient.validators import Validator, is_json, matches_schema, not_empty, regex
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "AsyncStream",
+    "AsyncStructuredStream",
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
@@ -59,21 +66,26 @@ __all__ = [
     "LLMError",
     "MalformedResponseError",
     "Message",
+    "NO_RETRY",
     "NotFoundError",
     "OverloadedError",
     "Prices",
     "ProviderSpec",
     "REGISTRY",
+    "RateLimit",
     "RateLimitError",
     "ReplayMismatchError",
     "Request",
     "RequestTimeoutError",
     "Response",
+    "RetryPolicy",
+    "RetryRecord",
     "SchemaValidationError",
     "ServerError",
     "Stream",
     "StreamEvent",
     "StructuredResult",
+    "StructuredStream",
     "TextPart",
     "Tool",
     "ToolCall",
@@ -81,6 +93,11 @@ __all__ = [
     "UnsupportedCapabilityError",
     "Usage",
     "UsageIteration",
+    "Validator",
+    "is_json",
+    "matches_schema",
+    "not_empty",
+    "regex",
     "register_provider",
     "scan_secrets",
     "unregister_provider",

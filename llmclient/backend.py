@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from llmclient.errors import InvalidRequestError, LLMError, ReplayMismatchError, excerpt, transport_error
+from llmclient.files import inline_remote_files, place_tool_result_files, tool_results_take_files
 from llmclient.providers import ProviderSpec
 from llmclient.request import Request, Tool
 from llmclient.wire import cohere as cohere_wire
@@ -76,15 +77,24 @@ class _Capture:
 
 _capture: ContextVar[_Capture | None] = ContextVar("llmclient_capture", default=None)
 
+Interceptor = Callable[[httpx.Request, ProviderSpec], httpx.Response | None]
+interceptor: Interceptor | None = None
+"""Set by llmclient.testing (mock provider, simulated faults): asked before the inner transport,
+hence before a cassette replay too (vcrpy patches the transport below the tap). It answers with a
+response, raises an httpx error, or returns None to let the request through. Unset, a call pays
+one None check."""
+
 
 class _Tap(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport) -> None:
+    def __init__(self, inner: httpx.BaseTransport, spec: ProviderSpec) -> None:
         self._inner = inner
+        self._spec = spec  # an interceptor answers in this provider's wire format
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         capture = _capture.get()
         try:
-            response = self._inner.handle_request(request)
+            answer = interceptor(request, self._spec) if interceptor is not None else None
+            response = answer if answer is not None else self._inner.handle_request(request)
         except BaseException as exc:
             if capture is not None:
                 capture.exchanges.append(Exchange(request, error=exc))
@@ -98,13 +108,15 @@ class _Tap(httpx.BaseTransport):
 
 
 class _AsyncTap(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, spec: ProviderSpec) -> None:
         self._inner = inner
+        self._spec = spec
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         capture = _capture.get()
         try:
-            response = await self._inner.handle_async_request(request)
+            answer = interceptor(request, self._spec) if interceptor is not None else None
+            response = answer if answer is not None else await self._inner.handle_async_request(request)
         except BaseException as exc:
             if capture is not None:
                 capture.exchanges.append(Exchange(request, error=exc))
@@ -167,6 +179,11 @@ class Backend:
 
     def prepare(self, request: Request, *, stream: bool) -> Prepared:
         """Everything that can be checked before a request is made, is checked here."""
+        if any(m.role == "tool" and m.files for m in request.messages) and not tool_results_take_files(self._spec, self._model_id):
+            request = request.model_copy(update={"messages": place_tool_result_files(request.messages)})
+        inlined = inline_remote_files(request.messages, self._spec, self._model_id, self._timeout)
+        if inlined is not request.messages:
+            request = request.model_copy(update={"messages": inlined})
         encode = NATIVE_ENCODERS.get(self._spec.wire) if self._spec.litellm_prefix is None else None
         if encode is not None:
             return Prepared(stream, native=encode(request, self._model_id, stream=stream))
@@ -233,7 +250,7 @@ class Backend:
     def _sync_http(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
-                self._http = httpx.Client(transport=_Tap(httpx.HTTPTransport()), timeout=self._timeout)
+                self._http = httpx.Client(transport=_Tap(httpx.HTTPTransport(), self._spec), timeout=self._timeout)
             return self._http
 
     def _sync_sdk(self, api_key: str) -> Any:
@@ -248,7 +265,7 @@ class Backend:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            http = httpx.AsyncClient(transport=_AsyncTap(httpx.AsyncHTTPTransport()), timeout=self._timeout)
+            http = httpx.AsyncClient(transport=_AsyncTap(httpx.AsyncHTTPTransport(), self._spec), timeout=self._timeout)
             entry = self._async[loop] = (http, {})
         return entry
 
@@ -275,10 +292,27 @@ class Backend:
         from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler
 
         if isinstance(http, httpx.AsyncClient):
-            handler = AsyncHTTPHandler(timeout=self._timeout)
+            handler = _no_resend_handler(AsyncHTTPHandler)(timeout=self._timeout)
             handler.client = http  # AsyncHTTPHandler takes no client= argument
             return handler
         return HTTPHandler(client=http, timeout=self._timeout)
+
+
+_NO_RESEND: dict[type, type] = {}
+
+
+def _no_resend_handler(base: type) -> type:
+    """litellm's AsyncHTTPHandler, minus its own resend of a request whose connection broke:
+    it resends through a fresh client, outside our tap and retry layer (a second, unseen request).
+    Re-raising the connection error leaves the decision to `llmclient.retry`."""
+    if base not in _NO_RESEND:
+
+        class NoResend(base):  # type: ignore[misc]
+            async def single_connection_post_request(self, *args: Any, **kwargs: Any) -> Any:
+                raise  # noqa: PLE0704 - called inside litellm's `except` for the connection error: re-raise it
+
+        _NO_RESEND[base] = NoResend
+    return _NO_RESEND[base]
 
 
 def _reply(capture: _Capture, failure: Exception | None, provider: str, model: str) -> Reply:
@@ -297,6 +331,8 @@ def _reply(capture: _Capture, failure: Exception | None, provider: str, model: s
         raise InvalidRequestError(
             f"the request was rejected before sending: {excerpt(first_line, 300)}", provider=provider, model=model
         ) from failure
+    if isinstance(exchange.error, LLMError):  # an interceptor's own error (a mock with nothing queued)
+        raise exchange.error
     if exchange.error is not None:
         raise _exchange_error(exchange, provider, model) from exchange.error
     assert exchange.response is not None

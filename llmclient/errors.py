@@ -52,6 +52,7 @@ class LLMError(Exception):
         self.status_code = status_code
         self.retry_after = retry_after
         self.error_type = error_type
+        self.history: tuple[Any, ...] = ()  # RetryRecords: every failed attempt of the call, this one last
 
     def __str__(self) -> str:
         where = "/".join(part for part in (self.provider, self.model) if part)

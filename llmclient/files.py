@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from llmclient.errors import BadRequestError, InvalidRequestError, UnsupportedCapabilityError
+from llmclient.errors import BadRequestError, InvalidRequestError, ReplayMismatchError, UnsupportedCapabilityError
 from llmclient.providers import ProviderSpec
 from llmclient.types import FilePart, Message, TextPart
 
@@ -38,10 +38,28 @@ DEFAULT_LIMIT = 20 * MB
 
 
 def sniff(head: bytes) -> str | None:
-    """The media type of a file from its first bytes; None when it is not a supported type."""
+    """The media type of a file from its first bytes; None when it is not a supported type.
+    Plain text has no magic number: see `is_plain_text`, which needs the whole content."""
     for prefix, offset, marker, media_type in _SIGNATURES:
         if head.startswith(prefix) and (not marker or head[offset : offset + len(marker)] == marker):
             return media_type
+    return None
+
+
+# Control characters that do not occur in text (tab, newlines, form feed and escape do).
+_BINARY_CONTROLS = frozenset(range(32)) - {9, 10, 12, 13, 27}
+
+
+def plain_text(data: bytes) -> str | None:
+    """`data` as text when it is UTF-8 (a BOM allowed) or BOM-marked UTF-16 with no binary
+    control characters; None otherwise (binary, or a text encoding that cannot be told apart)."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"), (b"", "utf-8")):
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                return None
+            return None if any(ord(char) in _BINARY_CONTROLS for char in text) else text
     return None
 
 
@@ -72,10 +90,13 @@ def attachment(item: FileLike) -> FilePart:
 def _inline(data: bytes, name: str) -> FilePart:
     media_type = sniff(data[:16])
     if media_type is None:
-        raise UnsupportedCapabilityError(
-            f"{name}: not a supported file type (PNG, JPEG, GIF, WebP or PDF, told by content, not name); "
-            f"it begins {data[:8]!r}"
-        )
+        text = plain_text(data)
+        if text is None:
+            raise UnsupportedCapabilityError(
+                f"{name}: not a supported file type (PNG, JPEG, GIF, WebP, PDF or UTF-8 text, told by content, "
+                f"not name); it begins {data[:8]!r}"
+            )
+        data, media_type = text.encode("utf-8"), "text/plain"  # one encoding on the wire, whatever came in
     return FilePart(media_type=media_type, name=name, data=base64.b64encode(data).decode("ascii"), size=len(data))
 
 
@@ -96,6 +117,10 @@ def check(messages: Iterable[Message], spec: ProviderSpec, model: str) -> None:
     """Raise before any request if a file cannot go to this provider: capability, then size."""
     for message in messages:
         for part in message.files:
+            if part.is_text:
+                if part.url is not None:
+                    raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline, not a URL")
+                continue  # text goes as a text block: every provider takes it, the context window is the limit
             needed = "vision" if part.is_image else "pdf"
             if needed not in spec.capabilities:
                 raise UnsupportedCapabilityError(
@@ -112,3 +137,77 @@ def check(messages: Iterable[Message], spec: ProviderSpec, model: str) -> None:
                     provider=spec.name, model=model,
                 )
 
+
+
+def tool_results_take_files(spec: ProviderSpec, model: str) -> bool:
+    """Whether files can go inside a tool result: Anthropic's tool_result content blocks, and
+    Gemini 3's multimodal function responses (functionResponse.parts); not the chat-completions
+    wire, whose tool messages carry text only, nor earlier Gemini models."""
+    return spec.wire == "anthropic" or (spec.wire == "gemini" and model.startswith("gemini-3"))
+
+
+def place_tool_result_files(messages: list[Message]) -> list[Message]:
+    """For providers whose tool results are text only: each tool result keeps its text plus a
+    "See file <name>." line per file, and the files follow the run of results in one user turn,
+    each introduced by "This is file <name>:" (what real clients send to these providers)."""
+    placed: list[Message] = []
+    pending: list[TextPart | FilePart] = []
+    for message in messages:
+        if message.role != "tool" and pending:
+            placed.append(Message(role="user", content=pending))
+            pending = []
+        if message.role == "tool" and message.files:
+            lines = [message.text] if message.text else []
+            lines += [f"See file {part.name}." for part in message.files]
+            placed.append(message.model_copy(update={"content": "\n".join(lines)}))
+            for part in message.files:
+                pending += [TextPart(text=f"This is file {part.name}:"), part]
+        else:
+            placed.append(message)
+    if pending:
+        placed.append(Message(role="user", content=pending))
+    return placed
+
+
+# Wires whose provider does not fetch http(s) file URLs itself: Google AI Studio takes inline
+# data or its own Files API URIs only, so the client downloads the file (as real clients do).
+_FETCHED_BY_CLIENT = frozenset({"gemini"})
+
+
+def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str, timeout: float | None) -> list[Message]:
+    """`messages` with URL files downloaded and inlined where the provider cannot fetch URLs."""
+    if spec.wire not in _FETCHED_BY_CLIENT or not any(p.url for m in messages for p in m.files):
+        return messages
+    return [m if not any(p.url for p in m.files) else
+            m.model_copy(update={"content": [_fetched(p, spec, model, timeout) if isinstance(p, FilePart) and p.url else p
+                                             for p in m.content]})
+            for m in messages]
+
+
+def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | None) -> FilePart:
+    import httpx
+
+    assert part.url is not None
+    limit = (IMAGE_LIMITS if part.is_image else PDF_LIMITS).get(spec.name, DEFAULT_LIMIT)
+    try:
+        with httpx.Client(timeout=timeout or 30.0, follow_redirects=True) as http, http.stream("GET", part.url) as reply:
+            reply.raise_for_status()
+            data = bytearray()
+            for chunk in reply.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise BadRequestError(f"{part.url} is over {limit / MB:.0f} MB, {spec.name}'s limit for "
+                                          f"{part.media_type}; no request was sent", provider=spec.name, model=model)
+    except httpx.HTTPError as exc:
+        raise BadRequestError(f"could not download {part.url} to send it inline ({spec.name} does not fetch URLs "
+                              f"itself): {exc}", provider=spec.name, model=model) from exc
+    except Exception as exc:
+        if type(exc).__name__ == "CannotOverwriteExistingCassetteException":  # vcrpy, in a replay
+            raise ReplayMismatchError(f"no recorded interaction for GET {part.url} (downloaded to send it inline to "
+                                      f"{spec.name}): record it", provider=spec.name, model=model) from exc
+        raise
+    fetched = _inline(bytes(data), part.name)
+    if fetched.media_type != part.media_type:
+        raise BadRequestError(f"{part.url} is named like {part.media_type} but its content is {fetched.media_type}",
+                              provider=spec.name, model=model)
+    return fetched

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -39,7 +39,8 @@ class ProviderSpec(BaseModel):
     """How to reach one provider. `litellm_prefix` is litellm's route for it ("openai" is the
     generic OpenAI-compatible route; None for a wire llmclient encodes itself, e.g. "cohere",
     with `base_url` the full endpoint URL); `default_query` is sent on every request (Azure's
-    `api-version`, for instance)."""
+    `api-version`, for instance). A `keyless` provider (the mock, a local server) works without a
+    key: `KEYLESS_PLACEHOLDER` is sent instead."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,6 +51,7 @@ class ProviderSpec(BaseModel):
     litellm_prefix: str | None = "openai"
     capabilities: frozenset[Capability] = _CHAT
     default_query: Mapping[str, str] = Field(default_factory=dict)
+    keyless: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -70,6 +72,8 @@ class ProviderSpec(BaseModel):
     def api_key(self, explicit: str | None = None) -> str:
         """The key to use: `explicit`, else the spec's environment variable."""
         key = explicit or os.environ.get(self.api_key_env)
+        if not key and self.keyless:
+            return KEYLESS_PLACEHOLDER  # the SDKs refuse an empty key even where none is checked
         if not key:
             raise ConfigurationError(
                 f"no API key for provider {self.name!r}: set the {self.api_key_env} environment variable "
@@ -78,6 +82,8 @@ class ProviderSpec(BaseModel):
             )
         return key
 
+
+KEYLESS_PLACEHOLDER = "no-key-needed"
 
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
@@ -133,6 +139,18 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         capabilities=_CHAT | {"vision", "structured_output", "prompt_cache"},
     ),
 )
+
+MOCK_PROVIDER = ProviderSpec(
+    name="mock",
+    # .invalid never resolves (RFC 6761): unanswered by llmclient.testing, a call fails to connect.
+    base_url="http://mock.llmclient.invalid/v1",
+    api_key_env="LLMCLIENT_MOCK_API_KEY",
+    litellm_prefix="openai",
+    capabilities=frozenset(get_args(Capability)),
+    keyless=True,
+)
+"""`Client("mock/<any id>")`, answered by `llmclient.testing.MockProvider`. Registered when
+`llmclient.testing` is imported, so lists of known providers name only real ones otherwise."""
 
 _lock = threading.Lock()
 _registry: dict[str, ProviderSpec] = {spec.name: spec for spec in BUILTIN_PROVIDERS}

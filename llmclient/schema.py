@@ -15,8 +15,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from typing_extensions import is_typeddict  # knows both typing and typing_extensions TypedDicts
 
@@ -24,7 +23,7 @@ from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from llmclient.errors import InvalidRequestError, SchemaValidationError
 from llmclient.request import Request, Tool
-from llmclient.types import Cost, Message, Response, Usage
+from llmclient.types import Attempt, Cost, Message, Response, Usage, sum_cost, sum_usage
 
 if TYPE_CHECKING:
     from llmclient.client import Client
@@ -38,13 +37,6 @@ _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 class Invalid(Exception):
     """One attempt's answer did not parse or validate; carries what to tell the model."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Attempt:
-    response: Response
-    raw: str  # the JSON text the model produced (tool arguments or message text)
-    error: str | None  # None for the attempt that validated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,18 +195,41 @@ def answer_text(response: Response, target: Target[Any], strategy: Strategy) -> 
 
 def reask(request: Request, response: Response, target: Target[Any], strategy: Strategy, error: str) -> Request:
     """The conversation so far plus the error, so the next attempt can correct itself."""
-    fix = f"{error}. Answer again with the corrected value only."
     if strategy == "tool":
         calls = [call for call in response.tool_calls if call.name == target.name]
         if calls:
-            results = [Message.tool_result(call, f"Invalid: {fix}") for call in calls]
+            fix = f"Invalid: {error}. Answer again with the corrected value only."
+            results = [Message.tool_result(call, fix) for call in calls]
             return request.model_copy(update={"messages": [*request.messages, response.message, *results]})
-    follow_up = [response.message, Message.user(f"Invalid: {fix}")] if response.text.strip() else [Message.user(f"Invalid: {fix}")]
-    return request.model_copy(update={"messages": [*request.messages, *follow_up]})
+    return reask_in_text(request, response, error, "Answer again with the corrected value only.")
+
+
+def reask_in_text(request: Request, response: Response, error: str, instruction: str) -> Request:
+    """The conversation plus the refused answer and a user turn saying what was wrong."""
+    follow_up = Message.user(f"Invalid: {error}. {instruction}")
+    earlier = [response.message] if response.text.strip() else []
+    return request.model_copy(update={"messages": [*request.messages, *earlier, follow_up]})
+
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class AskLoop(Protocol[R_co]):
+    """One validate-and-ask-again loop: what to send next, and the verdict on each answer."""
+
+    current: Request
+    attempts: list[Attempt]
+
+    def judge(self, response: Response) -> R_co:
+        """The accepted result, or raise `Invalid` after updating `current` to ask again."""
+        ...
+
+    def exhausted(self, client: Client) -> SchemaValidationError: ...
 
 
 class _Loop(Generic[T]):
-    """The state of one structured call across attempts; `judge` decides on each response."""
+    """The state of one structured call across attempts."""
 
     def __init__(self, request: Request, target: Target[T], strategy: Strategy) -> None:
         self.target, self.strategy = target, strategy
@@ -227,11 +242,14 @@ class _Loop(Generic[T]):
             raw = answer_text(response, self.target, self.strategy)
             value = self.target.parse(raw)
         except Invalid as problem:  # tenacity retries on it, with the error in the conversation
-            self.attempts.append(Attempt(response, raw, str(problem)))
+            self.attempts.append(Attempt(response=response, raw=raw, error=str(problem)))
             self.current = reask(self.current, response, self.target, self.strategy, str(problem))
             raise
-        self.attempts.append(Attempt(response, raw, None))
+        self.attempts.append(Attempt(response=response, raw=raw, error=None))
         return StructuredResult(value, self.strategy, tuple(self.attempts))
+
+    def exhausted(self, client: Client) -> SchemaValidationError:
+        return exhausted_error(client, f"no valid {self.target.name}", f"{self.strategy} strategy", self.attempts)
 
 
 def _policy(max_retries: int) -> dict[str, Any]:
@@ -240,52 +258,43 @@ def _policy(max_retries: int) -> dict[str, Any]:
     return {"stop": stop_after_attempt(max_retries + 1), "retry": retry_if_exception_type(Invalid), "reraise": True}
 
 
-def run(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
-    """Ask, validate, re-ask with the error; tenacity counts the attempts."""
+def ask_until_valid(client: Client, loop: AskLoop[R], max_retries: int) -> R:
+    """Ask, judge, ask again with the error; tenacity counts the attempts."""
     from tenacity import Retrying
 
-    loop = _Loop(request, target, strategy)
     try:
         for attempt in Retrying(**_policy(max_retries)):
             with attempt:
                 return loop.judge(client.complete(loop.current))
     except Invalid:
         pass
-    raise _exhausted(client, target, strategy, loop.attempts)
+    raise loop.exhausted(client)
 
 
-async def arun(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
-    """`run` for asyncio."""
+async def aask_until_valid(client: Client, loop: AskLoop[R], max_retries: int) -> R:
+    """`ask_until_valid` for asyncio."""
     from tenacity import AsyncRetrying
 
-    loop = _Loop(request, target, strategy)
     try:
         async for attempt in AsyncRetrying(**_policy(max_retries)):
             with attempt:
                 return loop.judge(await client.acomplete(loop.current))
     except Invalid:
         pass
-    raise _exhausted(client, target, strategy, loop.attempts)
+    raise loop.exhausted(client)
 
 
-def _exhausted(client: Client, target: Target[Any], strategy: Strategy, attempts: list[Attempt]) -> SchemaValidationError:
+def run(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
+    return ask_until_valid(client, _Loop(request, target, strategy), max_retries)
+
+
+async def arun(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
+    return await aask_until_valid(client, _Loop(request, target, strategy), max_retries)
+
+
+def exhausted_error(client: Client, what: str, how: str, attempts: list[Attempt]) -> SchemaValidationError:
     summary = "; ".join(f"attempt {i + 1}: {a.error}" for i, a in enumerate(attempts))
     return SchemaValidationError(
-        f"no valid {target.name} after {len(attempts)} attempt(s) ({strategy} strategy): {summary}",
+        f"{what} after {len(attempts)} attempt(s) ({how}): {summary}",
         provider=client.spec.name, model=client.model_id, attempts=attempts,
     )
-
-
-def sum_usage(usages: list[Usage | None]) -> Usage:
-    present = [u for u in usages if u is not None]
-    fields = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-    return Usage(**{name: sum(getattr(u, name) for u in present) for name in fields})
-
-
-def sum_cost(costs: list[Cost | None]) -> Cost | None:
-    if not costs or any(c is None for c in costs):
-        return None  # one unknown part makes the whole unknown, never a partial sum
-    known = [c for c in costs if c is not None]
-    parts = {name: sum((getattr(c, name) for c in known), Decimal(0)) for name in ("input", "cache_read", "cache_write", "output", "total")}
-    source = "provider" if all(c.source == "provider" for c in known) else "price-table"
-    return Cost(**parts, source=source, prices=known[-1].prices)

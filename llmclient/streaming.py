@@ -8,19 +8,45 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from llmclient.assemble import Assembler, StreamAssembly, call_date
 from llmclient.errors import APIError, transport_error
-from llmclient.types import Response, StreamEvent, ToolCallDelta
+from llmclient.types import Response, RetryRecord, StreamEvent, ToolCallDelta
 
 if TYPE_CHECKING:
     from llmclient.backend import Reply
+    from llmclient.ratelimit import Permit
+
+
+@dataclass
+class Delivery:
+    """An open 2xx stream response, the model that gave it (a fallback's, maybe), its rate-limit
+    permit (settled with the stream's usage at the end) and the failed attempts before it."""
+
+    reply: Reply
+    assembler: Assembler
+    permit: Permit | None = None
+    retries: tuple[RetryRecord, ...] = ()
+
+    def with_retries(self, history: list[RetryRecord]) -> Delivery:
+        self.retries = tuple(history)
+        return self
+
+    def done(self, response: Response | None) -> Response | None:
+        """Close the permit: the reported usage, or the estimate when the stream gave none."""
+        if self.permit is not None:
+            usage = response.usage if response is not None else None
+            self.permit.settle(self.permit.estimated_tokens if usage is None else usage.input_tokens + usage.output_tokens)
+        if response is not None and self.retries:
+            return response.model_copy(update={"retries": self.retries})
+        return response
 
 
 class Stream:
-    def __init__(self, send: Callable[[], Reply], assembler: Assembler) -> None:
+    def __init__(self, send: Callable[[], Delivery], assembler: Assembler) -> None:
         self._send = send
         self._assembler = assembler
         self._iterator: Iterator[StreamEvent] | None = None
@@ -53,19 +79,23 @@ class Stream:
 
     def _run(self) -> Iterator[StreamEvent]:
         started = time.perf_counter()
-        reply = self._send()
+        delivery = self._send()
+        reply, self._assembler = delivery.reply, delivery.assembler
+        response: Response | None = None
         try:
-            if reply.status >= 400:
-                raise self._assembler.http_error(reply.status, reply.response.headers, reply.body()) from reply.litellm_error
             if not _is_event_stream(reply):
-                self._response = self._assembler.response(reply.body(), started, call_date(reply.response.headers))
-                yield from events_of(self._response)
+                response = self._assembler.response(reply.body(), started, call_date(reply.response.headers))
+                self._response = delivery.done(response)
+                yield from events_of(response)
                 return
             assembly = StreamAssembly(self._assembler, started, call_date(reply.response.headers))
             for chunk in self._chunks(reply):
                 yield from assembly.feed(chunk)
-            self._response = assembly.finish()
+            response = assembly.finish()
+            self._response = delivery.done(response)
         finally:
+            if response is None:
+                delivery.done(None)
             reply.response.close()
 
     def _chunks(self, reply: Reply) -> Iterator[bytes]:
@@ -78,7 +108,7 @@ class Stream:
 
 
 class AsyncStream:
-    def __init__(self, send: Callable[[], Awaitable[Reply]], assembler: Assembler) -> None:
+    def __init__(self, send: Callable[[], Awaitable[Delivery]], assembler: Assembler) -> None:
         self._send = send
         self._assembler = assembler
         self._iterator: AsyncIterator[StreamEvent] | None = None
@@ -119,14 +149,14 @@ class AsyncStream:
         import httpx
 
         started = time.perf_counter()
-        reply = await self._send()
+        delivery = await self._send()
+        reply, self._assembler = delivery.reply, delivery.assembler
+        response: Response | None = None
         try:
-            if reply.status >= 400:
-                body = await reply.abody()
-                raise self._assembler.http_error(reply.status, reply.response.headers, body) from reply.litellm_error
             if not _is_event_stream(reply):
-                self._response = self._assembler.response(await reply.abody(), started, call_date(reply.response.headers))
-                for event in events_of(self._response):
+                response = self._assembler.response(await reply.abody(), started, call_date(reply.response.headers))
+                self._response = delivery.done(response)
+                for event in events_of(response):
                     yield event
                 return
             assembly = StreamAssembly(self._assembler, started, call_date(reply.response.headers))
@@ -136,8 +166,11 @@ class AsyncStream:
                         yield event
             except httpx.HTTPError as exc:
                 raise _broken_off(exc, reply, self._assembler) from exc
-            self._response = assembly.finish()
+            response = assembly.finish()
+            self._response = delivery.done(response)
         finally:
+            if response is None:
+                delivery.done(None)
             await reply.response.aclose()
 
 

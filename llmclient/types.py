@@ -6,7 +6,9 @@ formats are decoded into them by `llmclient.wire` and `llmclient.usage`.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -34,7 +36,7 @@ class TextPart(_Value):
 
 
 class FilePart(_Value):
-    """An attached file: an image or a PDF, inline (`data`, base64) or by `url`.
+    """An attached file: an image, a PDF or plain text, inline (`data`, base64) or by `url`.
     Build one with `llmclient.files.attachment(...)` or pass `files=[...]` to a call."""
 
     type: Literal["file"] = "file"
@@ -47,6 +49,17 @@ class FilePart(_Value):
     @property
     def is_image(self) -> bool:
         return self.media_type.startswith("image/")
+
+    @property
+    def is_text(self) -> bool:
+        return self.media_type == "text/plain"
+
+    @property
+    def text(self) -> str:
+        """A plain-text file's content (an inline text/plain file is UTF-8, base64-encoded)."""
+        if not self.is_text or self.data is None:
+            raise ValueError(f"{self.name} is {self.media_type}{' by URL' if self.url else ''}, not inline plain text")
+        return base64.b64decode(self.data).decode("utf-8")
 
     @property
     def data_url(self) -> str:
@@ -91,9 +104,17 @@ class Message(_Value):
         return cls(role="assistant", content=text, tool_calls=tool_calls or [])
 
     @classmethod
-    def tool_result(cls, call: ToolCall, result: Any) -> Message:
-        """The answer to `call`; a non-string `result` is sent as JSON."""
-        return cls(role="tool", content=tool_result_text(call.name, result), tool_call_id=call.id, name=call.name)
+    def tool_result(cls, call: ToolCall, result: Any, *, files: Sequence[Any] = ()) -> Message:
+        """The answer to `call`; a non-string `result` is sent as JSON. `files` (paths, bytes,
+        file objects, as for `files=` on a call) travel with the result: inside it where the
+        provider supports that (Anthropic, Gemini 3), else in a user turn right after the results."""
+        text = tool_result_text(call.name, result)
+        if not files:
+            return cls(role="tool", content=text, tool_call_id=call.id, name=call.name)
+        from llmclient.files import attachment  # files builds on these types
+
+        parts: list[TextPart | FilePart] = [TextPart(text=text), *(attachment(item) for item in files)]
+        return cls(role="tool", content=parts, tool_call_id=call.id, name=call.name)
 
     @property
     def text(self) -> str:
@@ -223,10 +244,66 @@ class Response(_Value):
     raw: dict[str, Any]
     """The provider's JSON body; for streams `{"chunks": [...]}`, every event payload in order."""
 
+    retries: tuple[RetryRecord, ...] = ()
+    """Failed attempts before this response, in order: retries, and models skipped for a fallback
+    (each record names its model); empty when the first attempt answered."""
+    rejected: tuple[Attempt, ...] = ()
+    """Earlier answers that `complete(..., validators=...)` refused and asked again about, in order."""
+
     @property
     def message(self) -> Message:
         """This response as the assistant turn to append to a conversation."""
         return Message.assistant(self.text, self.tool_calls)
+
+    @property
+    def total_usage(self) -> Usage:
+        """Usage of this response plus every rejected attempt before it (what the answer took)."""
+        return sum_usage([*(a.response.usage for a in self.rejected), self.usage])
+
+    @property
+    def total_cost(self) -> Cost | None:
+        """Cost of this response plus every rejected attempt; None when any part is unknown."""
+        return sum_cost([*(a.response.cost for a in self.rejected), self.cost])
+
+
+class RetryRecord(_Value):
+    """One failed attempt of a call: on which model, the error class, its status and message,
+    and the seconds waited before the next attempt (0 when the next went to a fallback)."""
+
+    model: str
+    error: str
+    status_code: int | None = None
+    message: str = ""
+    waited: float = 0.0
+
+
+class Attempt(_Value):
+    """One answer in a validate-and-ask-again loop: the response, the text that was checked
+    (for structured output, the JSON the model produced), and why it was refused (None: accepted)."""
+
+    response: Response
+    raw: str
+    error: str | None
+
+
+Response.model_rebuild()  # `rejected` refers to Attempt, defined after Response
+
+
+def sum_usage(usages: list[Usage | None]) -> Usage:
+    """The usage of several calls together (a call that reported none adds nothing)."""
+    present = [u for u in usages if u is not None]
+    fields = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    return Usage(**{name: sum(getattr(u, name) for u in present) for name in fields})
+
+
+def sum_cost(costs: list[Cost | None]) -> Cost | None:
+    """The cost of several calls together; None when any is unknown (never a partial sum)."""
+    if not costs or any(c is None for c in costs):
+        return None
+    known = [c for c in costs if c is not None]
+    parts = {name: sum((getattr(c, name) for c in known), Decimal(0)) for name in ("input", "cache_read", "cache_write", "output", "total")}
+    source = "provider" if all(c.source == "provider" for c in known) else "price-table"
+    return Cost(**parts, source=source, prices=known[-1].prices)
 
 
 class ToolCallDelta(_Value):

@@ -26,6 +26,7 @@ import yaml
 
 import llmclient
 from llmclient import Client, LLMError, ProviderSpec, Response, register_provider, use_cassette
+from llmclient.retry import NO_RETRY
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LLMCLIENT_REFERENCE_TRAFFIC", REPO.parent / "shared" / "reference-traffic"))
@@ -101,7 +102,7 @@ def client_for(case: Case) -> Client:
     else:
         model = body.get("model") or "unknown-model"
     if case.provider in _BUILTIN_HOSTS and parts.hostname == _BUILTIN_HOSTS[case.provider]:
-        return Client(f"{case.provider}/{model}")
+        return Client(f"{case.provider}/{model}", retry=NO_RETRY)  # each recording is one attempt
     # Not built in: the provider is a registry row, as a user would add it.
     if case.endpoint == "cohere_v2_chat":
         spec = ProviderSpec(name=case.provider, base_url=f"{parts.scheme}://{parts.netloc}/v2/chat",
@@ -112,7 +113,7 @@ def client_for(case: Case) -> Client:
         spec = ProviderSpec(name=case.provider, base_url=base, default_query=query,
                             api_key_env=re.sub(r"\W", "_", case.provider).upper() + "_API_KEY")
     register_provider(spec, replace=True)
-    return Client(f"{case.provider}/{model}")
+    return Client(f"{case.provider}/{model}", retry=NO_RETRY)
 
 
 # --- what the contract says the result must be ---------------------------------------------------

@@ -53,10 +53,28 @@ def test_bytes_file_objects_and_urls() -> None:
 
 
 def test_unsupported_content_is_refused_naming_the_file(tmp_path: Path) -> None:
-    notes = tmp_path / "notes.png"
-    notes.write_text("not an image")
+    blob = tmp_path / "notes.png"
+    blob.write_bytes(b"\x00\x01\x02 binary, not an image")
     with pytest.raises(UnsupportedCapabilityError, match=r"notes\.png: not a supported file type"):
-        Request.build("look", files=[notes])
+        Request.build("look", files=[blob])
+    latin1 = tmp_path / "menu.txt"
+    latin1.write_bytes("café crème".encode("latin-1"))  # not UTF-8: the encoding cannot be told, so refused
+    with pytest.raises(UnsupportedCapabilityError, match=r"menu\.txt: not a supported file type"):
+        Request.build("look", files=[latin1])
+
+
+@pytest.mark.parametrize("raw", [
+    "Ligne 1: café\r\n\tindentée\n".encode(),
+    b"\xef\xbb\xbf" + "Ligne 1: café\r\n\tindentée\n".encode(),  # UTF-8 with a BOM
+    "Ligne 1: café\r\n\tindentée\n".encode("utf-16"),  # BOM-marked UTF-16
+])
+def test_plain_text_is_told_by_content_and_sent_as_utf8_text(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "notes.png"  # the name says image; the content says text
+    path.write_bytes(raw)
+    part = attachment(path)
+    assert (part.media_type, part.text, part.size) == ("text/plain", "Ligne 1: café\r\n\tindentée\n", 27)  # UTF-8 bytes: é is 2
+    block = encode_message(Request.build("Summarise", files=[path]).messages[0])["content"][1]
+    assert block == {"type": "text", "text": '<file name="notes.png">\nLigne 1: café\r\n\tindentée\n\n</file>'}
 
 
 def test_files_join_the_last_user_turn_and_encode_as_blocks() -> None:

@@ -23,6 +23,19 @@ BUILTINS = [
     ("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "openai"),
 ]
 KNOWN = "Known providers: anthropic, deepseek, gemini, groq, mistral, openai, openrouter"
+
+
+@pytest.fixture(autouse=True)
+def _real_providers_only() -> Iterator[None]:
+    """`mock` is registered once any test imports llmclient.testing; these tests list real ones."""
+    mock = REGISTRY.get("mock")
+    if mock is not None:
+        unregister_provider("mock")
+    yield
+    if mock is not None:
+        register_provider(mock, replace=True)
+
+
 CEREBRAS = ProviderSpec(
     name="cerebras", base_url="https://api.cerebras.ai/v1/", api_key_env="CEREBRAS_API_KEY", wire="openai"
 )

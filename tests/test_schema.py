@@ -1,4 +1,4 @@
-"""Structured output end to end against a real loopback server speaking the OpenAI wire: the
+"""Structured output end to end against a loopback server speaking the OpenAI wire (tests/loopback.py): the
 strategy chosen from capabilities, the request each strategy sends, validation, re-ask with the
 error, and usage/cost summed over attempts."""
 
@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 from typing_extensions import TypedDict  # pydantic needs it on Python 3.11
 
-from llmclient import Client, InvalidRequestError, ProviderSpec, SchemaValidationError, pricing, register_provider, unregister_provider
+from llmclient import InvalidRequestError, SchemaValidationError
+from tests.loopback import Server, client, reply, server  # noqa: F401 (server is a fixture)
 
 
 class City(BaseModel):
@@ -38,53 +36,7 @@ class CityData:
 PARIS = {"city": "Paris", "population_m": 2.1}
 
 
-def reply(content: str | None = None, arguments: dict[str, Any] | None = None, tokens: tuple[int, int] = (10, 5)) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if arguments is not None:
-        message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {"name": "City", "arguments": json.dumps(arguments)}}]
-    return {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if arguments else "stop"}],
-            "usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1], "total_tokens": sum(tokens)}}
-
-
-class _Server(BaseHTTPRequestHandler):
-    queue: list[dict[str, Any]] = []
-    bodies: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        type(self).bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-        data = json.dumps(type(self).queue.pop(0)).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[type[_Server]]:
-    _Server.queue, _Server.bodies = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Server)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    for name, capabilities in (("nat", {"structured_output", "tools"}), ("tls", {"tools"}), ("txt", set())):
-        register_provider(ProviderSpec(name=name, base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
-                                       api_key_env="FAKE_API_KEY", capabilities=frozenset(capabilities)))
-    pricing.set_price("nat/m", input="0.000001", output="0.000002")
-    yield _Server
-    for name in ("nat", "tls", "txt"):
-        unregister_provider(name)
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def client(provider: str) -> Client:
-    return Client(f"{provider}/m", api_key="sk-test")
-
-
-def test_native_strategy_sends_a_strict_json_schema(server: type[_Server]) -> None:
+def test_native_strategy_sends_a_strict_json_schema(server: type[Server]) -> None:
     server.queue = [reply(json.dumps(PARIS))]
     result = client("nat").structured_result("Largest city of France?", schema=City)
     assert (result.value, result.strategy, len(result.attempts)) == (City(**PARIS), "native", 1)
@@ -94,7 +46,7 @@ def test_native_strategy_sends_a_strict_json_schema(server: type[_Server]) -> No
     assert response_format["json_schema"]["schema"]["additionalProperties"] is False
 
 
-def test_an_invalid_answer_is_sent_back_with_the_error_and_costs_add_up(server: type[_Server]) -> None:
+def test_an_invalid_answer_is_sent_back_with_the_error_and_costs_add_up(server: type[Server]) -> None:
     server.queue = [reply('{"city": "Paris"}', tokens=(10, 5)), reply(json.dumps(PARIS), tokens=(40, 7))]
     result = client("nat").structured_result("Largest city of France?", schema=City)
     assert result.value == City(**PARIS)
@@ -106,7 +58,7 @@ def test_an_invalid_answer_is_sent_back_with_the_error_and_costs_add_up(server: 
     assert result.cost is not None and result.cost.total == Decimal("0.000074")  # 50 x $1 + 12 x $2 per 1M
 
 
-def test_tool_strategy_forces_one_tool_with_the_schema(server: type[_Server]) -> None:
+def test_tool_strategy_forces_one_tool_with_the_schema(server: type[Server]) -> None:
     server.queue = [reply(None, arguments={"city": "Paris"}), reply(None, arguments=PARIS)]
     result = client("tls").structured_result("Largest city of France?", schema=City)
     assert (result.value, result.strategy) == (City(**PARIS), "tool")
@@ -118,14 +70,14 @@ def test_tool_strategy_forces_one_tool_with_the_schema(server: type[_Server]) ->
     assert answered["role"] == "tool" and answered["tool_call_id"] == "call_1" and "population_m" in answered["content"]
 
 
-def test_prompted_strategy_extracts_fenced_json(server: type[_Server]) -> None:
+def test_prompted_strategy_extracts_fenced_json(server: type[Server]) -> None:
     server.queue = [reply("Sure! Here it is:\n```json\n" + json.dumps(PARIS) + "\n```")]
     assert client("txt").structured("Largest city of France?", schema=City) == City(**PARIS)
     system = server.bodies[0]["messages"][0]
     assert system["role"] == "system" and '"population_m"' in system["content"] and "JSON" in system["content"]
 
 
-def test_after_the_last_attempt_every_error_is_reported(server: type[_Server]) -> None:
+def test_after_the_last_attempt_every_error_is_reported(server: type[Server]) -> None:
     server.queue = [reply("not json"), reply("[]"), reply('{"city": 3}')]
     with pytest.raises(SchemaValidationError) as caught:
         client("nat").structured("Largest city of France?", schema=City, max_retries=2)
@@ -140,25 +92,25 @@ def test_after_the_last_attempt_every_error_is_reported(server: type[_Server]) -
     ({"type": "object", "properties": {"city": {"type": "string"}, "population_m": {"type": "number"}},
       "required": ["city", "population_m"]}, PARIS),
 ])
-def test_typeddicts_dataclasses_and_dict_schemas(server: type[_Server], schema: Any, expected: Any) -> None:
+def test_typeddicts_dataclasses_and_dict_schemas(server: type[Server], schema: Any, expected: Any) -> None:
     server.queue = [reply(json.dumps(PARIS))]
     assert client("nat").structured("Largest city of France?", schema=schema) == expected
 
 
-def test_a_dict_schema_is_checked_too(server: type[_Server]) -> None:
+def test_a_dict_schema_is_checked_too(server: type[Server]) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     server.queue = [reply('{"city": 7}'), reply('{"town": "Paris"}')]
     with pytest.raises(SchemaValidationError, match=r"value\.city: expected string, got int.*value\.city: required"):
         client("nat").structured("?", schema=schema, max_retries=1)
 
 
-async def test_astructured(server: type[_Server]) -> None:
+async def test_astructured(server: type[Server]) -> None:
     server.queue = [reply("oops"), reply(json.dumps(PARIS))]
     result = await client("nat").astructured_result("Largest city of France?", schema=City)
     assert (result.value, len(result.attempts)) == (City(**PARIS), 2)
 
 
-def test_strategy_override_and_bad_arguments(server: type[_Server]) -> None:
+def test_strategy_override_and_bad_arguments(server: type[Server]) -> None:
     server.queue = [reply(json.dumps(PARIS))]
     assert client("nat").structured_result("?", schema=City, strategy="prompted").strategy == "prompted"
     assert "response_format" not in server.bodies[0]

@@ -221,7 +221,10 @@ def _text_block(part: TextPart, cache_markers: bool) -> dict[str, Any]:
 
 
 def _file_block(part: FilePart) -> dict[str, Any]:
-    """A file as a chat-completions content block (litellm translates it for the other wires)."""
+    """A file as a chat-completions content block (litellm translates it for the other wires).
+    Plain text is a text block naming the file: every provider reads it, none needs a capability."""
+    if part.is_text:
+        return {"type": "text", "text": f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"}
     if part.is_image:
         return {"type": "image_url", "image_url": {"url": part.data_url}}
     if part.url is not None:

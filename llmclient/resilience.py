@@ -1,0 +1,72 @@
+"""Fallback chains: the models a call may go to, in order, and when to move on.
+
+A profile's model comes first, then its fallbacks (their own fallbacks after them, depth first,
+each model once). Each model gets its full retry policy (`llmclient.retry`); when its last error
+is one the profile falls back on (default: rate limit, server error, timeout, connection error,
+context window exceeded), the call moves to the next model. Every failed attempt is recorded, so
+`response.retries` tells which model answered after which failures, and an error that ends the
+chain carries them all in `error.history`. A fallback that cannot take the request at all (a
+capability it lacks, no key set) is recorded and skipped; the primary model's own such error is
+the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from llmclient.errors import ConfigurationError, LLMError, UnsupportedCapabilityError
+from llmclient.retry import record
+from llmclient.types import RetryRecord
+
+if TYPE_CHECKING:
+    from llmclient.client import Client
+
+R = TypeVar("R")
+OneModel = Callable[["Client", list[RetryRecord]], R]
+
+
+def through_chain(chain: Sequence[Client], one_model: OneModel[R], falls_back_on: Callable[[LLMError], bool]) -> tuple[R, list[RetryRecord]]:
+    """`one_model(client, history)` on each client of `chain` until one answers."""
+    history: list[RetryRecord] = []
+    last_api_error: LLMError | None = None
+    for position, client in enumerate(chain):
+        try:
+            return one_model(client, history), history
+        except LLMError as error:
+            last_api_error = _next_or_raise(chain, position, error, last_api_error, history, falls_back_on)
+    assert last_api_error is not None
+    raise _with_history(last_api_error, history)
+
+
+async def athrough_chain(chain: Sequence[Client], one_model: Callable[[Client, list[RetryRecord]], Awaitable[R]],
+                         falls_back_on: Callable[[LLMError], bool]) -> tuple[R, list[RetryRecord]]:
+    """`through_chain` for asyncio."""
+    history: list[RetryRecord] = []
+    last_api_error: LLMError | None = None
+    for position, client in enumerate(chain):
+        try:
+            return await one_model(client, history), history
+        except LLMError as error:
+            last_api_error = _next_or_raise(chain, position, error, last_api_error, history, falls_back_on)
+    assert last_api_error is not None
+    raise _with_history(last_api_error, history)
+
+
+def _next_or_raise(chain: Sequence[Client], position: int, error: LLMError, last_api_error: LLMError | None,
+                   history: list[RetryRecord], falls_back_on: Callable[[LLMError], bool]) -> LLMError | None:
+    """The error to raise if the chain ends here, or raise now when the call must not go on."""
+    if isinstance(error, (UnsupportedCapabilityError, ConfigurationError)) and position > 0:
+        # This fallback cannot take the call (a capability it lacks, no key set): skip it.
+        history.append(record(error, chain[position].model, 0.0))
+        if position == len(chain) - 1:
+            raise _with_history(last_api_error or error, history)
+        return last_api_error
+    if position == len(chain) - 1 or not falls_back_on(error):
+        raise _with_history(error, history)
+    return error
+
+
+def _with_history(error: LLMError, history: list[RetryRecord]) -> LLMError:
+    error.history = tuple(history)
+    return error
