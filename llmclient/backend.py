@@ -336,7 +336,25 @@ def _reply(capture: _Capture, failure: Exception | None, provider: str, model: s
     if exchange.error is not None:
         raise _exchange_error(exchange, provider, model) from exchange.error
     assert exchange.response is not None
+    broken = _transport_failure(failure)
+    if broken is not None:
+        try:
+            exchange.response.content  # noqa: B018 - read in full: litellm's failure was not the body's
+        except httpx.ResponseNotRead:  # the body broke off while litellm read it: a transport failure
+            where = f"reading the body of {exchange.request.method} {exchange.request.url.copy_with(query=None)}"
+            raise transport_error(broken, where, provider=provider, model=model) from failure
     return Reply(exchange.response, failure)
+
+
+def _transport_failure(exc: BaseException | None) -> httpx.TransportError | None:
+    """The httpx transport error at the root of what litellm raised, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, httpx.TransportError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _exchange_error(exchange: Exchange, provider: str, model: str) -> LLMError:

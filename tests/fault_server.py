@@ -335,8 +335,10 @@ class _HTTPServer(HTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        # Daemon threads, so a server a failing test never closed cannot keep the process alive;
+        # close() still joins every one of them.
         thread = threading.Thread(target=self._serve_connection, args=(request, client_address),
-                                  name=f"fault-server-conn-{client_address[1]}")
+                                  name=f"fault-server-conn-{client_address[1]}", daemon=True)
         self.owner._track_connection(thread, request)
         thread.start()
 
@@ -406,7 +408,7 @@ class FaultServer:
         self._httpd = _HTTPServer(self)
         # A short poll interval, because shutdown() waits for the accept loop to notice it.
         self._accept_thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.005},
-                                               name="fault-server-accept")
+                                               name="fault-server-accept", daemon=True)
         self._accept_thread.start()
         return self
 

@@ -223,8 +223,7 @@ def _post_catching(url: str) -> object:
 # --- every fault surfaces as its typed error ----------------------------------------------------
 
 # name: (action, client timeout, error of a whole call, error of a stream). The hanging faults get
-# a short timeout to keep the matrix fast. LLMError alone means "some typed error": a known defect
-# (see the strict xfails at the end) makes today's type the wrong one to pin.
+# a short timeout to keep the matrix fast.
 FAULTS: dict[str, tuple[Action, float, type[LLMError] | None, type[LLMError] | None]] = {
     "success": (succeed(), 5.0, None, None),
     "429": (status(429, headers={"retry-after": "1"}), 5.0, RateLimitError, RateLimitError),
@@ -235,8 +234,8 @@ FAULTS: dict[str, tuple[Action, float, type[LLMError] | None, type[LLMError] | N
                  ServerError, ServerError),
     "hang": (hang(10), 0.1, RequestTimeoutError, RequestTimeoutError),
     "drop": (hang(0.05), 5.0, APIConnectionError, APIConnectionError),
-    "close-mid-stream": (close_mid_stream(), 5.0, LLMError, APIConnectionError),
-    "stall-mid-stream": (close_mid_stream(stall=10), 0.1, LLMError, RequestTimeoutError),
+    "close-mid-stream": (close_mid_stream(), 5.0, APIConnectionError, APIConnectionError),
+    "stall-mid-stream": (close_mid_stream(stall=10), 0.1, RequestTimeoutError, RequestTimeoutError),
     "truncated": (truncated(), 5.0, MalformedResponseError, MalformedResponseError),
     "malformed": (malformed(), 5.0, MalformedResponseError, MalformedResponseError),
     "malformed-event": (malformed_event(), 5.0, MalformedResponseError, MalformedResponseError),
@@ -383,14 +382,11 @@ async def test_401_is_never_retried(server: FaultServer, wire: Wire, mode: Mode)
     assert (server.count, sleeps.waits) == (1, [])
 
 
-# --- library defects found with this server (strict xfail: each fails loudly once fixed) -------
-
-_BODY_READ_BUG = ("litellm reads a non-stream body itself; when that read breaks off, Reply.body() gets StreamConsumed, "
-                  "returns b'' and the call raises MalformedResponseError quoting an empty body, not the transport error")
+# --- library defects found with this server, now fixed (backend._transport_failure: a non-stream
+# body that broke off while litellm read it was reported as an empty, malformed body) -----------
 
 
 @every(modes=("complete", "acomplete"))
-@pytest.mark.xfail(strict=True, reason=_BODY_READ_BUG)
 async def test_a_non_stream_body_cut_off_is_a_connection_error(server: FaultServer, wire: Wire, mode: Mode) -> None:
     server.script(close_mid_stream("Paris is"))
     outcome = await call(server, wire, mode)
@@ -398,7 +394,6 @@ async def test_a_non_stream_body_cut_off_is_a_connection_error(server: FaultServ
 
 
 @every(modes=("complete", "acomplete"))
-@pytest.mark.xfail(strict=True, reason=_BODY_READ_BUG)
 async def test_a_non_stream_body_stalled_past_the_timeout_is_a_timeout(server: FaultServer, wire: Wire,
                                                                        mode: Mode) -> None:
     server.script(close_mid_stream("Paris is", stall=10))

@@ -169,9 +169,9 @@ def test_the_rate_limiter_spaces_calls_as_configured(server: FaultServer) -> Non
     client = openai_client(server)
     for _ in range(6):
         client.complete("hi")
-    gaps = server.gaps()
-    assert len(gaps) == 5 and all(gap >= 0.17 for gap in gaps), gaps
-    assert sum(gaps) < 3.0
+    gaps = server.gaps()  # permits are 0.2 s apart; arrivals also carry each call's own set-up time
+    assert len(gaps) == 5 and all(gap >= 0.1 for gap in gaps), gaps
+    assert 0.85 <= sum(gaps) < 3.0, gaps  # 1.0 s of permits, less the first call's longer set-up
 
 
 async def test_the_rate_limiter_spaces_concurrent_async_calls(server: FaultServer) -> None:
