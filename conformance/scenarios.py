@@ -214,6 +214,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              _structured("prompted")),
     Scenario("structured_reask", "an invalid first answer goes back as the tool's result; the second validates",
              "response", _structured("tool"), requires=frozenset({"tools"}), interactions=2),
+    Scenario("validator_reask", "an answer a validator refuses is asked again with the reason; the second passes",
+             "response", _validator_reask, interactions=2),
     Scenario("retry_rate_limit", "429 with Retry-After, then 200: the wait honours Retry-After, the answer comes",
              "response", _retried, interactions=2, recordable=False, retry=RETRYING),
     Scenario("retry_server_error", "503 (Anthropic: 529 overloaded), then 200: backoff, then the answer",
