@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from decimal import Decimal
-from typing import Any
 
 from llmclient import Usage, pricing
+from timing import seconds_per_call  # benchmarks/timing.py (scripts run from this directory)
 from llmclient.assemble import Assembler
 from llmclient.providers import REGISTRY
 
@@ -25,14 +24,6 @@ BODY = json.dumps({
 }).encode()
 
 
-def per_call(run: Any, calls: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(calls):
-            run()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
 
 
 def main() -> int:
@@ -43,12 +34,12 @@ def main() -> int:
     usage = Usage(input_tokens=1021, cache_read_tokens=512, output_tokens=2)
     pricing.cost("openai", "gpt-4o-mini-2024-07-18", usage)  # load the table once, as the first call does
 
-    cost_only = per_call(lambda: pricing.cost("openai", "gpt-4o-mini-2024-07-18", usage), calls)
-    with_cost = per_call(lambda: assembler.response(BODY, 0.0), calls)
+    cost_only = seconds_per_call(lambda: pricing.cost("openai", "gpt-4o-mini-2024-07-18", usage), calls)
+    with_cost = seconds_per_call(lambda: assembler.response(BODY, 0.0), calls)
     real_cost = pricing.cost
     pricing.cost = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:
-        without = per_call(lambda: assembler.response(BODY, 0.0), calls)
+        without = seconds_per_call(lambda: assembler.response(BODY, 0.0), calls)
     finally:
         pricing.cost = real_cost  # type: ignore[assignment]
     added = with_cost - without

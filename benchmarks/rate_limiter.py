@@ -22,10 +22,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from llmclient import ratelimit
 from llmclient.ratelimit import RateLimit, RateLimiter
+from timing import seconds_per_call  # benchmarks/timing.py (scripts run from this directory)
 
 THREADS = 8
 TASKS = 64
@@ -71,14 +71,6 @@ async def admitted_by_tasks(limiter: RateLimiter, seconds: float) -> int:
     return sum(counts)
 
 
-def seconds_per_call(run: Callable[[], Any], calls: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(calls):
-            run()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
 
 
 class _StandInPermit:

@@ -96,7 +96,6 @@ class Client:
             loop, retries = self._validator_loop(prompt, validators, max_retries, options)
             return schema_module.ask_until_valid(self, loop, retries)
         request = self._request(prompt, options)
-        self._check(request)
         response, history = through_chain(self._chain(), lambda client, h: client._complete_here(request, h),
                                           self.profile.falls_back_on)
         return _with_retries(response, history)
@@ -107,7 +106,6 @@ class Client:
             loop, retries = self._validator_loop(prompt, validators, max_retries, options)
             return await schema_module.aask_until_valid(self, loop, retries)
         request = self._request(prompt, options)
-        self._check(request)
         response, history = await athrough_chain(self._chain(), lambda client, h: client._acomplete_here(request, h),
                                                  self.profile.falls_back_on)
         return _with_retries(response, history)
@@ -209,7 +207,8 @@ class Client:
     # --- one model of the chain -------------------------------------------------------------
 
     def _check(self, request: Request) -> None:
-        """What can be refused before any request, for this model: files, capabilities, the key."""
+        """What can be refused before any request, for this model: files, capabilities, the key.
+        (A stream checks its primary model when it is made, not when iteration sends it.)"""
         files.check(request.messages, self.spec, self.model_id)
         self._key()
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import loopback  # noqa: F401 - the loopback OpenAI-wire server fixture, for every test module
+
 # litellm is imported lazily by llmclient, but set this before anything could import it.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

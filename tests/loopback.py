@@ -71,7 +71,7 @@ class Server(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[type[Server]]:
+def loopback() -> Iterator[type[Server]]:
     Server.queue, Server.bodies = [], []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Server)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

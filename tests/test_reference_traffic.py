@@ -140,6 +140,6 @@ def test_structured_and_file_cases_parse(replayed: tuple[list[reference_traffic.
             assert anything.parse(answer_text(outcome.response, anything, strategy)) == json.loads(text), outcome.case.key
         extracted += 1
     with capsys.disabled():
-        print(f"\nissue 5 reference cases:\n" + "\n".join(lines) +
+        print("\nissue 5 reference cases:\n" + "\n".join(lines) +
               f"\n  structured answers in text extracted to the recorded object: {extracted}")
     assert extracted >= 20

@@ -109,9 +109,18 @@ async def test_async_calls_retry_too(server: FaultServer) -> None:
     assert response.text == "Paris." and response.retries[0].waited == 0.2
 
 
-def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, primary: FaultServer, backup: FaultServer,
+                 profiles: str) -> None:
+    """A config file pointing openai at `primary` and anthropic at `backup`, plus `profiles`."""
     path = tmp_path / "llmclient.toml"
-    path.write_text(text)
+    path.write_text(f"""
+[providers.openai]
+base_url = "{primary.url}/v1"
+api_key_env = "PRIMARY_KEY"
+[providers.anthropic]
+base_url = "{backup.url}"
+api_key_env = "BACKUP_KEY"
+{profiles}""")
     monkeypatch.setenv("LLMCLIENT_CONFIG", str(path))
     monkeypatch.setenv("PRIMARY_KEY", "sk-primary")
     monkeypatch.setenv("BACKUP_KEY", "sk-ant-backup")
@@ -120,18 +129,12 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> 
 
 def test_a_profile_falls_back_when_its_model_keeps_failing(server: FaultServer, backup: FaultServer, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config(tmp_path, monkeypatch, f"""
-[providers.openai]
-base_url = "{server.url}/v1"
-api_key_env = "PRIMARY_KEY"
-[providers.anthropic]
-base_url = "{backup.url}"
-api_key_env = "BACKUP_KEY"
+    write_config(tmp_path, monkeypatch, server, backup, """
 [profiles.fast]
 model = "openai/gpt-4o-mini"
 fallbacks = ["anthropic/claude-sonnet-4-5"]
-retry = {{ max_attempts = 2, initial_backoff = 0.05, max_backoff = 0.05, jitter = false }}
-options = {{ max_tokens = 64 }}
+retry = { max_attempts = 2, initial_backoff = 0.05, max_backoff = 0.05, jitter = false }
+options = { max_tokens = 64 }
 [aliases]
 quick = "fast"
 """)
@@ -145,18 +148,12 @@ quick = "fast"
 
 def test_errors_a_profile_does_not_fall_back_on_are_raised(server: FaultServer, backup: FaultServer, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config(tmp_path, monkeypatch, f"""
-[providers.openai]
-base_url = "{server.url}/v1"
-api_key_env = "PRIMARY_KEY"
-[providers.anthropic]
-base_url = "{backup.url}"
-api_key_env = "BACKUP_KEY"
+    write_config(tmp_path, monkeypatch, server, backup, """
 [profiles.fast]
 model = "openai/gpt-4o-mini"
 fallbacks = ["anthropic/claude-sonnet-4-5"]
 fallback_on = ["rate_limit"]
-retry = {{ max_attempts = 1 }}
+retry = { max_attempts = 1 }
 """)
     server.script(status(503))
     with pytest.raises(ServerError):

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from typing_extensions import TypedDict  # pydantic needs it on Python 3.11
 
 from llmclient import InvalidRequestError, SchemaValidationError
-from tests.loopback import Server, client, reply, server  # noqa: F401 (server is a fixture)
+from tests.loopback import Server, client, reply
 
 
 class City(BaseModel):
@@ -36,52 +36,52 @@ class CityData:
 PARIS = {"city": "Paris", "population_m": 2.1}
 
 
-def test_native_strategy_sends_a_strict_json_schema(server: type[Server]) -> None:
-    server.queue = [reply(json.dumps(PARIS))]
+def test_native_strategy_sends_a_strict_json_schema(loopback: type[Server]) -> None:
+    loopback.queue = [reply(json.dumps(PARIS))]
     result = client("nat").structured_result("Largest city of France?", schema=City)
     assert (result.value, result.strategy, len(result.attempts)) == (City(**PARIS), "native", 1)
-    response_format = server.bodies[0]["response_format"]
+    response_format = loopback.bodies[0]["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["name"] == "City" and response_format["json_schema"]["strict"] is True
     assert response_format["json_schema"]["schema"]["additionalProperties"] is False
 
 
-def test_an_invalid_answer_is_sent_back_with_the_error_and_costs_add_up(server: type[Server]) -> None:
-    server.queue = [reply('{"city": "Paris"}', tokens=(10, 5)), reply(json.dumps(PARIS), tokens=(40, 7))]
+def test_an_invalid_answer_is_sent_back_with_the_error_and_costs_add_up(loopback: type[Server]) -> None:
+    loopback.queue = [reply('{"city": "Paris"}', tokens=(10, 5)), reply(json.dumps(PARIS), tokens=(40, 7))]
     result = client("nat").structured_result("Largest city of France?", schema=City)
     assert result.value == City(**PARIS)
     assert [a.error for a in result.attempts] == ["the answer does not match the schema: population_m: Field required", None]
-    second = server.bodies[1]["messages"]
+    second = loopback.bodies[1]["messages"]
     assert second[-2] == {"role": "assistant", "content": '{"city": "Paris"}'}
     assert second[-1]["role"] == "user" and "population_m: Field required" in second[-1]["content"]
     assert (result.usage.input_tokens, result.usage.output_tokens) == (50, 12)
     assert result.cost is not None and result.cost.total == Decimal("0.000074")  # 50 x $1 + 12 x $2 per 1M
 
 
-def test_tool_strategy_forces_one_tool_with_the_schema(server: type[Server]) -> None:
-    server.queue = [reply(None, arguments={"city": "Paris"}), reply(None, arguments=PARIS)]
+def test_tool_strategy_forces_one_tool_with_the_schema(loopback: type[Server]) -> None:
+    loopback.queue = [reply(None, arguments={"city": "Paris"}), reply(None, arguments=PARIS)]
     result = client("tls").structured_result("Largest city of France?", schema=City)
     assert (result.value, result.strategy) == (City(**PARIS), "tool")
-    first = server.bodies[0]
+    first = loopback.bodies[0]
     assert [t["function"]["name"] for t in first["tools"]] == ["City"]
     assert first["tool_choice"] == {"type": "function", "function": {"name": "City"}}
     assert "response_format" not in first
-    answered = server.bodies[1]["messages"][-1]  # the error goes back as the tool's result
+    answered = loopback.bodies[1]["messages"][-1]  # the error goes back as the tool's result
     assert answered["role"] == "tool" and answered["tool_call_id"] == "call_1" and "population_m" in answered["content"]
 
 
-def test_prompted_strategy_extracts_fenced_json(server: type[Server]) -> None:
-    server.queue = [reply("Sure! Here it is:\n```json\n" + json.dumps(PARIS) + "\n```")]
+def test_prompted_strategy_extracts_fenced_json(loopback: type[Server]) -> None:
+    loopback.queue = [reply("Sure! Here it is:\n```json\n" + json.dumps(PARIS) + "\n```")]
     assert client("txt").structured("Largest city of France?", schema=City) == City(**PARIS)
-    system = server.bodies[0]["messages"][0]
+    system = loopback.bodies[0]["messages"][0]
     assert system["role"] == "system" and '"population_m"' in system["content"] and "JSON" in system["content"]
 
 
-def test_after_the_last_attempt_every_error_is_reported(server: type[Server]) -> None:
-    server.queue = [reply("not json"), reply("[]"), reply('{"city": 3}')]
+def test_after_the_last_attempt_every_error_is_reported(loopback: type[Server]) -> None:
+    loopback.queue = [reply("not json"), reply("[]"), reply('{"city": 3}')]
     with pytest.raises(SchemaValidationError) as caught:
         client("nat").structured("Largest city of France?", schema=City, max_retries=2)
-    assert len(caught.value.attempts) == 3 and len(server.bodies) == 3
+    assert len(caught.value.attempts) == 3 and len(loopback.bodies) == 3
     assert "attempt 1: the answer is not valid JSON (Expecting value at position 0)" in caught.value.message
     assert [a.raw for a in caught.value.attempts] == ["not json", "[]", '{"city": 3}']
 
@@ -92,32 +92,32 @@ def test_after_the_last_attempt_every_error_is_reported(server: type[Server]) ->
     ({"type": "object", "properties": {"city": {"type": "string"}, "population_m": {"type": "number"}},
       "required": ["city", "population_m"]}, PARIS),
 ])
-def test_typeddicts_dataclasses_and_dict_schemas(server: type[Server], schema: Any, expected: Any) -> None:
-    server.queue = [reply(json.dumps(PARIS))]
+def test_typeddicts_dataclasses_and_dict_schemas(loopback: type[Server], schema: Any, expected: Any) -> None:
+    loopback.queue = [reply(json.dumps(PARIS))]
     assert client("nat").structured("Largest city of France?", schema=schema) == expected
 
 
-def test_a_dict_schema_is_checked_too(server: type[Server]) -> None:
+def test_a_dict_schema_is_checked_too(loopback: type[Server]) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    server.queue = [reply('{"city": 7}'), reply('{"town": "Paris"}')]
+    loopback.queue = [reply('{"city": 7}'), reply('{"town": "Paris"}')]
     with pytest.raises(SchemaValidationError, match=r"value\.city: expected string, got int.*value\.city: required"):
         client("nat").structured("?", schema=schema, max_retries=1)
 
 
-async def test_astructured(server: type[Server]) -> None:
-    server.queue = [reply("oops"), reply(json.dumps(PARIS))]
+async def test_astructured(loopback: type[Server]) -> None:
+    loopback.queue = [reply("oops"), reply(json.dumps(PARIS))]
     result = await client("nat").astructured_result("Largest city of France?", schema=City)
     assert (result.value, len(result.attempts)) == (City(**PARIS), 2)
 
 
-def test_strategy_override_and_bad_arguments(server: type[Server]) -> None:
-    server.queue = [reply(json.dumps(PARIS))]
+def test_strategy_override_and_bad_arguments(loopback: type[Server]) -> None:
+    loopback.queue = [reply(json.dumps(PARIS))]
     assert client("nat").structured_result("?", schema=City, strategy="prompted").strategy == "prompted"
-    assert "response_format" not in server.bodies[0]
+    assert "response_format" not in loopback.bodies[0]
     with pytest.raises(InvalidRequestError, match="strategy= must be one of native, tool, prompted"):
         client("nat").structured("?", schema=City, strategy="magic")  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError, match="schema= takes a pydantic model"):
         client("nat").structured("?", schema=int)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError, match="max_retries must be an integer >= 0"):
         client("nat").structured("?", schema=City, max_retries=-1)
-    assert len(server.bodies) == 1  # the bad calls sent nothing
+    assert len(loopback.bodies) == 1  # the bad calls sent nothing

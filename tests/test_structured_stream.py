@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from llmclient import InvalidRequestError, SchemaValidationError
 from llmclient.structured_stream import parse_partial
-from tests.loopback import Server, client, server, stream_reply  # noqa: F401 (server is a fixture)
+from tests.loopback import Server, client, stream_reply
 
 
 class City(BaseModel):
@@ -53,48 +53,48 @@ EXPECTED_PARTIALS = [
 ]
 
 
-def test_native_stream_yields_partials_then_the_value(server: type[Server]) -> None:
-    server.queue = [stream_reply(PIECES, tokens=(20, 9))]
+def test_native_stream_yields_partials_then_the_value(loopback: type[Server]) -> None:
+    loopback.queue = [stream_reply(PIECES, tokens=(20, 9))]
     stream = client("nat").stream_structured("Largest city of France?", schema=City)
     items = list(stream)
     assert items[:-1] == EXPECTED_PARTIALS
     assert items[-1] == City(**PARIS) and stream.value == City(**PARIS)
     assert stream.usage is not None and (stream.usage.input_tokens, stream.usage.output_tokens) == (20, 9)
     assert stream.cost is not None and str(stream.cost.total) == "0.000038"  # 20 x $1 + 9 x $2 per 1M
-    body = server.bodies[0]
+    body = loopback.bodies[0]
     assert body["stream"] is True and body["response_format"]["json_schema"]["name"] == "City"
 
 
-def test_tool_stream_reads_the_forced_tools_arguments(server: type[Server]) -> None:
-    server.queue = [stream_reply(PIECES, tool="City")]
+def test_tool_stream_reads_the_forced_tools_arguments(loopback: type[Server]) -> None:
+    loopback.queue = [stream_reply(PIECES, tool="City")]
     stream = client("tls").stream_structured("Largest city of France?", schema=City)
     assert list(stream)[:-1] == EXPECTED_PARTIALS and stream.value == City(**PARIS)
-    assert server.bodies[0]["tool_choice"] == {"type": "function", "function": {"name": "City"}}
+    assert loopback.bodies[0]["tool_choice"] == {"type": "function", "function": {"name": "City"}}
 
 
-async def test_async_stream_structured(server: type[Server]) -> None:
-    server.queue = [stream_reply(PIECES)]
+async def test_async_stream_structured(loopback: type[Server]) -> None:
+    loopback.queue = [stream_reply(PIECES)]
     stream = client("nat").astream_structured("Largest city of France?", schema=City)
     items = [item async for item in stream]
     assert items[:-1] == EXPECTED_PARTIALS and stream.value == City(**PARIS) == await stream.get_value()
 
 
-def test_an_invalid_streamed_answer_is_not_asked_again(server: type[Server]) -> None:
-    server.queue = [stream_reply(['{"city": "Paris"}'])]
+def test_an_invalid_streamed_answer_is_not_asked_again(loopback: type[Server]) -> None:
+    loopback.queue = [stream_reply(['{"city": "Paris"}'])]
     stream = client("nat").stream_structured("?", schema=City)
     with pytest.raises(SchemaValidationError, match="native strategy, streamed") as caught:
         list(stream)
-    assert [a.raw for a in caught.value.attempts] == ['{"city": "Paris"}'] and len(server.bodies) == 1
+    assert [a.raw for a in caught.value.attempts] == ['{"city": "Paris"}'] and len(loopback.bodies) == 1
     with pytest.raises(SchemaValidationError):
         stream.value  # noqa: B018
 
 
-def test_a_model_without_native_or_tool_support_is_refused_before_sending(server: type[Server]) -> None:
+def test_a_model_without_native_or_tool_support_is_refused_before_sending(loopback: type[Server]) -> None:
     with pytest.raises(InvalidRequestError, match="stream_structured needs the native or tool strategy"):
         client("txt").stream_structured("?", schema=City)
-    assert server.bodies == []
+    assert loopback.bodies == []
 
 
-def test_value_before_iterating_drains_the_stream(server: type[Server]) -> None:
-    server.queue = [stream_reply([json.dumps(PARIS)])]
+def test_value_before_iterating_drains_the_stream(loopback: type[Server]) -> None:
+    loopback.queue = [stream_reply([json.dumps(PARIS)])]
     assert client("nat").stream_structured("?", schema=City).value == City(**PARIS)
