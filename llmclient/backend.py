@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -29,9 +30,11 @@ import httpx
 from llmclient.errors import InvalidRequestError, LLMError, ReplayMismatchError, excerpt, transport_error
 from llmclient.files import inline_remote_files, place_tool_result_files, tool_results_take_files
 from llmclient.providers import ProviderSpec
-from llmclient.request import Request, Tool
+from llmclient.litellm_args import litellm_arguments
+from llmclient.request import Request
+from llmclient.types import FilePart
+from llmclient.upload import splice, stand_ins
 from llmclient.wire import cohere as cohere_wire
-from llmclient.wire import openai as openai_wire
 
 _litellm: ModuleType | None = None
 _import_lock = threading.Lock()
@@ -63,6 +66,19 @@ def load_litellm() -> ModuleType:
     return _litellm
 
 
+_tls_context: ssl.SSLContext | None = None
+
+
+def shared_tls_context() -> ssl.SSLContext:
+    """One TLS context for the process. Building one loads the CA bundle (~20 ms, paid by every
+    new Client otherwise); a context is safe to share across connections, clients and threads."""
+    global _tls_context
+    with _import_lock:
+        if _tls_context is None:
+            _tls_context = httpx.create_ssl_context()
+        return _tls_context
+
+
 @dataclass
 class Exchange:
     request: httpx.Request
@@ -72,6 +88,7 @@ class Exchange:
 
 @dataclass
 class _Capture:
+    splices: Mapping[bytes, FilePart]
     exchanges: list[Exchange] = field(default_factory=list)
 
 
@@ -93,6 +110,8 @@ class _Tap(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         capture = _capture.get()
         try:
+            if capture is not None:
+                request = splice(request, capture.splices)
             answer = interceptor(request, self._spec) if interceptor is not None else None
             response = answer if answer is not None else self._inner.handle_request(request)
         except BaseException as exc:
@@ -115,6 +134,8 @@ class _AsyncTap(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         capture = _capture.get()
         try:
+            if capture is not None:
+                request = splice(request, capture.splices)
             answer = interceptor(request, self._spec) if interceptor is not None else None
             response = answer if answer is not None else await self._inner.handle_async_request(request)
         except BaseException as exc:
@@ -156,11 +177,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One call, ready to send: litellm's keywords, or (native wires) the JSON body itself."""
+    """One call, ready to send: litellm's keywords, or (native wires) the JSON body itself. Its
+    inline files are stand-ins there; `splices` maps each to its file (see `llmclient.upload`)."""
 
     stream: bool
     litellm: dict[str, Any] | None = None
     native: dict[str, Any] | None = None
+    splices: Mapping[bytes, FilePart] = field(default_factory=dict)
 
 
 class Backend:
@@ -182,17 +205,19 @@ class Backend:
         if any(m.role == "tool" and m.files for m in request.messages) and not tool_results_take_files(self._spec, self._model_id):
             request = request.model_copy(update={"messages": place_tool_result_files(request.messages)})
         inlined = inline_remote_files(request.messages, self._spec, self._model_id, self._timeout)
-        if inlined is not request.messages:
-            request = request.model_copy(update={"messages": inlined})
+        messages, splices = stand_ins(inlined)
+        if messages is not request.messages:
+            request = request.model_copy(update={"messages": messages})
         encode = NATIVE_ENCODERS.get(self._spec.wire) if self._spec.litellm_prefix is None else None
         if encode is not None:
-            return Prepared(stream, native=encode(request, self._model_id, stream=stream))
+            return Prepared(stream, native=encode(request, self._model_id, stream=stream), splices=splices)
         if self._spec.litellm_prefix is None:
             raise InvalidRequestError(f"provider {self._spec.name!r} has no litellm route and llmclient cannot encode the {self._spec.wire!r} wire itself")
-        return Prepared(stream, litellm=litellm_arguments(request, self._spec, self._model_id, self._base_url, self._timeout, stream=stream))
+        arguments = litellm_arguments(request, self._spec, self._model_id, self._base_url, self._timeout, stream=stream)
+        return Prepared(stream, litellm=arguments, splices=splices)
 
     def send(self, call: Prepared, api_key: str) -> Reply:
-        capture = _Capture()
+        capture = _Capture(call.splices)
         token = _capture.set(capture)
         failure: Exception | None = None
         try:
@@ -212,7 +237,7 @@ class Backend:
         return _reply(capture, failure, self._spec.name, self._model_id)
 
     async def asend(self, call: Prepared, api_key: str) -> Reply:
-        capture = _Capture()
+        capture = _Capture(call.splices)
         token = _capture.set(capture)
         failure: Exception | None = None
         try:
@@ -250,7 +275,7 @@ class Backend:
     def _sync_http(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
-                self._http = httpx.Client(transport=_Tap(httpx.HTTPTransport(), self._spec), timeout=self._timeout)
+                self._http = httpx.Client(transport=_Tap(httpx.HTTPTransport(verify=shared_tls_context()), self._spec), timeout=self._timeout)
             return self._http
 
     def _sync_sdk(self, api_key: str) -> Any:
@@ -265,7 +290,7 @@ class Backend:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            http = httpx.AsyncClient(transport=_AsyncTap(httpx.AsyncHTTPTransport(), self._spec), timeout=self._timeout)
+            http = httpx.AsyncClient(transport=_AsyncTap(httpx.AsyncHTTPTransport(verify=shared_tls_context()), self._spec), timeout=self._timeout)
             entry = self._async[loop] = (http, {})
         return entry
 
@@ -372,64 +397,3 @@ def _exchange_error(exchange: Exchange, provider: str, model: str) -> LLMError:
             model=model,
         )
     return transport_error(error, where, provider=provider, model=model)
-
-
-# litellm routes whose translation silently drops a tool_choice naming one function (Mistral's
-# API has no such form): forcing a named tool there is "required" with only that tool offered.
-_NO_NAMED_TOOL_CHOICE = frozenset({"mistral"})
-
-
-def _tools_and_choice(request: Request, spec: ProviderSpec) -> tuple[list[Tool], str | dict[str, Any] | None]:
-    choice = request.tool_choice
-    if choice is None or choice in ("auto", "none", "required"):
-        return list(request.tools), choice
-    if spec.litellm_prefix in _NO_NAMED_TOOL_CHOICE:
-        return [tool for tool in request.tools if tool.name == choice], "required"
-    return list(request.tools), {"type": "function", "function": {"name": choice}}
-
-
-def _takes_cache_markers(spec: ProviderSpec) -> bool:
-    """Explicit cache breakpoints go to Anthropic (and through OpenRouter, which forwards them);
-    other providers cache on their own and some reject the field, so it is not sent to them."""
-    return spec.wire == "anthropic" or spec.litellm_prefix == "openrouter"
-
-
-def litellm_arguments(
-    request: Request,
-    spec: ProviderSpec,
-    model_id: str,
-    base_url: str,
-    timeout: float | None,
-    *,
-    stream: bool,
-) -> dict[str, Any]:
-    """litellm's keywords for one call; messages and tools in the OpenAI format it translates from."""
-    kwargs: dict[str, Any] = {
-        "model": f"{spec.litellm_prefix}/{model_id}",
-        "messages": [openai_wire.encode_message(message, cache_markers=_takes_cache_markers(spec))
-                     for message in request.messages],
-        "api_base": base_url,
-        "max_retries": 0,  # our retry layer is the only one
-        "stream": stream,
-        # litellm routes any call with tools through its MCP gateway check, which imports the
-        # optional `mcp` package and fails without it; our tools are never MCP tools.
-        "_skip_mcp_handler": True,
-    }
-    if stream and spec.wire == "openai":
-        kwargs["stream_options"] = {"include_usage": True}  # else OpenAI-compatible streams report no usage
-    if timeout is not None:
-        kwargs["timeout"] = timeout
-    tools, tool_choice = _tools_and_choice(request, spec)
-    if tools:
-        kwargs["tools"] = [openai_wire.encode_tool(tool) for tool in tools]
-    if tool_choice is not None:
-        kwargs["tool_choice"] = tool_choice
-    if request.max_tokens is not None:
-        kwargs["max_tokens"] = request.max_tokens
-    if request.temperature is not None:
-        kwargs["temperature"] = request.temperature
-    clashes = set(request.options) & (set(kwargs) | {"api_key", "client"})
-    if clashes:
-        raise InvalidRequestError(f"provider options may not set {sorted(clashes)}: use the Client's own arguments")
-    kwargs.update(request.options)
-    return kwargs

@@ -9,6 +9,7 @@ provider's limits; a violation names the file, the model and the limit.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
@@ -73,10 +74,7 @@ def attachment(item: FileLike) -> FilePart:
             raise InvalidRequestError(f"cannot tell the type of {item}: a URL must end in one of {', '.join(sorted(_URL_TYPES))}")
         return FilePart(media_type=_URL_TYPES[suffix], name=item, url=item)
     if isinstance(item, (str, Path)):
-        path = Path(item)
-        if not path.is_file():
-            raise InvalidRequestError(f"no file at {path}")
-        return _inline(path.read_bytes(), path.name)
+        return _from_disk(Path(item))
     if isinstance(item, (bytes, bytearray)):
         return _inline(bytes(item), "bytes")
     if hasattr(item, "read"):
@@ -85,6 +83,20 @@ def attachment(item: FileLike) -> FilePart:
             raise InvalidRequestError(f"file object {getattr(item, 'name', item)!r} must be opened in binary mode ('rb')")
         return _inline(data, Path(str(getattr(item, "name", "file"))).name)
     raise InvalidRequestError(f"files= takes paths, bytes, binary file objects or URLs, got {type(item).__name__}")
+
+
+def _from_disk(path: Path) -> FilePart:
+    """An image or PDF stays on disk (the request body streams it, see `llmclient.upload`);
+    text is read now, since it is sent as text rather than base64."""
+    if not path.is_file():
+        raise InvalidRequestError(f"no file at {path}")
+    with path.open("rb") as source:
+        media_type = sniff(source.read(16))
+        if media_type is None:
+            source.seek(0)
+            return _inline(source.read(), path.name)
+        size = os.fstat(source.fileno()).st_size
+    return FilePart(media_type=media_type, name=path.name, path=str(path.resolve()), size=size)
 
 
 def _inline(data: bytes, name: str) -> FilePart:
@@ -187,10 +199,13 @@ def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str,
 def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | None) -> FilePart:
     import httpx
 
+    from llmclient.backend import shared_tls_context  # backend builds on this module
+
     assert part.url is not None
     limit = (IMAGE_LIMITS if part.is_image else PDF_LIMITS).get(spec.name, DEFAULT_LIMIT)
     try:
-        with httpx.Client(timeout=timeout or 30.0, follow_redirects=True) as http, http.stream("GET", part.url) as reply:
+        with (httpx.Client(timeout=timeout or 30.0, follow_redirects=True, verify=shared_tls_context()) as http,
+              http.stream("GET", part.url) as reply):
             reply.raise_for_status()
             data = bytearray()
             for chunk in reply.iter_bytes():

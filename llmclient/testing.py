@@ -153,8 +153,8 @@ def _is_stream(request: httpx.Request) -> bool:
 
 def _json_body(request: httpx.Request) -> Any:
     try:
-        return json.loads(request.content or b"null")
-    except (httpx.RequestNotRead, ValueError):
+        return json.loads(request.read() or b"null")  # read(): a body with files spliced in is a stream
+    except ValueError:
         return None
 
 

@@ -36,7 +36,10 @@ class TextPart(_Value):
 
 
 class FilePart(_Value):
-    """An attached file: an image, a PDF or plain text, inline (`data`, base64) or by `url`.
+    """An attached file: an image, a PDF or plain text, sent inline or by `url`. Inline content is
+    either `data` (base64) or a file on disk at `path`, read and base64-encoded in chunks while the
+    request body is sent (so a large file is never held in memory); `size` is then its size when
+    attached, and a file that has changed by the time it is sent is refused, not sent.
     Build one with `llmclient.files.attachment(...)` or pass `files=[...]` to a call."""
 
     type: Literal["file"] = "file"
@@ -44,7 +47,17 @@ class FilePart(_Value):
     name: str
     data: str | None = None  # base64
     url: str | None = None
+    path: str | None = None
     size: int | None = None  # bytes, when known
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FilePart:
+        given = [field for field in ("data", "url", "path") if getattr(self, field) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a FilePart has exactly one of data, url or path; {self.name} has {given or 'none'}")
+        if self.path is not None and self.size is None:
+            raise ValueError(f"a FilePart read from disk needs its size when attached; {self.name} has none")
+        return self
 
     @property
     def is_image(self) -> bool:
@@ -63,6 +76,8 @@ class FilePart(_Value):
 
     @property
     def data_url(self) -> str:
+        if self.path is not None:
+            raise ValueError(f"{self.name} is read from {self.path} as the request is sent; it has no data URL in memory")
         return self.url if self.url is not None else f"data:{self.media_type};base64,{self.data}"
 
 

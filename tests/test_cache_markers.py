@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from llmclient import Message, Request
-from llmclient.backend import litellm_arguments
+from llmclient.litellm_args import litellm_arguments
 from llmclient.providers import REGISTRY
 
 HISTORY = [Message.system("You are a reference desk.", cache="1h"), Message.user("Capital of France?")]

@@ -36,7 +36,7 @@ def test_type_comes_from_content_not_name(tmp_path: Path) -> None:
     disguised.write_bytes(PNG)
     part = attachment(disguised)
     assert (part.media_type, part.name, part.size) == ("image/png", "report.pdf", 74)
-    assert base64.b64decode(part.data or "") == PNG
+    assert (part.path, part.data) == (str(disguised.resolve()), None)  # read from disk as the body is sent
 
 
 def test_bytes_file_objects_and_urls() -> None:
@@ -78,7 +78,8 @@ def test_plain_text_is_told_by_content_and_sent_as_utf8_text(tmp_path: Path, raw
 
 
 def test_files_join_the_last_user_turn_and_encode_as_blocks() -> None:
-    request = Request.build("What colour?", files=[FIXTURES / "tiny.png", FIXTURES / "tiny.pdf"])
+    with (FIXTURES / "tiny.png").open("rb") as png, (FIXTURES / "tiny.pdf").open("rb") as pdf:  # inline data
+        request = Request.build("What colour?", files=[png, pdf])
     encoded = encode_message(request.messages[-1])
     assert encoded["content"] == [
         {"type": "text", "text": "What colour?"},
