@@ -67,13 +67,14 @@ def load_litellm() -> ModuleType:
 
 
 _tls_context: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
 
 
 def shared_tls_context() -> ssl.SSLContext:
     """One TLS context for the process. Building one loads the CA bundle (~20 ms, paid by every
     new Client otherwise); a context is safe to share across connections, clients and threads."""
     global _tls_context
-    with _import_lock:
+    with _tls_lock:
         if _tls_context is None:
             _tls_context = httpx.create_ssl_context()
         return _tls_context
@@ -275,7 +276,8 @@ class Backend:
     def _sync_http(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
-                self._http = httpx.Client(transport=_Tap(httpx.HTTPTransport(verify=shared_tls_context()), self._spec), timeout=self._timeout)
+                transport = _Tap(httpx.HTTPTransport(verify=shared_tls_context()), self._spec)
+                self._http = httpx.Client(transport=transport, timeout=self._timeout)
             return self._http
 
     def _sync_sdk(self, api_key: str) -> Any:
@@ -290,7 +292,8 @@ class Backend:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            http = httpx.AsyncClient(transport=_AsyncTap(httpx.AsyncHTTPTransport(verify=shared_tls_context()), self._spec), timeout=self._timeout)
+            transport = _AsyncTap(httpx.AsyncHTTPTransport(verify=shared_tls_context()), self._spec)
+            http = httpx.AsyncClient(transport=transport, timeout=self._timeout)
             entry = self._async[loop] = (http, {})
         return entry
 

@@ -39,7 +39,8 @@ class FilePart(_Value):
     """An attached file: an image, a PDF or plain text, sent inline or by `url`. Inline content is
     either `data` (base64) or a file on disk at `path`, read and base64-encoded in chunks while the
     request body is sent (so a large file is never held in memory); `size` is then its size when
-    attached, and a file that has changed by the time it is sent is refused, not sent.
+    attached, the size its limits were checked at: a file whose size differs when the request is
+    sent is refused, not sent.
     Build one with `llmclient.files.attachment(...)` or pass `files=[...]` to a call."""
 
     type: Literal["file"] = "file"

@@ -37,14 +37,14 @@ def stand_ins(messages: list[Message]) -> tuple[list[Message], dict[bytes, FileP
     Text files (sent as text) and URLs (sent as URLs) are left as they are."""
     splices: dict[bytes, FilePart] = {}
 
-    def stand_in(part: Part | str) -> Part | str:
+    def stand_in(part: Part) -> Part:
         if not isinstance(part, FilePart) or part.is_text or part.url is not None:
             return part
         token = f"LLMCLIENTFILE{uuid.uuid4().hex}QQQ"
         splices[token.encode("ascii")] = part
         return part.model_copy(update={"data": token, "path": None})
 
-    swapped = [message if not message.files else
+    swapped = [message if isinstance(message.content, str) or not message.files else
                message.model_copy(update={"content": [stand_in(part) for part in message.content]})
                for message in messages]
     return (swapped, splices) if splices else (messages, splices)
