@@ -38,30 +38,34 @@ def captured_requests(provider: str, scenario_name: str) -> list[dict[str, Any]]
     target = next(t for t in targets() if t.provider == provider)
     scenario = BY_NAME[scenario_name]
     seen: list[dict[str, Any]] = []
-    calling = False  # vcrpy also filters the cassette's own requests while loading it: skip those
+    recorder = vcr.VCR(record_mode="none", match_on=["method", "host", "path"])
+    with registered([target]), _replay_scope(True), \
+            recorder.use_cassette(str(cassette_path(provider, scenario_name))) as cassette:
+        play_response = cassette.play_response
 
-    def capture(request: Any) -> Any:
-        if not calling:
-            return request
-        body = request.body or b""
-        body = body.encode() if isinstance(body, str) else bytes(body)
-        text = elided_body(body) if len(body) > ELIDE_OVER else body.decode("utf-8")
-        headers = {name.lower(): [str(value)] for name, value in request.headers.items()
-                   if name.lower() in KEPT_HEADERS}
-        headers.update({name.lower(): [REDACTED] for name in request.headers if name.lower() in SECRET_HEADERS})
-        entry = {"body": text, "headers": dict(sorted(headers.items())), "method": request.method, "uri": request.uri}
-        if not seen or seen[-1] != entry:  # vcrpy filters a request more than once
-            seen.append(entry)
-        return request
+        def play(request: Any) -> Any:  # once per request served, so a retry's twin requests stay two
+            seen.append(request_entry(request))
+            return play_response(request)
 
-    recorder = vcr.VCR(record_mode="none", match_on=["method", "host", "path"], before_record_request=capture)
-    with registered([target]), _replay_scope(True), recorder.use_cassette(str(cassette_path(provider, scenario_name))):
-        calling = True
+        cassette.play_response = play
+        model = f"{provider}/{scenario.model or target.model_for(scenario.requires)}"
         try:
-            scenario.call(Client(f"{provider}/{scenario.model or target.model_for(scenario.requires)}"))
+            with Client(model, api_key=scenario.api_key, retry=scenario.retry) as client:
+                scenario.call(client)
         except LLMError as error:
             print(f"(the scenario raised {type(error).__name__}: {error})", file=sys.stderr)
     return seen
+
+
+def request_entry(request: Any) -> dict[str, Any]:
+    """A vcrpy request as a cassette stores it: the headers that matter (secrets redacted), the
+    body (a digest when long), method and URI."""
+    body = request.body or b""
+    body = body.encode() if isinstance(body, str) else bytes(body)
+    text = elided_body(body) if len(body) > ELIDE_OVER else body.decode("utf-8")
+    headers = {name.lower(): [str(value)] for name, value in request.headers.items() if name.lower() in KEPT_HEADERS}
+    headers.update({name.lower(): [REDACTED] for name in request.headers if name.lower() in SECRET_HEADERS})
+    return {"body": text, "headers": dict(sorted(headers.items())), "method": request.method, "uri": request.uri}
 
 
 def write_requests(path: Path, requests: list[dict[str, Any]]) -> None:

@@ -1,0 +1,48 @@
+"""The authoring aid (conformance/author.py) reproduces the request half of every cassette: what
+llmclient sends today, byte for byte, including keys the replay matcher ignores (temperature,
+response_format, stream_options) and both requests of a retried call. A difference means the
+encoding changed: if that was intended, refresh the cassette with
+`python -m conformance.author PROVIDER SCENARIO --write`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.author import captured_requests
+from conformance.runner import cassette_path
+from conformance.scenarios import SCENARIOS
+from conformance.targets import targets
+
+FIELDS = ("method", "uri", "headers", "body")
+
+
+def stored_requests(provider: str, scenario: str) -> list[dict[str, Any]]:
+    interactions = yaml.safe_load(cassette_path(provider, scenario).read_text())["interactions"]
+    return [{field: interaction["request"][field] for field in FIELDS} for interaction in interactions]
+
+
+def first_difference(stored: list[dict[str, Any]], sent: list[dict[str, Any]]) -> str:
+    for index, (was, now) in enumerate(zip(stored, sent)):
+        for field in FIELDS:
+            if was[field] != now[field]:
+                return f"request {index + 1}, {field}: stored {was[field]!r}, sent {now[field]!r}"
+    return "the extra requests differ"
+
+
+@pytest.mark.parametrize("provider", [target.provider for target in targets()])
+def test_every_cassette_holds_exactly_the_requests_llmclient_sends(provider: str) -> None:
+    checked, differing = 0, []
+    for scenario in SCENARIOS:
+        if scenario.interactions == 0 or not cassette_path(provider, scenario.name).is_file():
+            continue  # refused before any request, or a capability the provider lacks
+        stored = stored_requests(provider, scenario.name)
+        sent = [{field: request[field] for field in FIELDS} for request in captured_requests(provider, scenario.name)]
+        checked += 1
+        if sent != stored:
+            differing.append(f"{scenario.name}: {len(stored)} request(s) stored, {len(sent)} sent; "
+                             f"{first_difference(stored, sent)}")
+    assert checked >= 20, f"only {checked} cassettes found for {provider}"
+    assert not differing, "\n".join(differing)
