@@ -5,7 +5,7 @@ A PDF goes to the provider base64-encoded inside a JSON body. Built as one docum
 the data URL, the JSON text and its bytes. llmclient sends a file attached by path as a stand-in
 through litellm and splices the file's base64 into the body as it is sent, read from disk in
 chunks (`llmclient.upload`), so the peak should stay a small fraction of the file. Bytes given in
-memory are base64-encoded once when attached (text + encoder output, briefly) and then sliced.
+memory are base64-encoded once when attached (the text, built in place) and then sliced.
 
 The call goes to a loopback server (in this process, reading the body in chunks and discarding
 it, counting what arrived) through the real client: attachment, capability checks, litellm's
@@ -38,6 +38,11 @@ REPLY = json.dumps({
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
 }).encode()
+ANTHROPIC_REPLY = json.dumps({
+    "id": "msg_x", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 1, "output_tokens": 1},
+}).encode()
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -53,9 +58,10 @@ class _Sink(BaseHTTPRequestHandler):
         type(self).received.append(total - left)
         self.send_response(200)
         self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(REPLY)))
+        reply = ANTHROPIC_REPLY if self.path.endswith("/messages") else REPLY
+        self.send_header("content-length", str(len(reply)))
         self.end_headers()
-        self.wfile.write(REPLY)
+        self.wfile.write(reply)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -91,6 +97,7 @@ CASES = {
     "path": "complete(files=[path])",
     "apath": "acomplete(files=[path])",
     "bytes": "complete(files=[bytes])",
+    "anthropic": "complete(files=[path]), Anthropic",
 }
 
 
@@ -108,6 +115,8 @@ def measure(case: str, pdf: Path) -> tuple[int, int]:
                                    capabilities=frozenset({"pdf", "vision"})))
     client = Client("bench/m", api_key="k")
     tiny = Path(__file__).resolve().parent.parent / "fixtures" / "tiny.pdf"
+    anthropic = Client("anthropic/claude-sonnet-4-5", base_url=url.removesuffix("/v1"), api_key="k")
+    anthropic.complete("warm up", files=[tiny])
     client.complete("warm up", files=[tiny])  # imports and connection pools, outside the measurement
     asyncio.run(client.acomplete("warm up", files=[tiny]))
 
@@ -124,6 +133,7 @@ def measure(case: str, pdf: Path) -> tuple[int, int]:
         "path": lambda: client.complete("Summarise", files=[pdf]),
         "apath": lambda: asyncio.run(client.acomplete("Summarise", files=[pdf])),
         "bytes": lambda: client.complete("Summarise", files=[in_memory]),
+        "anthropic": lambda: anthropic.complete("Summarise", files=[pdf]),  # litellm's HTTP handler route
     }
     peak = peak_added(actions[case])
     httpd.shutdown()

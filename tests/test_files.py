@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmclient import BadRequestError, Client, InvalidRequestError, Request, UnsupportedCapabilityError
-from llmclient.files import attachment, sniff
+from llmclient.files import attachment, base64_text, sniff
 from llmclient.wire.openai import encode_message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -105,3 +105,10 @@ def test_an_oversized_image_names_the_file_and_the_limit(tmp_path: Path) -> None
 def test_files_must_be_a_list() -> None:
     with pytest.raises(InvalidRequestError, match="files= takes a list"):
         Request.build("hi", files="fixtures/tiny.png")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 3 * 64 * 1024 - 1, 3 * 64 * 1024, 3 * 64 * 1024 + 2])
+def test_base64_built_in_chunks_is_base64(size: int) -> None:
+    data = bytes((i * 7 + 3) % 256 for i in range(size))
+    assert base64_text(data) == base64.b64encode(data).decode()
+    assert base64_text(data, chunk=6) == base64.b64encode(data).decode()  # many chunks, padding only at the end
