@@ -91,10 +91,12 @@ def _from_disk(path: Path) -> FilePart:
     if not path.is_file():
         raise InvalidRequestError(f"no file at {path}")
     with path.open("rb") as source:
-        media_type = sniff(source.read(16))
+        head = source.read(8192)
+        media_type = sniff(head)
         if media_type is None:
-            source.seek(0)
-            return _inline(source.read(), path.name)
+            if _binary(head):  # refused before reading the rest of what may be a large file
+                raise _unsupported(path.name, head)
+            return _inline(head + source.read(), path.name)
         size = os.fstat(source.fileno()).st_size
     return FilePart(media_type=media_type, name=path.name, path=str(path.resolve()), size=size)
 
@@ -104,20 +106,32 @@ def _inline(data: bytes, name: str) -> FilePart:
     if media_type is None:
         text = plain_text(data)
         if text is None:
-            raise UnsupportedCapabilityError(
-                f"{name}: not a supported file type (PNG, JPEG, GIF, WebP, PDF or UTF-8 text, told by content, "
-                f"not name); it begins {data[:8]!r}"
-            )
+            raise _unsupported(name, data)
         data, media_type = text.encode("utf-8"), "text/plain"  # one encoding on the wire, whatever came in
     return FilePart(media_type=media_type, name=name, data=base64_text(data), size=len(data))
+
+
+def _binary(head: bytes) -> bool:
+    """Whether the first bytes already rule out text: a control character no text has (UTF-8
+    encodes those as themselves; UTF-16, whose bytes include such values, starts with a BOM)."""
+    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and any(byte in _BINARY_CONTROLS for byte in head)
+
+
+def _unsupported(name: str, head: bytes) -> UnsupportedCapabilityError:
+    return UnsupportedCapabilityError(
+        f"{name}: not a supported file type (PNG, JPEG, GIF, WebP, PDF or UTF-8 text, told by content, "
+        f"not name); it begins {head[:8]!r}"
+    )
 
 
 def base64_text(data: bytes, chunk: int = 3 * 64 * 1024) -> str:
     """`data` base64-encoded, built in place: `base64.b64encode(data).decode()` holds the encoded
     bytes and the text at once (2.7x the data); appending to the only reference to a str resizes
     it in place in CPython, so the peak is the text itself plus one chunk (1.35x)."""
+    if chunk % 3:
+        raise ValueError(f"chunk must be a multiple of 3 (so only the last piece is padded), got {chunk}")
     view, text = memoryview(data), ""
-    for start in range(0, len(data), chunk):  # chunk is a multiple of 3: no padding until the end
+    for start in range(0, len(data), chunk):
         text += base64.b64encode(view[start : start + chunk]).decode("ascii")
     return text
 

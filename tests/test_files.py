@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,23 @@ def test_base64_built_in_chunks_is_base64(size: int) -> None:
     data = bytes((i * 7 + 3) % 256 for i in range(size))
     assert base64_text(data) == base64.b64encode(data).decode()
     assert base64_text(data, chunk=6) == base64.b64encode(data).decode()  # many chunks, padding only at the end
+
+
+def test_a_large_binary_file_is_refused_from_its_first_bytes(tmp_path: Path) -> None:
+    video = tmp_path / "clip.png"
+    with video.open("wb") as out:
+        out.write(b"\x00\x00\x00\x18ftypmp42")  # an MP4 header: binary, and no type we send
+        out.truncate(200 * 1024 * 1024)  # sparse: 200 MB that reading would have to allocate
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsupportedCapabilityError, match=r"clip\.png: not a supported file type"):
+            attachment(video)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024, f"{peak} bytes allocated to refuse it"
+
+
+def test_chunked_base64_needs_whole_groups_of_three_bytes() -> None:
+    with pytest.raises(ValueError, match="multiple of 3"):
+        base64_text(b"abcdef", chunk=4)
