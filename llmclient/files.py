@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
@@ -78,11 +79,29 @@ def attachment(item: FileLike) -> FilePart:
     if isinstance(item, (bytes, bytearray)):
         return _inline(bytes(item), "bytes")
     if hasattr(item, "read"):
+        on_disk = _whole_file_on_disk(item)
+        if on_disk is not None:
+            return _from_disk(on_disk)
         data = item.read()
         if not isinstance(data, bytes):
             raise InvalidRequestError(f"file object {getattr(item, 'name', item)!r} must be opened in binary mode ('rb')")
         return _inline(data, Path(str(getattr(item, "name", "file"))).name)
     raise InvalidRequestError(f"files= takes paths, bytes, binary file objects or URLs, got {type(item).__name__}")
+
+
+def _whole_file_on_disk(item: IO[bytes]) -> Path | None:
+    """The path of a binary file object opened on a regular file and not yet read from, when that
+    path still names the same file (same inode): it can stream from disk like a path. Anything
+    else (a stream, a socket, a file read part-way) is read from the object itself."""
+    name = getattr(item, "name", None)
+    try:
+        if not isinstance(name, str) or "b" not in getattr(item, "mode", "") or item.tell() != 0:
+            return None
+        opened, named = os.fstat(item.fileno()), os.stat(name)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return None
+    same = (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+    return Path(name) if same and stat.S_ISREG(named.st_mode) else None
 
 
 def _from_disk(path: Path) -> FilePart:

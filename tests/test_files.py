@@ -79,8 +79,9 @@ def test_plain_text_is_told_by_content_and_sent_as_utf8_text(tmp_path: Path, raw
 
 
 def test_files_join_the_last_user_turn_and_encode_as_blocks() -> None:
-    with (FIXTURES / "tiny.png").open("rb") as png, (FIXTURES / "tiny.pdf").open("rb") as pdf:  # inline data
-        request = Request.build("What colour?", files=[png, pdf])
+    png, pdf = io.BytesIO(PNG), io.BytesIO(PDF)  # in memory: inline data
+    png.name, pdf.name = "tiny.png", "tiny.pdf"  # type: ignore[attr-defined]
+    request = Request.build("What colour?", files=[png, pdf])
     encoded = encode_message(request.messages[-1])
     assert encoded["content"] == [
         {"type": "text", "text": "What colour?"},
@@ -133,3 +134,20 @@ def test_a_large_binary_file_is_refused_from_its_first_bytes(tmp_path: Path) -> 
 def test_chunked_base64_needs_whole_groups_of_three_bytes() -> None:
     with pytest.raises(ValueError, match="multiple of 3"):
         base64_text(b"abcdef", chunk=4)
+
+
+def test_a_file_object_on_a_whole_file_streams_from_disk_like_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(PDF)
+    with path.open("rb") as opened:
+        part = attachment(opened)
+    assert (part.path, part.size, part.data) == (str(path.resolve()), len(PDF), None)
+    with path.open("rb") as opened:
+        path.rename(tmp_path / "moved.pdf")
+        path.write_bytes(PNG)  # the name now means another file: read the object itself
+        part = attachment(opened)
+    assert (part.media_type, part.path, base64.b64decode(part.data or "")) == ("application/pdf", None, PDF)
+    with path.open("rb") as opened:  # the PNG now
+        opened.read(1)  # read part-way: what is left is what the caller meant, and it is no PNG
+        with pytest.raises(UnsupportedCapabilityError, match="not a supported file type"):
+            attachment(opened)
