@@ -50,12 +50,13 @@ def sniff(head: bytes) -> str | None:
 
 # Control characters that do not occur in text (tab, newlines, form feed and escape do).
 _BINARY_CONTROLS = frozenset(range(32)) - {9, 10, 12, 13, 27}
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def plain_text(data: bytes) -> str | None:
     """`data` as text when it is UTF-8 (a BOM allowed) or BOM-marked UTF-16 with no binary
     control characters; None otherwise (binary, or a text encoding that cannot be told apart)."""
-    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"), (b"", "utf-8")):
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), *((bom, "utf-16") for bom in _UTF16_BOMS), (b"", "utf-8")):
         if data.startswith(bom):
             try:
                 text = data.decode(codec)
@@ -133,7 +134,7 @@ def _inline(data: bytes, name: str) -> FilePart:
 def _binary(head: bytes) -> bool:
     """Whether the first bytes already rule out text: a control character no text has (UTF-8
     encodes those as themselves; UTF-16, whose bytes include such values, starts with a BOM)."""
-    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and any(byte in _BINARY_CONTROLS for byte in head)
+    return not head.startswith(_UTF16_BOMS) and any(byte in _BINARY_CONTROLS for byte in head)
 
 
 def _unsupported(name: str, head: bytes) -> UnsupportedCapabilityError:

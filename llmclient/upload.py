@@ -27,7 +27,7 @@ from llmclient.types import FilePart, Message, Part
 _STAND_IN = re.compile(rb"(LLMCLIENTFILE[0-9a-f]{32}QQQ)")
 # A multiple of 3, so each chunk encodes without padding and the chunks' base64 concatenates.
 _RAW_CHUNK = 3 * 64 * 1024
-_TEXT_CHUNK = 256 * 1024
+_BASE64_CHUNK = 256 * 1024
 
 Splices = Mapping[bytes, FilePart]
 
@@ -92,8 +92,8 @@ class _SplicedBody(httpx.SyncByteStream, httpx.AsyncByteStream):
                 yield from _from_disk(piece)
             else:
                 assert piece.data is not None
-                for start in range(0, len(piece.data), _TEXT_CHUNK):
-                    yield piece.data[start : start + _TEXT_CHUNK].encode("ascii")
+                for start in range(0, len(piece.data), _BASE64_CHUNK):
+                    yield piece.data[start : start + _BASE64_CHUNK].encode("ascii")
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         # Disk reads of 192 KiB block the event loop for well under a millisecond from the page
