@@ -33,7 +33,7 @@ def total(provider: str, model: str, usage: Usage, **options: object) -> Decimal
 
 def test_the_price_table_version_is_pinned() -> None:
     # Costs in fixtures and snapshots depend on it: a new table is adopted deliberately.
-    assert pricing.table_version() == "2026-11-24+litellm.1.106.12+overrides.4"
+    assert pricing.table_version() == "2026-11-24+litellm.1.106.12+overrides.5"
 
 
 def test_the_committed_table_is_what_the_script_builds() -> None:
@@ -77,6 +77,18 @@ def test_the_request_input_size_picks_the_tier(input_tokens: int, expected: Deci
 def test_a_call_is_priced_at_the_price_in_force_on_its_date(day: date, expected: Decimal) -> None:
     usage = Usage(input_tokens=1000, output_tokens=1000)
     assert total("openai", "o1-mini-2024-09-12", usage, on=day) == expected
+
+
+@pytest.mark.parametrize(("provider", "model", "usage", "expected"), [
+    # Z.ai GLM-4.6V: $0.30 in, $0.05 cached, $0.90 out per 1M (docs.z.ai/guides/overview/pricing); the recorded
+    # vision call: 435 prompt tokens of which 4 cached, 73 completion of which 56 reasoning (priced as output)
+    ("zai", "glm-4.6v", Usage(input_tokens=435, cache_read_tokens=4, output_tokens=73, reasoning_tokens=56),
+     Decimal("0.0001952")),  # 431 x 0.30 + 4 x 0.05 + 73 x 0.90 = 129.3 + 0.2 + 65.7 = 195.2 /1M
+    # Cerebras qwen-3-coder-480b, retired 2025-11: $2 in, $2 out per 1M (inference-docs.cerebras.ai/models/qwen-3-480b)
+    ("cerebras", "qwen-3-coder-480b", Usage(input_tokens=304, output_tokens=25), Decimal("0.000658")),  # 329 x 2 /1M
+])
+def test_override_rows_price_models_litellm_lacks(provider: str, model: str, usage: Usage, expected: Decimal) -> None:
+    assert total(provider, model, usage) == expected
 
 
 def test_flex_service_tier_prices() -> None:
