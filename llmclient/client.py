@@ -25,7 +25,7 @@ from llmclient.validators import Validator, ValidatorLoop, checked
 
 if TYPE_CHECKING:
     from llmclient.backend import Backend, Prepared, Reply
-    from llmclient.config import Config, Resolved
+    from llmclient.config_schema import Config, Resolved
 
 
 T = TypeVar("T")

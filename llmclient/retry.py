@@ -23,7 +23,7 @@ from llmclient.errors import APIConnectionError, ConfigurationError, LLMError, R
 from llmclient.types import RetryRecord
 
 if TYPE_CHECKING:
-    from llmclient.config import RetrySettings
+    from llmclient.config_schema import RetrySettings
 
 R = TypeVar("R")
 RETRYABLE: tuple[type[LLMError], ...] = (RateLimitError, ServerError, RequestTimeoutError, APIConnectionError)

@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 import llmclient.config as config_module
-from llmclient.config import (
-    Config,
-    ModelLimits,
-    RetrySettings,
-    get_config,
-    load_config,
-    reset_config,
-)
+from llmclient.config import get_config, load_config, reset_config
+from llmclient.config_schema import Config, ModelLimits, RetrySettings
 from llmclient.errors import (
     APIConnectionError,
     AuthenticationError,
