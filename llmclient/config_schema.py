@@ -29,7 +29,6 @@ from llmclient.errors import (
 )
 from llmclient.providers import BUILTIN_PROVIDERS, REGISTRY, Capability, ProviderSpec, Wire
 
-
 FallbackTrigger = Literal["rate_limit", "server", "timeout", "connection", "context_window"]
 DEFAULT_FALLBACK_ON: frozenset[FallbackTrigger] = frozenset(get_args(FallbackTrigger))
 _TRIGGER_ERRORS: Mapping[FallbackTrigger, type[LLMError]] = {
