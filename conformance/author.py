@@ -25,7 +25,6 @@ from conformance.scenarios import BY_NAME
 from conformance.targets import registered, targets
 from conformance.runner import cassette_path
 from llmclient import Client, LLMError
-from llmclient.backend import load_litellm
 from llmclient.cassettes import ELIDE_OVER, REDACTED, SECRET_HEADERS, _replay_scope, elided_body
 
 KEPT_HEADERS = ("content-type", "anthropic-version", "host")
@@ -34,7 +33,6 @@ KEPT_HEADERS = ("content-type", "anthropic-version", "host")
 def captured_requests(provider: str, scenario_name: str) -> list[dict[str, Any]]:
     import vcr
 
-    load_litellm()
     target = next(t for t in targets() if t.provider == provider)
     scenario = BY_NAME[scenario_name]
     seen: list[dict[str, Any]] = []

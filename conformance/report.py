@@ -12,12 +12,12 @@ from conformance.runner import Cell
 MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported"}
 
 
-def summary(cells: Sequence[Cell], seconds: float, timing: dict[str, float] | None = None) -> dict[str, Any]:
+def summary(cells: Sequence[Cell], seconds: float, timing: dict[str, Any] | None = None) -> dict[str, Any]:
     counts = {outcome: sum(cell.outcome == outcome for cell in cells) for outcome in MARK}
     return {
         "results": [cell.as_dict() for cell in cells],
         "counts": counts,
-        "seconds": round(seconds, 2),
+        "seconds": round(seconds, 4),
         "timing": timing or {},
     }
 
@@ -59,7 +59,7 @@ def render_markdown(cells: Sequence[Cell], seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(directory: Path, cells: Sequence[Cell], seconds: float, timing: dict[str, float] | None = None) -> list[Path]:
+def write(directory: Path, cells: Sequence[Cell], seconds: float, timing: dict[str, Any] | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "conformance-report.json"
     md_path = directory / "conformance-report.md"

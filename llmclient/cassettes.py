@@ -118,14 +118,11 @@ def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = Fals
     """
     import vcr
 
-    from llmclient.backend import load_litellm
-
     if mode not in ("replay", "record", "auto"):
         raise ConfigurationError(f"cassette mode must be 'replay', 'record' or 'auto', got {mode!r}")
     path = Path(path)
     if mode == "replay" and not path.is_file():
         raise ConfigurationError(f"no cassette at {path}: record it first with mode='record'")
-    load_litellm()  # import it outside the cassette: its import must never be replayed or recorded
     several_calls = {"to one endpoint": False}
 
     def llm_body(r1: Any, r2: Any) -> None:

@@ -1,5 +1,6 @@
-"""`Client`: the one orchestrator. Validates a call into a `Request`, hands it to the litellm
-backend, and turns the provider's reply into a `Response`, a `Stream` or a typed error."""
+"""`Client`: the public entry points. Validates a call into a `Request`, runs it through the
+policies (rate limit, retry, fallback, re-ask) around the model's `Pipeline`, and hands back a
+`Response`, a `Stream` or a typed error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from llmclient import cassettes, files, ratelimit
 from llmclient import retry as retry_module
 from llmclient import schema as schema_module
-from llmclient.assemble import Assembler, call_date
+from llmclient.assemble import Assembler
 from llmclient.errors import ConfigurationError, InvalidRequestError
 from llmclient.providers import REGISTRY, ProviderSpec, resolve_model
 from llmclient.request import Prompt, Request
@@ -24,8 +25,10 @@ from llmclient.types import Response, RetryRecord
 from llmclient.validators import Validator, ValidatorLoop, checked
 
 if TYPE_CHECKING:
-    from llmclient.backend import Backend, Prepared, Reply
+    import httpx
+
     from llmclient.config_schema import Config, Resolved
+    from llmclient.pipeline import Pipeline
 
 
 T = TypeVar("T")
@@ -76,8 +79,8 @@ class Client:
         self._config = config
         self._api_key = api_key
         self._assembler = Assembler(self.spec, self.model_id)
-        self._backend_lock = threading.Lock()
-        self._backend_instance: Backend | None = None
+        self._pipeline_lock = threading.Lock()
+        self._pipeline_instance: Pipeline | None = None
         self._fallbacks: list[Client] | None = None
 
     @property
@@ -185,12 +188,12 @@ class Client:
         return ValidatorLoop(self._request(prompt, options), checked(validators)), retries
 
     def close(self) -> None:
-        if self._backend_instance is not None:
-            self._backend_instance.close()
+        if self._pipeline_instance is not None:
+            self._pipeline_instance.close()
 
     async def aclose(self) -> None:
-        if self._backend_instance is not None:
-            await self._backend_instance.aclose()
+        if self._pipeline_instance is not None:
+            await self._pipeline_instance.aclose()
 
     def __enter__(self) -> Client:
         return self
@@ -212,31 +215,30 @@ class Client:
         files.check(request.messages, self.spec, self.model_id)
         self._key()
 
-    def _prepared(self, request: Request, stream: bool) -> tuple[Prepared, str]:
+    def _prepared(self, request: Request, stream: bool) -> tuple[Pipeline, httpx.Request]:
         self._check(request)
-        return self._backend().prepare(request, stream=stream), self._key()
+        pipeline = self._pipeline()
+        return pipeline, pipeline.prepare(request, self._key(), stream=stream)
 
     def _complete_here(self, request: Request, history: list[RetryRecord]) -> Response:
-        call, key = self._prepared(request, stream=False)
+        pipeline, prepared = self._prepared(request, stream=False)
 
         def attempt() -> Response:
             permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
             started = time.perf_counter()
-            reply = self._backend().send(call, key)
-            response = self._finish(reply, reply.body(), started)
+            response = pipeline.response(pipeline.send(prepared, stream=False), started)
             permit.settle(_tokens_used(response, permit.estimated_tokens))
             return response
 
         return retry_module.call(attempt, self.retry_policy, self.model, history)
 
     async def _acomplete_here(self, request: Request, history: list[RetryRecord]) -> Response:
-        call, key = self._prepared(request, stream=False)
+        pipeline, prepared = self._prepared(request, stream=False)
 
         async def attempt() -> Response:
             permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
             started = time.perf_counter()
-            reply = await self._backend().asend(call, key)
-            response = self._finish(reply, await reply.abody(), started)
+            response = pipeline.response(await pipeline.asend(prepared, stream=False), started)
             permit.settle(_tokens_used(response, permit.estimated_tokens))
             return response
 
@@ -244,26 +246,26 @@ class Client:
 
     def _open_here(self, request: Request, history: list[RetryRecord]) -> Delivery:
         """A stream's HTTP response, open and 2xx (an error status is raised, so it is retried)."""
-        call, key = self._prepared(request, stream=True)
+        pipeline, prepared = self._prepared(request, stream=True)
 
         def attempt() -> Delivery:
             permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
-            reply = self._backend().send(call, key)
-            if reply.status >= 400:
-                raise self._assembler.http_error(reply.status, reply.response.headers, reply.body()) from reply.litellm_error
-            return Delivery(reply, self._assembler, permit)
+            answer = pipeline.send(prepared, stream=True)
+            if answer.status_code >= 400:
+                raise pipeline.http_error(answer)
+            return Delivery(answer, self._assembler, permit)
 
         return retry_module.call(attempt, self.retry_policy, self.model, history)
 
     async def _aopen_here(self, request: Request, history: list[RetryRecord]) -> Delivery:
-        call, key = self._prepared(request, stream=True)
+        pipeline, prepared = self._prepared(request, stream=True)
 
         async def attempt() -> Delivery:
             permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
-            reply = await self._backend().asend(call, key)
-            if reply.status >= 400:
-                raise self._assembler.http_error(reply.status, reply.response.headers, await reply.abody()) from reply.litellm_error
-            return Delivery(reply, self._assembler, permit)
+            answer = await pipeline.asend(prepared, stream=True)
+            if answer.status_code >= 400:
+                raise pipeline.http_error(answer)
+            return Delivery(answer, self._assembler, permit)
 
         return await retry_module.acall(attempt, self.retry_policy, self.model, history)
 
@@ -300,18 +302,17 @@ class Client:
                 return cassettes.REPLAY_API_KEY  # nothing is sent in replay, so no real key is needed
             raise
 
-    def _backend(self) -> Backend:
-        with self._backend_lock:
-            if self._backend_instance is None:
-                from llmclient.backend import Backend
+    def _pipeline(self) -> Pipeline:
+        with self._pipeline_lock:
+            if self._pipeline_instance is None:
+                from llmclient.pipeline import Pipeline  # imports httpx: not before the first call
 
-                self._backend_instance = Backend(self.spec, self.model_id, self.base_url, self.timeout)
-            return self._backend_instance
+                kind = Pipeline
+                if self.spec.wire == "litellm":
+                    from llmclient.litellm_route import LitellmPipeline as kind
 
-    def _finish(self, reply: Reply, body: bytes, started: float) -> Response:
-        if reply.status >= 400:
-            raise self._assembler.http_error(reply.status, reply.response.headers, body) from reply.litellm_error
-        return self._assembler.response(body, started, call_date(reply.response.headers))
+                self._pipeline_instance = kind(self.spec, self.model_id, self.base_url, self.timeout, self._assembler)
+            return self._pipeline_instance
 
 
 def _spec_and_model(config: Config, model: str) -> tuple[ProviderSpec, str]:

@@ -281,10 +281,7 @@ def spec_from(name: str, settings: ProviderSettings) -> ProviderSpec:
                 f"{name!r} is not a known provider ({', '.join(sorted(REGISTRY))}), so it is a new one "
                 f"and needs {' and '.join(missing)}"
             )
-        wire = settings.wire or "openai"
-        # litellm's route for a wire is named after it; the cohere wire is encoded by llmclient itself.
-        prefix = None if wire == "cohere" else wire
-        return ProviderSpec.model_validate({"name": name, "wire": wire, "litellm_prefix": prefix, **overrides})
+        return ProviderSpec.model_validate({"name": name, "wire": settings.wire or "openai", **overrides})
     if settings.wire is not None and settings.wire != base.wire:
         raise ValueError(
             f"provider {name!r} speaks the {base.wire!r} wire and it cannot be changed; "

@@ -33,10 +33,6 @@ _SIGNATURES: tuple[tuple[bytes, int, bytes, str], ...] = (
 _URL_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
               ".webp": "image/webp", ".pdf": "application/pdf"}
 MB = 1024 * 1024
-# Per-file inline size limits from the providers' documentation (bytes before base64).
-IMAGE_LIMITS = {"anthropic": 5 * MB, "openai": 20 * MB, "gemini": 20 * MB, "groq": 4 * MB, "mistral": 10 * MB}
-PDF_LIMITS = {"anthropic": 32 * MB, "openai": 32 * MB, "gemini": 20 * MB, "openrouter": 32 * MB}
-DEFAULT_LIMIT = 20 * MB
 
 
 def sniff(head: bytes) -> str | None:
@@ -184,8 +180,7 @@ def check(messages: Iterable[Message], spec: ProviderSpec, model: str) -> None:
                     f"no request was sent",
                     provider=spec.name, model=model,
                 )
-            limits = IMAGE_LIMITS if part.is_image else PDF_LIMITS
-            limit = limits.get(spec.name, DEFAULT_LIMIT)
+            limit = spec.max_file_bytes(part.media_type)
             if part.size is not None and part.size > limit:
                 raise BadRequestError(
                     f"{part.name} is {part.size / MB:.1f} MB; {spec.name} accepts {part.media_type} up to "
@@ -193,13 +188,6 @@ def check(messages: Iterable[Message], spec: ProviderSpec, model: str) -> None:
                     provider=spec.name, model=model,
                 )
 
-
-
-def tool_results_take_files(spec: ProviderSpec, model: str) -> bool:
-    """Whether files can go inside a tool result: Anthropic's tool_result content blocks, and
-    Gemini 3's multimodal function responses (functionResponse.parts); not the chat-completions
-    wire, whose tool messages carry text only, nor earlier Gemini models."""
-    return spec.wire == "anthropic" or (spec.wire == "gemini" and model.startswith("gemini-3"))
 
 
 def place_tool_result_files(messages: list[Message]) -> list[Message]:
@@ -225,17 +213,16 @@ def place_tool_result_files(messages: list[Message]) -> list[Message]:
     return placed
 
 
-# Wires whose provider does not fetch http(s) file URLs itself: Google AI Studio takes inline
-# data or its own Files API URIs only, so the client downloads the file (as real clients do).
-_FETCHED_BY_CLIENT = frozenset({"gemini"})
-
-
 def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str, timeout: float | None) -> list[Message]:
-    """`messages` with URL files downloaded and inlined where the provider cannot fetch URLs."""
-    if spec.wire not in _FETCHED_BY_CLIENT or not any(p.url for m in messages for p in m.files):
+    """`messages` with each URL file the provider does not download itself downloaded and inlined
+    (as real clients do, e.g. for Gemini, or PDFs to OpenAI)."""
+    def remote(part: object) -> bool:
+        return isinstance(part, FilePart) and part.url is not None and not spec.fetches(part.media_type)
+
+    if not any(remote(p) for m in messages for p in m.files):
         return messages
-    return [m if not any(p.url for p in m.files) else
-            m.model_copy(update={"content": [_fetched(p, spec, model, timeout) if isinstance(p, FilePart) and p.url else p
+    return [m if not any(remote(p) for p in m.files) else
+            m.model_copy(update={"content": [_fetched(p, spec, model, timeout) if isinstance(p, FilePart) and remote(p) else p
                                              for p in m.content]})
             for m in messages]
 
@@ -243,10 +230,10 @@ def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str,
 def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | None) -> FilePart:
     import httpx
 
-    from llmclient.backend import shared_tls_context  # backend builds on this module
+    from llmclient.transport import shared_tls_context  # the transport builds on this module
 
     assert part.url is not None
-    limit = (IMAGE_LIMITS if part.is_image else PDF_LIMITS).get(spec.name, DEFAULT_LIMIT)
+    limit = spec.max_file_bytes(part.media_type)
     try:
         with (httpx.Client(timeout=timeout or 30.0, follow_redirects=True, verify=shared_tls_context()) as http,
               http.stream("GET", part.url) as reply):

@@ -10,13 +10,13 @@ import os
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmclient.errors import ConfigurationError
 
-Wire = Literal["openai", "anthropic", "gemini", "cohere"]
+Wire = Literal["openai", "anthropic", "gemini", "cohere", "litellm"]
 
 Capability = Literal[
     "tools",  # client function calling
@@ -35,12 +35,40 @@ Capability = Literal[
 _CHAT: frozenset[Capability] = frozenset({"tools", "parallel_tools", "streaming", "stream_tools"})
 
 
+MB = 1024 * 1024
+
+# How each wire format sends the key by default: (header, prefix before the key).
+_WIRE_AUTH: Mapping[str, tuple[str, str]] = {
+    "openai": ("authorization", "Bearer "),
+    "cohere": ("authorization", "Bearer "),
+    "anthropic": ("x-api-key", ""),
+    "gemini": ("x-goog-api-key", ""),
+}
+
+
 class ProviderSpec(BaseModel):
-    """How to reach one provider. `litellm_prefix` is litellm's route for it ("openai" is the
-    generic OpenAI-compatible route; None for a wire llmclient encodes itself, e.g. "cohere",
-    with `base_url` the full endpoint URL); `default_query` is sent on every request (Azure's
-    `api-version`, for instance). A `keyless` provider (the mock, a local server) works without a
-    key: `KEYLESS_PLACEHOLDER` is sent instead."""
+    """How to reach one provider, and its quirks as data; the wire module (`wire`) does the rest.
+
+    - `base_url`: the API root; the wire appends its path (`/chat/completions`, `/v1/messages`,
+      `/models/<id>:generateContent`, `/v2/chat`). `default_query` is sent on every request
+      (Azure's `api-version`, for instance).
+    - The key goes in header `key_header` as `key_prefix + key` (defaults: the wire's own), or in
+      query parameter `key_query` when that is set. A `keyless` provider (the mock, a local
+      server) works without a key: `KEYLESS_PLACEHOLDER` is sent instead.
+    - `max_image_bytes`, `max_pdf_bytes`: the largest inline file the provider takes.
+    - `url_inputs`: the kinds of file ("image", "pdf") the provider downloads itself from an
+      http(s) URL; a URL of another kind is downloaded by the client and sent inline.
+    - `files_in_tool_results`: model ids starting with it take files inside a tool result
+      ("" = every model); None = none do, and the files follow the results in a user turn.
+    - `named_tool_choice`: False when the API cannot force one named tool; forcing one then
+      offers only that tool and requires a tool call.
+    - `cache_markers`: explicit cache breakpoints (`TextPart.cache`) are sent.
+    - `pdf_block`: how the OpenAI wire sends a PDF: a `file` block (OpenAI's), or Mistral's
+      `document_url` block (a URL or a data URL).
+    - `max_tokens_field`: the body key of max_tokens on the OpenAI wire (`max_completion_tokens`
+      for OpenAI itself, whose reasoning models refuse `max_tokens`).
+    - `default_max_tokens`: sent when the call gives none, for APIs that require it (Anthropic).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,25 +76,46 @@ class ProviderSpec(BaseModel):
     base_url: str
     api_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     wire: Wire = "openai"
-    litellm_prefix: str | None = "openai"
     capabilities: frozenset[Capability] = _CHAT
     default_query: Mapping[str, str] = Field(default_factory=dict)
     keyless: bool = False
+    key_header: str = ""
+    key_prefix: str | None = None
+    key_query: str | None = None
+    max_image_bytes: int = Field(default=20 * MB, gt=0)
+    max_pdf_bytes: int = Field(default=20 * MB, gt=0)
+    url_inputs: frozenset[Literal["image", "pdf"]] = frozenset({"image"})
+    files_in_tool_results: str | None = None
+    named_tool_choice: bool = True
+    cache_markers: bool = False
+    pdf_block: Literal["file", "document_url"] = "file"
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    default_max_tokens: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wire_auth(cls, data: Any) -> Any:
+        """The key header and prefix default to the wire's own."""
+        if isinstance(data, dict) and data.get("wire", "openai") in _WIRE_AUTH:
+            header, prefix = _WIRE_AUTH[data.get("wire", "openai")]
+            data = {**data}
+            if not data.get("key_header"):
+                data["key_header"] = header
+            if data.get("key_prefix") is None:
+                data["key_prefix"] = prefix
+        return data
 
     @field_validator("base_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+        if value and not value.startswith(("https://", "http://")):
             raise ValueError(f"base_url must be an absolute http(s) URL, got {value!r}")
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _routable(self) -> ProviderSpec:
-        if self.wire == "cohere" and self.litellm_prefix is not None:
-            # litellm's Cohere route ignores the per-call HTTP client every response is read from.
-            raise ValueError("the cohere wire is encoded by llmclient itself: set litellm_prefix=None")
-        if self.litellm_prefix is None and self.wire != "cohere":
-            raise ValueError(f"litellm_prefix=None is only possible for the cohere wire, not {self.wire!r}")
+    def _reachable(self) -> ProviderSpec:
+        if not self.base_url and self.wire != "litellm":  # litellm knows each provider's URL itself
+            raise ValueError("base_url is required: the API root, e.g. https://api.example.com/v1")
         return self
 
     def api_key(self, explicit: str | None = None) -> str:
@@ -82,6 +131,16 @@ class ProviderSpec(BaseModel):
             )
         return key
 
+    def max_file_bytes(self, media_type: str) -> int:
+        return self.max_image_bytes if media_type.startswith("image/") else self.max_pdf_bytes
+
+    def fetches(self, part_media_type: str) -> bool:
+        """Whether the provider downloads a file of this type from its URL itself."""
+        return ("image" if part_media_type.startswith("image/") else "pdf") in self.url_inputs
+
+    def takes_tool_result_files(self, model_id: str) -> bool:
+        return self.files_in_tool_results is not None and model_id.startswith(self.files_in_tool_results)
+
 
 KEYLESS_PLACEHOLDER = "no-key-needed"
 
@@ -90,62 +149,93 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         name="openai",
         base_url="https://api.openai.com/v1",
         api_key_env="OPENAI_API_KEY",
-        litellm_prefix="openai",
         capabilities=_CHAT | {"vision", "pdf", "structured_output", "reasoning", "prompt_cache"},
+        max_pdf_bytes=32 * MB,
+        max_tokens_field="max_completion_tokens",
     ),
     ProviderSpec(
         name="anthropic",
         base_url="https://api.anthropic.com",
         api_key_env="ANTHROPIC_API_KEY",
         wire="anthropic",
-        litellm_prefix="anthropic",
+        # Native JSON output is encoded (output_config.format) but not declared: structured() keeps
+        # the forced-tool strategy its conformance cassettes were authored with.
         capabilities=_CHAT | {"vision", "pdf", "reasoning", "prompt_cache", "cache_write", "tiered_pricing"},
+        max_image_bytes=5 * MB,
+        max_pdf_bytes=32 * MB,
+        url_inputs=frozenset({"image", "pdf"}),
+        files_in_tool_results="",
+        cache_markers=True,
+        default_max_tokens=4096,  # required by the API; every Claude model can write this many
     ),
     ProviderSpec(
         name="gemini",
         base_url="https://generativelanguage.googleapis.com/v1beta",
         api_key_env="GEMINI_API_KEY",
         wire="gemini",
-        litellm_prefix="gemini",
         capabilities=_CHAT | {"vision", "pdf", "structured_output", "reasoning", "prompt_cache", "tiered_pricing"},
+        url_inputs=frozenset(),  # AI Studio takes inline data or its own Files API URIs only
+        files_in_tool_results="gemini-3",  # multimodal function responses
     ),
     ProviderSpec(
         name="groq",
         base_url="https://api.groq.com/openai/v1",
         api_key_env="GROQ_API_KEY",
-        litellm_prefix="groq",
         capabilities=_CHAT | {"vision", "structured_output", "reasoning", "prompt_cache"},
+        max_image_bytes=4 * MB,
     ),
     ProviderSpec(
         name="openrouter",
         base_url="https://openrouter.ai/api/v1",
         api_key_env="OPENROUTER_API_KEY",
-        litellm_prefix="openrouter",
         capabilities=_CHAT | {"vision", "pdf", "structured_output", "reasoning", "prompt_cache"},
+        max_pdf_bytes=32 * MB,
+        url_inputs=frozenset({"image", "pdf"}),  # file_data may be a URL
+        cache_markers=True,  # forwarded to Anthropic models
     ),
     ProviderSpec(
         name="deepseek",
-        # Not litellm's default (…/beta): the stable API lives at the root.
-        base_url="https://api.deepseek.com",
+        base_url="https://api.deepseek.com",  # the stable API lives at the root
         api_key_env="DEEPSEEK_API_KEY",
-        litellm_prefix="deepseek",
         capabilities=frozenset({"tools", "streaming", "stream_tools", "reasoning", "prompt_cache"}),
     ),
     ProviderSpec(
         name="mistral",
         base_url="https://api.mistral.ai/v1",
         api_key_env="MISTRAL_API_KEY",
-        litellm_prefix="mistral",
-        capabilities=_CHAT | {"vision", "structured_output", "prompt_cache"},
+        capabilities=_CHAT | {"vision", "pdf", "structured_output", "prompt_cache"},
+        max_image_bytes=10 * MB,
+        max_pdf_bytes=50 * MB,
+        url_inputs=frozenset({"image", "pdf"}),
+        pdf_block="document_url",
+        named_tool_choice=False,  # tool_choice is "auto" | "none" | "any" | "required"
+    ),
+    ProviderSpec(
+        name="cohere",
+        base_url="https://api.cohere.com",
+        api_key_env="COHERE_API_KEY",
+        wire="cohere",
+        capabilities=_CHAT | {"structured_output", "reasoning", "prompt_cache"},
+        named_tool_choice=False,  # tool_choice is REQUIRED | NONE only
     ),
 )
+
+LITELLM_PROVIDER = ProviderSpec(
+    name="litellm",
+    base_url="",  # litellm's own per provider; Client(base_url=...) becomes its api_base
+    api_key_env="LITELLM_API_KEY",
+    wire="litellm",
+    # Declared so calls go through: what the provider behind litellm lacks, it refuses itself.
+    capabilities=_CHAT | {"vision", "pdf", "structured_output", "reasoning", "prompt_cache"},
+    keyless=True,  # without a key litellm reads the provider's own credentials (AWS, GCP, ...)
+)
+"""`Client("litellm/<litellm model>")`: every provider litellm reaches, through `llmclient.litellm_route`."""
 
 MOCK_PROVIDER = ProviderSpec(
     name="mock",
     # .invalid never resolves (RFC 6761): unanswered by llmclient.testing, a call fails to connect.
     base_url="http://mock.llmclient.invalid/v1",
     api_key_env="LLMCLIENT_MOCK_API_KEY",
-    litellm_prefix="openai",
     capabilities=frozenset(get_args(Capability)),
     keyless=True,
 )
@@ -153,7 +243,7 @@ MOCK_PROVIDER = ProviderSpec(
 `llmclient.testing` is imported, so lists of known providers name only real ones otherwise."""
 
 _lock = threading.Lock()
-_registry: dict[str, ProviderSpec] = {spec.name: spec for spec in BUILTIN_PROVIDERS}
+_registry: dict[str, ProviderSpec] = {spec.name: spec for spec in (*BUILTIN_PROVIDERS, LITELLM_PROVIDER)}
 REGISTRY: Mapping[str, ProviderSpec] = MappingProxyType(_registry)
 """Every known provider by name (read-only view; use `register_provider` to add one)."""
 

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -38,8 +38,47 @@ class Tool(BaseModel):
 ToolLike = Tool | Mapping[str, Any] | Callable[..., Any]
 
 
+class ResponseFormat(BaseModel):
+    """Ask for JSON: any JSON object (`json_object`), or one matching `json_schema` (`json_schema`,
+    with an optional `name` and `strict` adherence where the provider offers it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["json_schema", "json_object"]
+    json_schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+    @classmethod
+    def of(cls, value: ResponseFormat | Mapping[str, Any]) -> ResponseFormat:
+        """From a ResponseFormat or the OpenAI form: `{"type": "json_object"}` or
+        `{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}, "strict": ...}}`."""
+        if isinstance(value, ResponseFormat):
+            return value
+        if not isinstance(value, Mapping) or value.get("type") not in ("json_schema", "json_object"):
+            raise InvalidRequestError('response_format must be {"type": "json_object"} or {"type": "json_schema", '
+                                      f'"json_schema": {{"name": ..., "schema": {{...}}}}}}, got {value!r:.120}')
+        if value["type"] == "json_object":
+            if set(value) != {"type"}:
+                raise InvalidRequestError(f"response_format json_object takes no other keys, got {sorted(value)}")
+            return cls(type="json_object")
+        spec = value.get("json_schema")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
+            raise InvalidRequestError('response_format json_schema needs "json_schema": {"schema": {...}}')
+        unknown = set(spec) - {"name", "schema", "strict", "description"} or set(value) - {"type", "json_schema"}
+        if unknown:
+            raise InvalidRequestError(f"response_format has keys llmclient does not know: {sorted(unknown)}")
+        name, strict = spec.get("name"), spec.get("strict")
+        if name is not None and not (isinstance(name, str) and _TOOL_NAME.fullmatch(name)):
+            raise InvalidRequestError(f"response_format name {name!r} must be 1-64 letters, digits, '_' or '-'")
+        if strict is not None and not isinstance(strict, bool):
+            raise InvalidRequestError(f"response_format strict must be true or false, got {strict!r}")
+        return cls(type="json_schema", json_schema=dict(spec["schema"]), name=name, strict=strict)
+
+
 class Request(BaseModel):
-    """One call's arguments. `options` are provider-specific keywords passed through untouched."""
+    """One call's arguments. `options` are provider-specific keywords, put into the request body
+    as they are (a key the wire format sets itself is refused, not overwritten)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,7 +87,16 @@ class Request(BaseModel):
     tool_choice: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    response_format: ResponseFormat | None = None
     options: dict[str, Any] = {}
+
+    @property
+    def system(self) -> str | None:
+        """Every system message's text, joined by a blank line (None when there is none)."""
+        texts = [message.text for message in self.messages if message.role == "system"]
+        return "\n\n".join(texts) if texts else None
 
     @classmethod
     def build(
@@ -61,6 +109,9 @@ class Request(BaseModel):
         files: Sequence[FileLike] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        response_format: ResponseFormat | Mapping[str, Any] | None = None,
         **provider_options: Any,
     ) -> Request:
         messages = _messages(prompt)
@@ -85,14 +136,28 @@ class Request(BaseModel):
             or not math.isfinite(temperature) or temperature < 0
         ):
             raise InvalidRequestError(f"temperature must be a number >= 0, got {temperature!r}")
+        if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 <= top_p <= 1):
+            raise InvalidRequestError(f"top_p must be a number from 0 to 1, got {top_p!r}")
         return cls(
             messages=messages,
             tools=built_tools,
             tool_choice=tool_choice,
             max_tokens=max_tokens,
             temperature=None if temperature is None else float(temperature),
+            top_p=None if top_p is None else float(top_p),
+            stop=_stop(stop),
+            response_format=None if response_format is None else ResponseFormat.of(response_format),
             options=dict(provider_options),
         )
+
+
+def _stop(stop: str | Sequence[str] | None) -> list[str] | None:
+    if stop is None:
+        return None
+    sequences = [stop] if isinstance(stop, str) else stop
+    if not isinstance(sequences, Sequence) or not sequences or not all(isinstance(s, str) and s for s in sequences):
+        raise InvalidRequestError(f"stop must be a non-empty string or a list of them, got {stop!r}")
+    return list(sequences)
 
 
 def _messages(prompt: Prompt) -> list[Message]:
@@ -108,10 +173,8 @@ def _messages(prompt: Prompt) -> list[Message]:
         )
     if not prompt:
         raise InvalidRequestError("the list of messages is empty: pass at least one user message")
-    messages = [_message(item, index) for index, item in enumerate(prompt)]
-    if all(message.role == "system" for message in messages):
-        raise InvalidRequestError("the messages hold only system instructions: add a user message")
-    return messages
+    # Instructions alone are a valid call (the model answers them), as every provider accepts.
+    return [_message(item, index) for index, item in enumerate(prompt)]
 
 
 def _message(item: object, index: int) -> Message:  # validated at runtime: callers pass anything
@@ -144,7 +207,7 @@ def _message(item: object, index: int) -> Message:  # validated at runtime: call
         raise InvalidRequestError(f"{where} is a tool result without tool_call_id: say which call it answers")
     if message.role != "assistant" and message.tool_calls:
         raise InvalidRequestError(f"{where} has tool_calls but role {message.role!r}; only assistant turns call tools")
-    if message.role in ("system", "user") and not message.text.strip():
+    if message.role in ("system", "user") and not message.text.strip() and not message.files:
         raise InvalidRequestError(f"{where} ({message.role}) has empty content")
     return message
 

@@ -17,7 +17,8 @@ from llmclient.errors import APIError, transport_error
 from llmclient.types import Response, RetryRecord, StreamEvent, ToolCallDelta
 
 if TYPE_CHECKING:
-    from llmclient.backend import Reply
+    import httpx
+
     from llmclient.ratelimit import Permit
 
 
@@ -26,7 +27,7 @@ class Delivery:
     """An open 2xx stream response, the model that gave it (a fallback's, maybe), its rate-limit
     permit (settled with the stream's usage at the end) and the failed attempts before it."""
 
-    reply: Reply
+    answer: httpx.Response
     assembler: Assembler
     permit: Permit | None = None
     retries: tuple[RetryRecord, ...] = ()
@@ -80,31 +81,34 @@ class Stream:
     def _run(self) -> Iterator[StreamEvent]:
         started = time.perf_counter()
         delivery = self._send()
-        reply, self._assembler = delivery.reply, delivery.assembler
+        answer, self._assembler = delivery.answer, delivery.assembler
         response: Response | None = None
         try:
-            if not _is_event_stream(reply):
-                response = self._assembler.response(reply.body(), started, call_date(reply.response.headers))
+            if not _is_event_stream(answer):
+                response = self._assembler.response(self._body(answer), started, call_date(answer.headers))
                 self._response = delivery.done(response)
                 yield from events_of(response)
                 return
-            assembly = StreamAssembly(self._assembler, started, call_date(reply.response.headers))
-            for chunk in self._chunks(reply):
+            assembly = StreamAssembly(self._assembler, started, call_date(answer.headers))
+            for chunk in self._chunks(answer):
                 yield from assembly.feed(chunk)
             response = assembly.finish()
             self._response = delivery.done(response)
         finally:
             if response is None:
                 delivery.done(None)
-            reply.response.close()
+            answer.close()
 
-    def _chunks(self, reply: Reply) -> Iterator[bytes]:
+    def _chunks(self, answer: httpx.Response) -> Iterator[bytes]:
         import httpx
 
         try:
-            yield from reply.response.iter_bytes()
+            yield from answer.iter_bytes()
         except httpx.HTTPError as exc:
-            raise _broken_off(exc, reply, self._assembler) from exc
+            raise _broken_off(exc, answer, self._assembler) from exc
+
+    def _body(self, answer: httpx.Response) -> bytes:
+        return b"".join(self._chunks(answer))
 
 
 class AsyncStream:
@@ -150,38 +154,42 @@ class AsyncStream:
 
         started = time.perf_counter()
         delivery = await self._send()
-        reply, self._assembler = delivery.reply, delivery.assembler
+        answer, self._assembler = delivery.answer, delivery.assembler
         response: Response | None = None
         try:
-            if not _is_event_stream(reply):
-                response = self._assembler.response(await reply.abody(), started, call_date(reply.response.headers))
+            if not _is_event_stream(answer):
+                try:
+                    body = await answer.aread()
+                except httpx.HTTPError as exc:
+                    raise _broken_off(exc, answer, self._assembler) from exc
+                response = self._assembler.response(body, started, call_date(answer.headers))
                 self._response = delivery.done(response)
                 for event in events_of(response):
                     yield event
                 return
-            assembly = StreamAssembly(self._assembler, started, call_date(reply.response.headers))
+            assembly = StreamAssembly(self._assembler, started, call_date(answer.headers))
             try:
-                async for chunk in reply.response.aiter_bytes():
+                async for chunk in answer.aiter_bytes():
                     for event in assembly.feed(chunk):
                         yield event
             except httpx.HTTPError as exc:
-                raise _broken_off(exc, reply, self._assembler) from exc
+                raise _broken_off(exc, answer, self._assembler) from exc
             response = assembly.finish()
             self._response = delivery.done(response)
         finally:
             if response is None:
                 delivery.done(None)
-            await reply.response.aclose()
+            await answer.aclose()
 
 
-def _is_event_stream(reply: Reply) -> bool:
+def _is_event_stream(answer: httpx.Response) -> bool:
     # A server that ignores stream=true answers with one JSON body; read it as such.
-    content_type = reply.response.headers.get("content-type", "")
+    content_type = answer.headers.get("content-type", "")
     return not content_type.startswith("application/json")
 
 
-def _broken_off(exc: Exception, reply: Reply, assembler: Assembler) -> APIError:
-    request = reply.response.request
+def _broken_off(exc: Exception, answer: httpx.Response, assembler: Assembler) -> APIError:
+    request = answer.request
     where = f"reading the stream of {request.method} {request.url.copy_with(query=None)}"
     return transport_error(exc, where, provider=assembler.spec.name, model=assembler.model_id)
 

@@ -7,7 +7,7 @@
     with use_cassette("cassettes/openai/text.yaml"), simulate_errors(status(503), timeout()):
         Client("openai/gpt-4o-mini").complete(...)  # two failed attempts, then the recorded reply
 
-Both answer inside llmclient's HTTP transport (`backend.interceptor`, set when this module is
+Both answer inside llmclient's HTTP layer (`transport.interceptor`, set when this module is
 imported), before the network and before a cassette replay, so each request (each retry too)
 takes the next queued answer. Their bytes are decoded like a provider's: usage, tool calls, stream
 assembly and error classification are the library's own. Faults use the target provider's wire
@@ -32,10 +32,11 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from llmclient import backend
+from llmclient import transport
 from llmclient.errors import ConfigurationError
 from llmclient.providers import MOCK_PROVIDER, REGISTRY, ProviderSpec, register_provider
 from llmclient.types import ToolCall
+from llmclient.wire import codec
 
 __all__ = ["ErrorSimulator", "Fault", "MockProvider", "disconnect", "malformed", "simulate_errors", "status", "timeout"]
 
@@ -66,7 +67,7 @@ class Fault:
             return _response(200, "application/json", _BROKEN_JSON, request)
         assert self.code is not None
         message = self.message or f"{_phrase(self.code)} (simulated by llmclient.testing)"
-        body, headers = _error_body(spec.wire, self.code, message, self.error_type, self.retry_after)
+        body, headers = codec(spec.wire).error_body(self.code, message, self.error_type, self.retry_after)
         return _response(self.code, "application/json", json.dumps(body).encode(), request, headers)
 
     def __repr__(self) -> str:
@@ -112,36 +113,6 @@ def _phrase(code: int) -> str:
         return HTTPStatus(code).phrase
     except ValueError:
         return f"HTTP {code}"
-
-
-# Each wire's error type for a status (a 5xx without an entry gets the generic server one).
-_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
-_GEMINI_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                    429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-_OPENAI_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
-
-
-def _error_body(wire: str, code: int, message: str, error_type: str | None,
-                retry_after: float | None) -> tuple[dict[str, Any], dict[str, str]]:
-    """The provider's error JSON and headers (shapes as in /work/shared/reference-traffic and the
-    providers' error docs)."""
-    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
-    server = code >= 500
-    if wire == "anthropic":
-        kind = error_type or _ANTHROPIC_TYPES.get(code, "api_error" if server else "invalid_request_error")
-        return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_simulated"}, headers
-    if wire == "gemini":
-        fallback = "UNAVAILABLE" if server else "FAILED_PRECONDITION"
-        error: dict[str, Any] = {"code": code, "message": message, "status": error_type or _GEMINI_STATUSES.get(code, fallback)}
-        if retry_after is not None:  # Gemini sends no Retry-After header: the wait is a RetryInfo detail
-            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}]
-        return {"error": error}, {}
-    if wire == "cohere":
-        return {"id": "simulated", "message": message}, headers
-    kind = "server_error" if server else "requests" if code == 429 else "invalid_request_error"
-    return {"error": {"message": message, "type": kind, "param": None,
-                      "code": error_type or _OPENAI_CODES.get(code)}}, headers
 
 
 def _is_stream(request: httpx.Request) -> bool:
@@ -418,5 +389,5 @@ def _intercept(request: httpx.Request, spec: ProviderSpec) -> httpx.Response | N
     return None
 
 
-backend.interceptor = _intercept
+transport.interceptor = _intercept
 register_provider(MOCK_PROVIDER, replace=True)  # Client("mock/...") from here on

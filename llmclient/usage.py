@@ -130,4 +130,5 @@ _BY_WIRE: dict[str, Callable[[dict[str, Any]], Usage]] = {
     "anthropic": _anthropic,
     "gemini": _gemini,
     "cohere": _cohere,
+    "litellm": _openai,  # litellm reports usage in the OpenAI format
 }

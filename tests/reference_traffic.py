@@ -104,14 +104,10 @@ def client_for(case: Case) -> Client:
     if case.provider in _BUILTIN_HOSTS and parts.hostname == _BUILTIN_HOSTS[case.provider]:
         return Client(f"{case.provider}/{model}", retry=NO_RETRY)  # each recording is one attempt
     # Not built in: the provider is a registry row, as a user would add it.
-    if case.endpoint == "cohere_v2_chat":
-        spec = ProviderSpec(name=case.provider, base_url=f"{parts.scheme}://{parts.netloc}/v2/chat",
-                            api_key_env="COHERE_API_KEY", wire="cohere", litellm_prefix=None)
-    else:
-        base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len('/chat/completions')]}"
-        query = {k: v for k, v in parse_qsl(parts.query) if k not in ("key", "api_key")}
-        spec = ProviderSpec(name=case.provider, base_url=base, default_query=query,
-                            api_key_env=re.sub(r"\W", "_", case.provider).upper() + "_API_KEY")
+    base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len('/chat/completions')]}"
+    query = {k: v for k, v in parse_qsl(parts.query) if k not in ("key", "api_key")}
+    spec = ProviderSpec(name=case.provider, base_url=base, default_query=query,
+                        api_key_env=re.sub(r"\W", "_", case.provider).upper() + "_API_KEY")
     register_provider(spec, replace=True)
     return Client(f"{case.provider}/{model}", retry=NO_RETRY)
 

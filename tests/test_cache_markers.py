@@ -1,15 +1,22 @@
 """Explicit cache breakpoints: sent as Anthropic cache_control (directly or through OpenRouter),
-left out for providers that cache on their own."""
+left out for providers that cache on their own; Mistral's named tool_choice."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from llmclient import Message, Request
-from llmclient.litellm_args import litellm_arguments
 from llmclient.providers import REGISTRY
+from llmclient.wire import codec
 
 HISTORY = [Message.system("You are a reference desk.", cache="1h"), Message.user("Capital of France?")]
+
+
+def body(provider: str, request: Request) -> dict[str, Any]:
+    spec = REGISTRY[provider]
+    return codec(spec.wire).encode(request, spec, "m", stream=False).body
 
 
 @pytest.mark.parametrize(("provider", "expected"), [
@@ -19,16 +26,15 @@ HISTORY = [Message.system("You are a reference desk.", cache="1h"), Message.user
     ("deepseek", None),
 ])
 def test_cache_breakpoints_only_where_the_provider_takes_them(provider: str, expected: dict[str, str] | None) -> None:
-    args = litellm_arguments(Request.build(HISTORY), REGISTRY[provider], "m", "https://x.example/v1", None, stream=False)
-    block = args["messages"][0]["content"][0]
+    sent = body(provider, Request.build(HISTORY))
+    block = sent["system"][0] if provider == "anthropic" else sent["messages"][0]["content"][0]
     assert block["text"] == "You are a reference desk."
     assert block.get("cache_control") == expected
 
 
 def test_five_minute_breakpoint_has_no_ttl() -> None:
     request = Request.build([Message.system("Rules.", cache="5m"), Message.user("Hi")])
-    args = litellm_arguments(request, REGISTRY["anthropic"], "m", "https://x.example", None, stream=False)
-    assert args["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body("anthropic", request)["system"][0]["cache_control"] == {"type": "ephemeral"}
 
 
 def test_a_plain_system_message_stays_a_string() -> None:
@@ -36,7 +42,7 @@ def test_a_plain_system_message_stays_a_string() -> None:
 
 
 def test_a_named_tool_choice_becomes_required_with_only_that_tool_for_mistral() -> None:
-    # litellm's Mistral route drops a tool_choice object; Mistral's own form is "any" (litellm: "required")
+    # Mistral's tool_choice is "auto" | "none" | "any" | "required": it cannot name a function.
     def get_weather(city: str) -> str:
         """Weather."""
         return city
@@ -46,8 +52,8 @@ def test_a_named_tool_choice_becomes_required_with_only_that_tool_for_mistral() 
         return city
 
     request = Request.build("Weather in Paris?", tools=[get_weather, get_time], tool_choice="get_weather")
-    mistral = litellm_arguments(request, REGISTRY["mistral"], "m", "https://x.example/v1", None, stream=False)
+    mistral = body("mistral", request)
     assert ([t["function"]["name"] for t in mistral["tools"]], mistral["tool_choice"]) == (["get_weather"], "required")
-    openai = litellm_arguments(request, REGISTRY["openai"], "m", "https://x.example/v1", None, stream=False)
+    openai = body("openai", request)
     assert len(openai["tools"]) == 2
     assert openai["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}

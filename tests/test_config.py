@@ -242,12 +242,12 @@ def test_new_provider_and_unknown_provider(project: Path) -> None:
     config = load(project, FULL)
     spec = config.provider_spec("cerebras")
     assert spec is not None
-    assert (spec.name, spec.base_url, spec.api_key_env, spec.wire, spec.litellm_prefix) == (
+    assert (spec.name, spec.base_url, spec.api_key_env, spec.wire, spec.key_header) == (
         "cerebras",
         "https://api.cerebras.ai/v1",
         "CEREBRAS_API_KEY",
         "openai",
-        "openai",
+        "authorization",
     )
     untouched = config.provider_spec("groq")
     assert untouched is not None and untouched.base_url == "https://api.groq.com/openai/v1"
@@ -347,7 +347,7 @@ BAD = [
     (
         "[providers.cerebras]\nbase_url = 'https://c.example/v1'\napi_key_env = 'K'\nwire = 'grpc'\n",
         "providers.cerebras.wire",
-        "'openai', 'anthropic', 'gemini' or 'cohere'",
+        "'openai', 'anthropic', 'gemini', 'cohere' or 'litellm'",
     ),
     ("[profiles.fast]\nmodel = 'nope/x'\n", "profiles.fast.model", "unknown provider 'nope'"),
     ("[profiles.fast]\nmodel = 'openai/'\n", "profiles.fast.model", "'<provider>/<model id>'"),

@@ -7,7 +7,6 @@ Calls run for both wires and all four call modes, with retries off (`ONE_ATTEMPT
 is about retries; a retry, fallback or rate-limit test passes `retry=` (or other Client options)
 through `call()` and asserts `server.count` and `server.gaps()`.
 
-Timing: litellm is imported once up front, so a timed call measures the call, not an import.
 Time bounds are wide (a 0.5 s timeout against a 10 s hang must return in under 5 s); waits that
 are not the point of a test go through a recording `sleep` instead of the clock.
 """
@@ -58,13 +57,6 @@ MODES: tuple[Mode, ...] = ("complete", "acomplete", "stream", "astream")
 STREAMED: tuple[Mode, ...] = ("stream", "astream")
 PROMPT = "What is the capital of France?"
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)  # each fault seen as the single attempt it is
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> None:
-    from llmclient.backend import load_litellm
-
-    load_litellm()  # seconds on first use: kept out of the timed calls below
 
 
 @pytest.fixture

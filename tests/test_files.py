@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import tracemalloc
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from llmclient import BadRequestError, Client, InvalidRequestError, Request, UnsupportedCapabilityError
 from llmclient.files import attachment, base64_text, sniff
+from llmclient.transport import json_body
 from llmclient.wire.openai import encode_message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -82,7 +84,8 @@ def test_files_join_the_last_user_turn_and_encode_as_blocks() -> None:
     png, pdf = io.BytesIO(PNG), io.BytesIO(PDF)  # in memory: inline data
     png.name, pdf.name = "tiny.png", "tiny.pdf"  # type: ignore[attr-defined]
     request = Request.build("What colour?", files=[png, pdf])
-    encoded = encode_message(request.messages[-1])
+    sent = json_body(encode_message(request.messages[-1]))  # inline files stream into the body
+    encoded = json.loads(sent if isinstance(sent, bytes) else b"".join(sent))
     assert encoded["content"] == [
         {"type": "text", "text": "What colour?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}},

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import llmclient.backend
+import llmclient.pipeline
 from llmclient import REGISTRY, Client, ConfigurationError, ProviderSpec, register_provider, unregister_provider
 from llmclient.providers import BUILTIN_PROVIDERS, resolve_model
 
@@ -21,8 +21,9 @@ BUILTINS = [
     ("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "openai"),
     ("deepseek", "https://api.deepseek.com", "DEEPSEEK_API_KEY", "openai"),
     ("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "openai"),
+    ("cohere", "https://api.cohere.com", "COHERE_API_KEY", "cohere"),
 ]
-KNOWN = "Known providers: anthropic, deepseek, gemini, groq, mistral, openai, openrouter"
+KNOWN = "Known providers: anthropic, cohere, deepseek, gemini, groq, litellm, mistral, openai, openrouter"
 
 
 @pytest.fixture(autouse=True)
@@ -61,25 +62,21 @@ class SendAttempted(Exception):
 
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every attempt to send (and stop it there); litellm may not even be loaded."""
+    """Record every attempt to send (and stop it there)."""
     attempts: list[str] = []
 
-    def send(self: Any, call: Any, api_key: str) -> None:
-        attempts.append(api_key)
-        raise SendAttempted(api_key)
+    def send(self: Any, request: Any, *, stream: bool) -> None:
+        key = request.headers.get(self.spec.key_header, "").removeprefix(self.spec.key_prefix or "")
+        attempts.append(key)
+        raise SendAttempted(key)
 
-    def no_litellm() -> None:
-        attempts.append("load_litellm")
-        raise AssertionError("litellm was loaded")
-
-    monkeypatch.setattr(llmclient.backend.Backend, "send", send)
-    monkeypatch.setattr(llmclient.backend, "load_litellm", no_litellm)
+    monkeypatch.setattr(llmclient.pipeline.Pipeline, "send", send)
     return attempts
 
 
-def test_exactly_the_seven_builtin_providers() -> None:
+def test_exactly_the_eight_builtin_providers() -> None:
     assert [spec.name for spec in BUILTIN_PROVIDERS] == [row[0] for row in BUILTINS]
-    assert sorted(REGISTRY) == sorted(row[0] for row in BUILTINS)
+    assert sorted(REGISTRY) == sorted([row[0] for row in BUILTINS] + ["litellm"])  # and the long-tail route
 
 
 @pytest.mark.parametrize(("name", "base_url", "env", "wire"), BUILTINS)
@@ -193,11 +190,13 @@ def test_provider_spec_validation(field: str, value: Any) -> None:
     assert [error["loc"][0] for error in caught.value.errors()] == [field]
 
 
-def test_provider_spec_routing_rules() -> None:
-    with pytest.raises(ValidationError, match="set litellm_prefix=None"):
-        ProviderSpec(name="co", base_url="https://api.cohere.com/v2/chat", api_key_env="CO_API_KEY", wire="cohere")
-    with pytest.raises(ValidationError, match="litellm_prefix=None is only possible for the cohere wire"):
-        ProviderSpec(name="x", base_url="https://x.example", api_key_env="X_KEY", litellm_prefix=None)
+def test_key_placement_defaults_to_the_wire_and_can_be_overridden() -> None:
+    # Each API's documented key header: Bearer auth, Anthropic's x-api-key, Google's x-goog-api-key.
+    assert (REGISTRY["openai"].key_header, REGISTRY["openai"].key_prefix) == ("authorization", "Bearer ")
+    assert (REGISTRY["anthropic"].key_header, REGISTRY["anthropic"].key_prefix) == ("x-api-key", "")
+    assert (REGISTRY["gemini"].key_header, REGISTRY["gemini"].key_prefix) == ("x-goog-api-key", "")
+    azure = ProviderSpec(name="az", base_url="https://x.example/openai", api_key_env="AZ_KEY", key_header="api-key", key_prefix="")
+    assert (azure.key_header, azure.key_prefix, azure.key_query) == ("api-key", "", None)
 
 
 def test_provider_spec_is_frozen() -> None:

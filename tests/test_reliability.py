@@ -19,13 +19,6 @@ from tests.fault_server import FaultServer, Hang, status, succeed
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.05, jitter=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> None:
-    from llmclient.backend import load_litellm
-
-    load_litellm()  # kept out of the timed calls
-
-
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
     with FaultServer() as running:
@@ -143,7 +136,7 @@ quick = "fast"
     response = Client("quick").complete("Capital of France?")
     assert (response.text, response.provider, server.count, backup.count) == ("Paris, from the backup.", "anthropic", 2, 1)
     assert [(r.model, r.status_code) for r in response.retries] == [("openai/gpt-4o-mini", 503)] * 2
-    assert server.requests[0].body["max_tokens"] == 64  # the profile's options were applied
+    assert server.requests[0].body["max_completion_tokens"] == 64  # the profile's options were applied (OpenAI's key)
 
 
 def test_errors_a_profile_does_not_fall_back_on_are_raised(server: FaultServer, backup: FaultServer, tmp_path: Path,

@@ -41,7 +41,12 @@ def test_invalid_request_error_is_a_bad_request_and_a_value_error() -> None:
             "messages[0] has unknown keys ['foo', 'images']",
         ),
         ([{"role": "user", "content": "   "}], {}, "messages[0] (user) has empty content"),
-        ([{"role": "system", "content": "Be brief."}], {}, "the messages hold only system instructions: add a user message"),
+        ([{"role": "user", "content": ""}], {"files": []}, "messages[0] (user) has empty content"),
+        ("hi", {"top_p": 1.5}, "top_p must be a number from 0 to 1, got 1.5"),
+        ("hi", {"stop": []}, "stop must be a non-empty string or a list of them"),
+        ("hi", {"response_format": {"type": "text"}}, 'response_format must be {"type": "json_object"}'),
+        ("hi", {"response_format": {"type": "json_schema", "json_schema": {"name": "a"}}},
+         'response_format json_schema needs "json_schema": {"schema": {...}}'),
         (
             [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}],
             {},
@@ -252,8 +257,9 @@ def test_non_json_tool_result_in_a_message_dict_is_an_invalid_request(result: An
 
 
 def test_scalars_and_options_are_kept() -> None:
-    request = Request.build("hi", max_tokens=5, temperature=1, seed=7, top_p=0.5)
-    assert (request.max_tokens, request.temperature, request.options) == (5, 1.0, {"seed": 7, "top_p": 0.5})
+    request = Request.build("hi", max_tokens=5, temperature=1, seed=7, top_p=0.5, stop="END")
+    assert (request.max_tokens, request.temperature, request.top_p, request.stop, request.options) == (
+        5, 1.0, 0.5, ["END"], {"seed": 7})
     assert isinstance(request.temperature, float)
     assert request.messages == [Message(role="user", content="hi")]
 

@@ -479,8 +479,8 @@ def test_error_bodies_follow_each_wire_format() -> None:
         "code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED",
         "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]}}
     assert "retry-after" not in gemini.headers  # Gemini gives the wait in the body only
-    cohere = ProviderSpec(name="co", base_url="https://api.cohere.com/v2/chat", api_key_env="CO_API_KEY",
-                          wire="cohere", litellm_prefix=None)
+    cohere = ProviderSpec(name="co", base_url="https://api.cohere.com", api_key_env="CO_API_KEY",
+                          wire="cohere")
     assert json.loads(_fault_answer(status(500, message="boom"), cohere).content)["message"] == "boom"
 
 
@@ -507,6 +507,6 @@ def test_malformed_breaks_the_json_of_a_body_or_of_a_stream_event() -> None:
 
 
 def test_importing_llmclient_installs_no_hook_and_testing_installs_it() -> None:
-    code = ("import llmclient.backend as b; assert b.interceptor is None; import sys; "
+    code = ("import llmclient.transport as b; assert b.interceptor is None; import sys; "
             "assert 'llmclient.testing' not in sys.modules; import llmclient.testing; assert b.interceptor is not None")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)

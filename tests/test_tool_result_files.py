@@ -1,8 +1,9 @@
 """Files inside tool results, on each wire: inside the result where the provider takes them
 (Anthropic tool_result blocks, Gemini 3 functionResponse.parts), else after the results in a user
 turn (chat-completions wire, Gemini 2.5) — the shapes real clients send in
-../shared/reference-traffic/*/test_multimodal_tool_returns__*. The HTTP request litellm builds is
-captured below httpx's transport (where vcrpy also sits), so nothing reaches a socket."""
+../shared/reference-traffic/*/test_multimodal_tool_returns__* (Gemini in the REST API's camelCase).
+The HTTP request is captured below httpx's transport (where vcrpy also sits), so nothing reaches
+a socket."""
 
 from __future__ import annotations
 
@@ -68,17 +69,17 @@ def test_chat_completions_wire_gets_the_files_in_a_user_turn_after_the_results(s
 
 def test_gemini_3_nests_the_file_in_the_function_response(sent: list[dict[str, Any]]) -> None:
     Client("gemini/gemini-3-pro-preview", api_key="k").complete(conversation())
-    response = sent[0]["contents"][-1]["parts"][0]["function_response"]
+    response = sent[0]["contents"][-1]["parts"][0]["functionResponse"]
     assert response["name"] == "get_chart"
-    assert response["parts"] == [{"inline_data": {"data": PNG_B64, "mime_type": "image/png"}}]
+    assert response["parts"] == [{"inlineData": {"data": PNG_B64, "mimeType": "image/png"}}]
 
 
 def test_gemini_2_5_gets_the_file_in_the_next_user_turn(sent: list[dict[str, Any]]) -> None:
     Client("gemini/gemini-2.5-flash", api_key="k").complete(conversation())
     parts = [part for content in sent[0]["contents"][2:] for part in content["parts"]]
-    assert "function_response" in parts[0] and "parts" not in parts[0]["function_response"]
+    assert "functionResponse" in parts[0] and "parts" not in parts[0]["functionResponse"]
     assert {"text": "This is file bytes:"} in parts
-    assert {"inline_data": {"mime_type": "image/png", "data": PNG_B64}} in parts
+    assert {"inlineData": {"mimeType": "image/png", "data": PNG_B64}} in parts
 
 
 def test_a_provider_without_vision_refuses_an_image_in_a_tool_result(sent: list[dict[str, Any]]) -> None:

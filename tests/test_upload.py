@@ -1,7 +1,7 @@
-"""Files streamed into the request body from disk (llmclient.upload), end to end against a real
-loopback server (tests/fault_server.py): the bytes that arrive are checked against the file's own
-base64 computed here, for the OpenAI SDK route and litellm's HTTP-handler route (Anthropic),
-sync and async; a resend carries the whole file again; a file that changed is refused unsent."""
+"""Files streamed into the request body from disk (llmclient.transport.FileBody), end to end
+against a real loopback server (tests/fault_server.py): the bytes that arrive are checked against
+the file's own base64 computed here, on the OpenAI and Anthropic wires, sync and async; a resend
+carries the whole file again; a file that changed is refused unsent."""
 
 from __future__ import annotations
 
@@ -21,20 +21,14 @@ import pytest
 
 from llmclient import Client, InvalidRequestError, Message, RetryPolicy, TextPart
 from llmclient.files import attachment
-from llmclient.upload import splice, stand_ins
+from llmclient.transport import FileBody, json_body
+from llmclient.wire import FileData
 from tests.fault_server import FaultServer, fault_server, status, succeed  # noqa: F401 - fixture
 from tests.loopback import reply
 
 MB = 1024 * 1024
 # Not a multiple of 3, and many 192 KiB read chunks: the last chunk carries base64 padding.
 PDF_SIZE = 3 * 3 * 256 * 1024 + 1000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> None:
-    from llmclient.backend import load_litellm
-
-    load_litellm()
 
 
 def write_pdf(path: Path, size: int = PDF_SIZE) -> bytes:
@@ -116,31 +110,29 @@ def test_a_file_changed_after_it_was_attached_is_not_sent(tmp_path: Path, fault_
 def test_a_file_that_shrinks_while_it_is_sent_breaks_the_body_off(tmp_path: Path) -> None:
     path = tmp_path / "report.pdf"
     write_pdf(path)
-    messages, splices = stand_ins([Message(role="user", content=[attachment(path)])])
-    token = next(iter(splices))
-    request = splice(httpx.Request("POST", "http://127.0.0.1/v1", content=b'{"data":"' + token + b'"}'), splices)
+    body = json_body({"data": FileData(attachment(path))})
+    assert isinstance(body, FileBody)
+    assert body.length == len(b'{"data":""}') + 4 * ((PDF_SIZE + 2) // 3)  # the Content-Length sent
     path.write_bytes(path.read_bytes()[:1000])  # after the Content-Length went out
-    assert request.headers["content-length"] == str(len(b'{"data":""}') + 4 * ((PDF_SIZE + 2) // 3))
     with pytest.raises(InvalidRequestError, match=rf"\({PDF_SIZE} bytes then, 1000 bytes now\)"):
-        b"".join(request.stream)  # type: ignore[arg-type]
+        b"".join(body)
 
 
-def test_a_route_that_loses_the_stand_in_is_refused(tmp_path: Path) -> None:
-    write_pdf(tmp_path / "report.pdf")
-    messages, splices = stand_ins([Message(role="user", content=[attachment(tmp_path / "report.pdf")])])
-    assert [part.data for part in messages[0].files] == [next(iter(splices)).decode()]  # the stand-in, not the file
-    with pytest.raises(InvalidRequestError, match=r"does not carry report\.pdf as given"):
-        splice(httpx.Request("POST", "http://127.0.0.1/v1", content=b'{"data":"re-encoded"}'), splices)
-    stray = b'{"data":"LLMCLIENTFILE' + b"0" * 32 + b'QQQ"}'
-    with pytest.raises(InvalidRequestError, match="from another call"):
-        splice(httpx.Request("POST", "http://127.0.0.1/v1", content=stray), splices)
+def test_a_body_with_a_file_is_the_json_text_with_its_base64(tmp_path: Path) -> None:
+    content = write_pdf(tmp_path / "report.pdf", 100_000)
+    part = attachment(tmp_path / "report.pdf")
+    body = json_body({"messages": [{"text": "Summarise \u00e9", "file": FileData(part, "data:application/pdf;base64,")}], "n": 1})
+    assert isinstance(body, FileBody)
+    sent = b"".join(body)
+    assert len(sent) == body.length
+    assert json.loads(sent) == {"messages": [{"text": "Summarise \u00e9", "file": "data:application/pdf;base64,"
+                                              + base64.b64encode(content).decode()}], "n": 1}
 
 
-def test_text_files_and_urls_are_not_stood_in_for(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("plain words\n")
-    message = Message(role="user", content=[attachment(tmp_path / "notes.txt"), attachment("https://example.com/a.png")])
-    messages, splices = stand_ins([message])
-    assert splices == {} and messages[0] is message
+def test_a_body_without_files_is_plain_compact_json() -> None:
+    assert json_body({"a": [1, "\u00e9"], "b": None}) == '{"a":[1,"\u00e9"],"b":null}'.encode()
+    with pytest.raises(InvalidRequestError, match="JSON cannot carry"):
+        json_body({"temperature": float("nan")})
 
 
 def test_the_mock_provider_sees_the_file_not_its_stand_in(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from llmclient.providers import REGISTRY, ProviderSpec
 from llmclient.types import Response, StreamEvent, ToolCall
 from llmclient.wire import StreamErrorEvent
 
-COHERE = ProviderSpec(name="cohere", base_url="https://api.cohere.com/v2/chat", api_key_env="CO_API_KEY",
-                      wire="cohere", litellm_prefix=None)
+COHERE = ProviderSpec(name="cohere", base_url="https://api.cohere.com", api_key_env="CO_API_KEY",
+                      wire="cohere")
 MODEL = "test-model"
 
 

@@ -1,9 +1,13 @@
-"""Decoders for the wire formats we read ourselves: provider bodies -> `Decoded`.
+"""The wire formats, one module each, both directions: a `Request` -> the HTTP request to send,
+and the provider's bytes -> `Decoded`, so text, tool calls, finish reasons and raw usage are
+exactly what the provider sent.
 
-litellm builds and sends requests; the response bytes are decoded here, from the provider's own
-JSON, so that text, tool calls, finish reasons and raw usage are exactly what the provider sent.
-Every format module offers the same three things: `decode(body)`, `StreamDecoder` and
-`FINISH_REASONS`.
+Every format module offers the same things:
+- `encode(request, spec, model_id, *, stream) -> WireRequest` (path, JSON body, extra headers);
+- `decode(body) -> Decoded`, `StreamDecoder`, `FINISH_REASONS`;
+- `error_body(status, message, error_type, retry_after) -> (JSON body, headers)`: the provider's
+  error answer, for test doubles and fault injection.
+Nothing here does I/O; `llmclient.pipeline` sends what `encode` describes.
 """
 
 from __future__ import annotations
@@ -12,10 +16,46 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from llmclient.types import FinishReason, StreamEvent, ToolCall, ToolCallDelta
+from llmclient.types import FilePart, FinishReason, StreamEvent, ToolCall, ToolCallDelta
 from llmclient.wire.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from llmclient.providers import ProviderSpec
+    from llmclient.request import Request
+
+
+@dataclass(frozen=True, slots=True)
+class FileData:
+    """A file's content inside a JSON body: serialised as the JSON string
+    `"<prefix><base64 of the file>"`, the base64 read from disk (or the part's data) in chunks
+    while the body is sent, so a large file is never held in memory whole."""
+
+    part: FilePart
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """What one call sends, before the provider's base URL and key are added: `path` is appended
+    to the base URL (it may carry a query, e.g. `?alt=sse`); `body` is JSON where any value may be
+    a `FileData`; `headers` are the wire's own (the key header is added by the pipeline)."""
+
+    path: str
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def with_options(body: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` plus the call's provider options; an option naming a key the wire sets is refused."""
+    clashes = sorted(set(options) & set(body))
+    if clashes:
+        from llmclient.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"provider options may not set {clashes}: llmclient sets them from the call's "
+                                  f"own arguments (messages, tools, max_tokens, ...)")
+    return {**body, **options} if options else body
 
 
 class WireFormatError(Exception):
@@ -57,16 +97,23 @@ class StreamDecoder(Protocol):
 class Codec(Protocol):
     FINISH_REASONS: Mapping[str, FinishReason]
 
+    def encode(self, request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest: ...
+
     def decode(self, body: Any) -> Decoded: ...
 
     def StreamDecoder(self) -> StreamDecoder: ...  # noqa: N802 - the module's class
+
+    def error_body(self, status: int, message: str, error_type: str | None,
+                   retry_after: float | None) -> tuple[dict[str, Any], dict[str, str]]: ...
 
 
 def codec(wire: str) -> Codec:
     """The decoder module for a wire format name ("openai", "anthropic", "gemini", "cohere")."""
     from llmclient.wire import anthropic, cohere, gemini, openai
 
-    modules: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "cohere": cohere}
+    # litellm answers in the OpenAI format (see llmclient.litellm_route).
+    modules: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "cohere": cohere,
+                                      "litellm": openai}
     return modules[wire]  # type: ignore[return-value,unused-ignore]
 
 

@@ -1,28 +1,41 @@
-"""Anthropic Messages bodies.
+"""Anthropic Messages (`/v1/messages`), both directions.
 
-Only `tool_use` blocks are client tool calls: `server_tool_use` (web search, code execution,
-advisor) and its result blocks run on Anthropic's side and are not listed. `thinking` blocks are
-reasoning, never text. Stream usage is `message_start.usage` updated key by key by the non-null
-values of `message_delta.usage`.
+Requests: system text goes to the top-level `system`; tool results are `tool_result` blocks in a
+user turn; same-role turns are merged (results first in a user turn, as the API requires); inline
+images and PDFs are `FileData`, streamed into the body by the transport.
+
+Responses: only `tool_use` blocks are client tool calls: `server_tool_use` (web search, code
+execution, advisor) and its result blocks run on Anthropic's side and are not listed. `thinking`
+blocks are reasoning, never text. Stream usage is `message_start.usage` updated key by key by the
+non-null values of `message_delta.usage`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmclient.types import FinishReason, StreamEvent, ToolCall
+from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
 from llmclient.wire import (
     Decoded,
+    FileData,
     StreamErrorEvent,
     ToolCallAccumulator,
     WireFormatError,
+    WireRequest,
     parse_arguments,
     parse_json,
     reasoning_event,
     text_event,
+    with_options,
 )
 from llmclient.wire.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from llmclient.providers import ProviderSpec
+    from llmclient.request import Request, ResponseFormat
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "end_turn": "stop",
@@ -33,6 +46,155 @@ FINISH_REASONS: Mapping[str, FinishReason] = {
     "refusal": "content_filter",
     # "pause_turn" (a server tool loop paused, continue the turn) is deliberately "other", not stop.
 }
+
+
+API_VERSION = "2023-06-01"  # the `anthropic-version` header every request carries
+_TOOL_CHOICES: Mapping[str, dict[str, str]] = {
+    "auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"},
+}
+
+
+def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
+    max_tokens = request.max_tokens if request.max_tokens is not None else spec.default_max_tokens
+    if max_tokens is None:
+        raise InvalidRequestError(f"{spec.name} (Anthropic Messages) requires max_tokens: pass max_tokens=..., "
+                                  f"or give its ProviderSpec a default_max_tokens")
+    # "stream" is sent either way, as the official SDK does (false is the API's default).
+    body: dict[str, Any] = {"model": model_id, "max_tokens": max_tokens, "messages": _turns(request, spec, model_id),
+                            "stream": stream}
+    system = _system(request.messages, spec)
+    if system is not None:
+        body["system"] = system
+    _add_tools(body, request, spec)
+    for key, value in (("temperature", request.temperature), ("top_p", request.top_p), ("stop_sequences", request.stop)):
+        if value is not None:
+            body[key] = value
+    if request.response_format is not None:
+        body["output_config"] = {"format": _output_format(request.response_format)}
+    return WireRequest("/v1/messages", with_options(body, request.options), {"anthropic-version": API_VERSION})
+
+
+def _system(messages: list[Message], spec: ProviderSpec) -> str | list[dict[str, Any]] | None:
+    """The system text as a string; as text blocks when a part asks for a cache breakpoint. The
+    blocks' texts concatenate to the string form: messages joined by a blank line."""
+    system = [message for message in messages if message.role == "system"]
+    if any(message.files for message in system):
+        raise UnsupportedCapabilityError("Anthropic's system prompt takes text only: attach files to a user message")
+    if not system:
+        return None
+    parts = [[TextPart(text=m.content)] if isinstance(m.content, str) else m.content for m in system]
+    if not (spec.cache_markers and any(isinstance(p, TextPart) and p.cache for ps in parts for p in ps)):
+        return "\n\n".join(message.text for message in system)
+    blocks: list[dict[str, Any]] = []
+    for index, message_parts in enumerate(parts):
+        texts = [part for part in message_parts if isinstance(part, TextPart) and part.text]
+        blocks += [_text(("\n\n" if index and not n else "") + part.text, part.cache, spec) for n, part in enumerate(texts)]
+    return blocks
+
+
+def _turns(request: Request, spec: ProviderSpec, model_id: str) -> list[dict[str, Any]]:
+    """User and assistant turns. Tool results are user content, and consecutive turns of one role
+    merge: every result of an assistant turn's calls must be in the very next user turn."""
+    turns: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _tool_result(message, spec, model_id) if message.role == "tool" else _blocks(message, spec)
+        if not blocks:
+            continue  # an empty turn says nothing, and the API refuses empty content
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        # In a user turn the tool_result blocks must come first, before any text or file.
+        turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    if not turns:
+        raise InvalidRequestError("Anthropic needs a user or assistant message besides the system instructions: "
+                                  "send the instructions as the user message")
+    return turns
+
+
+def _blocks(message: Message, spec: ProviderSpec) -> list[dict[str, Any]]:
+    blocks = _content(message, spec)
+    if message.role == "assistant":
+        if any(block["type"] in ("image", "document") for block in blocks):
+            raise UnsupportedCapabilityError("an assistant turn cannot carry images or PDFs on Anthropic; "
+                                             "attach them to a user message")
+        blocks += [{"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+                   for call in message.tool_calls]
+    return blocks
+
+
+def _tool_result(message: Message, spec: ProviderSpec, model_id: str) -> list[dict[str, Any]]:
+    """A tool message as one `tool_result` block: its text, or blocks when it holds files or a
+    cache breakpoint; no `content` at all for an empty result (empty text blocks are refused)."""
+    if message.files and not spec.takes_tool_result_files(model_id):
+        raise UnsupportedCapabilityError(f"{spec.name} takes no files inside a tool result for {model_id}; "
+                                         f"send them in a user turn after the results")
+    # The tool's name is not sent: Anthropic matches a result to its call by id alone.
+    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    cached = spec.cache_markers and isinstance(message.content, list) and any(
+        isinstance(part, TextPart) and part.cache for part in message.content)
+    if message.files or cached:
+        result["content"] = _content(message, spec)
+    elif message.text:
+        result["content"] = message.text
+    return [result]
+
+
+def _content(message: Message, spec: ProviderSpec) -> list[dict[str, Any]]:
+    if isinstance(message.content, str):
+        return [_text(message.content, None, spec)] if message.content else []
+    return [_text(part.text, part.cache, spec) if isinstance(part, TextPart) else _file(part)
+            for part in message.content if not (isinstance(part, TextPart) and not part.text)]
+
+
+def _text(text: str, cache: str | None, spec: ProviderSpec) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if cache is not None and spec.cache_markers:
+        block["cache_control"] = {"type": "ephemeral", **({"ttl": "1h"} if cache == "1h" else {})}
+    return block
+
+
+def _file(part: FilePart) -> dict[str, Any]:
+    """Plain text as a text block naming the file; an image or a PDF by URL or inline (base64)."""
+    if part.is_text:
+        if part.data is None:
+            raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline, not a URL or path")
+        return {"type": "text", "text": f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"}
+    if not (part.is_image or part.media_type == "application/pdf"):
+        raise UnsupportedCapabilityError(f"{part.name} is {part.media_type}: Anthropic takes images, PDFs and plain text")
+    source: dict[str, Any] = (
+        {"type": "url", "url": part.url} if part.url is not None
+        else {"type": "base64", "media_type": part.media_type, "data": FileData(part)}
+    )
+    return {"type": "image" if part.is_image else "document", "source": source}
+
+
+def _add_tools(body: dict[str, Any], request: Request, spec: ProviderSpec) -> None:
+    tools, choice = list(request.tools), request.tool_choice
+    if choice is not None and choice not in _TOOL_CHOICES and not spec.named_tool_choice:
+        # This API cannot force one named tool: offer only that one, and require a call.
+        tools, choice = [tool for tool in tools if tool.name == choice], "required"
+    if not tools:
+        if choice in (None, "auto", "none"):
+            return  # without tools these choices ask nothing, and tool_choice alone is refused
+        raise InvalidRequestError(f"tool_choice={choice!r} but no such tool was given")
+    body["tools"] = [{"name": tool.name, **({"description": tool.description} if tool.description else {}),
+                      "input_schema": tool.parameters} for tool in tools]
+    if choice is not None:
+        body["tool_choice"] = _TOOL_CHOICES.get(choice) or {"type": "tool", "name": choice}
+
+
+def _output_format(response_format: ResponseFormat) -> dict[str, Any]:
+    """Anthropic's JSON output is always schema-constrained (so `strict` is met either way) and
+    unnamed (the name only labels the schema); it has no mode for "any JSON object"."""
+    if response_format.type == "json_object" or response_format.json_schema is None:
+        raise UnsupportedCapabilityError('Anthropic has no JSON mode without a schema: pass response_format '
+                                         '{"type": "json_schema", "json_schema": {"schema": {...}}}')
+    return {"type": "json_schema", "schema": response_format.json_schema}
 
 
 def decode(body: Any) -> Decoded:
@@ -144,3 +306,18 @@ def _service_tier(usage: Any) -> str | None:
     """Anthropic reports the tier that billed the call ("standard", "priority", "batch") in usage."""
     tier = usage.get("service_tier") if isinstance(usage, dict) else None
     return tier if isinstance(tier, str) else None
+
+
+# Each status's error type, from Anthropic's error docs (other statuses: api_error if 5xx, else
+# invalid_request_error, which the docs say covers unlisted 4xx).
+_ERROR_TYPES: Mapping[int, str] = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                                   529: "overloaded_error"}
+
+
+def error_body(status: int, message: str, error_type: str | None,
+               retry_after: float | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Anthropic's error JSON for an HTTP error, and its headers (Retry-After in seconds)."""
+    kind = error_type or _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_simulated"}, headers

@@ -1,32 +1,40 @@
 """Cohere v2 chat (`/v2/chat`), both directions.
 
-litellm's Cohere route ignores a per-call HTTP client, so llmclient encodes these requests itself
-(`encode`): the format is the chat-completions one with Cohere's tool_choice words. Text is the
-`text` content items; `thinking` items and the `tool_plan` are reasoning. A stream is typed events
-(`content-delta`, `tool-call-start`, ..., `message-end`, which carries usage).
+Requests (`encode`) have the chat-completions shape under Cohere's own names: `p` is top_p,
+`stop_sequences` the stop strings, `tool_choice` is only REQUIRED or NONE, and JSON output is
+`{"type": "json_object"}` with an optional `json_schema`. Images are `image_url` blocks; PDFs
+have no form. Responses: text is the `text` content items; `thinking` items and the `tool_plan`
+are reasoning. A stream is typed events (`content-delta`, `tool-call-start`, ...,
+`message-end`, which carries usage). Shapes from https://docs.cohere.com/reference/chat and the
+official SDK's request types (cohere-python, `ChatMessageV2`, `ToolV2`, `ResponseFormatV2`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from llmclient.types import FinishReason, StreamEvent, ToolCall
+from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
 from llmclient.wire import (
     Decoded,
+    FileData,
     StreamErrorEvent,
     ToolCallAccumulator,
     WireFormatError,
+    WireRequest,
     parse_arguments,
     parse_json,
     reasoning_event,
     text_event,
+    with_options,
 )
-from llmclient.wire.openai import encode_message, encode_tool
 from llmclient.wire.sse import SSEEvent
 
 if TYPE_CHECKING:
-    from llmclient.request import Request
+    from llmclient.providers import ProviderSpec
+    from llmclient.request import Request, ResponseFormat, Tool
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "COMPLETE": "stop",
@@ -36,22 +44,115 @@ FINISH_REASONS: Mapping[str, FinishReason] = {
 }
 
 
-def encode(request: Request, model_id: str, *, stream: bool) -> dict[str, Any]:
-    tools = request.tools
-    body: dict[str, Any] = {"model": model_id, "messages": [encode_message(m) for m in request.messages], "stream": stream}
-    if request.tool_choice in ("required", "none"):
-        body["tool_choice"] = request.tool_choice.upper()
-    elif request.tool_choice not in (None, "auto"):
-        # Cohere can only force "some tool": offer just the named one, and require it.
-        tools = [tool for tool in tools if tool.name == request.tool_choice]
-        body["tool_choice"] = "REQUIRED"
+class _Where(TypedDict):
+    """The call a refusal is about, for the error's fields."""
+
+    provider: str
+    model: str
+
+
+def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
+    """The `/v2/chat` request. Every system message's text becomes one leading system turn.
+    Cohere has no cache markers (it caches prompt prefixes by itself), so `TextPart.cache` has
+    nothing to become."""
+    where = _Where(provider=spec.name, model=model_id)
+    messages: list[dict[str, Any]] = []
+    if request.system is not None:
+        messages.append({"role": "system", "content": request.system})
+    for message in request.messages:
+        if message.files and message.role != "user":  # the pipeline moves tool-result files to a user turn
+            raise UnsupportedCapabilityError(
+                f"a {message.role} turn holds files ({', '.join(part.name for part in message.files)}); Cohere "
+                f"takes files in user turns only; no request was sent", **where)
+        if message.role != "system":
+            messages.append(_message(message, where))
+    body: dict[str, Any] = {"model": model_id, "messages": messages, "stream": stream}
+    tools, choice = _tool_choice(request)
     if tools:
-        body["tools"] = [encode_tool(tool) for tool in tools]
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    return {**body, **request.options}
+        body["tools"] = [_tool(tool) for tool in tools]
+    if choice is not None:
+        body["tool_choice"] = choice
+    for key, value in (("max_tokens", request.max_tokens), ("temperature", request.temperature),
+                       ("p", request.top_p), ("stop_sequences", request.stop)):
+        if value is not None:
+            body[key] = value
+    if request.response_format is not None:
+        body["response_format"] = _response_format(request.response_format)
+    return WireRequest("/v2/chat", with_options(body, request.options))
+
+
+def error_body(status: int, message: str, error_type: str | None,
+               retry_after: float | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Cohere's error answer: `{"id", "message"}`. Its errors carry no type or code, so
+    `error_type` has no place; the status says it all. A wait goes in the standard Retry-After header."""
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    return {"id": "simulated", "message": message}, headers
+
+
+def _message(message: Message, where: _Where) -> dict[str, Any]:
+    if message.role == "user":
+        content = message.content
+        blocks = content if isinstance(content, str) else [_block(part, where) for part in content]
+        return {"role": "user", "content": blocks}
+    if message.role == "tool":
+        # Cohere pairs a result with its call by id alone: the tool's name has no field.
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    out: dict[str, Any] = {"role": "assistant"}
+    if message.text or not message.tool_calls:
+        out["content"] = message.text
+    if message.tool_calls:
+        # Compact JSON, as the model writes its own arguments.
+        out["tool_calls"] = [{"id": call.id, "type": "function", "function": {
+            "name": call.name, "arguments": json.dumps(call.arguments, separators=(",", ":"), ensure_ascii=False)}}
+            for call in message.tool_calls]
+    return out
+
+
+def _block(part: TextPart | FilePart, where: _Where) -> dict[str, Any]:
+    """A user content block: text, a text file as text naming it, or an image by URL or inline."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if part.is_text:
+        if part.data is None:
+            raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline data", **where)
+        return {"type": "text", "text": f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"}
+    if part.is_image:
+        url = part.url if part.url is not None else FileData(part, prefix=f"data:{part.media_type};base64,")
+        return {"type": "image_url", "image_url": {"url": url}}
+    raise UnsupportedCapabilityError(
+        f"{part.name} is {part.media_type}; Cohere's chat takes images and text only (no PDF or other "
+        f"documents); no request was sent", **where)
+
+
+def _tool_choice(request: Request) -> tuple[list[Tool], str | None]:
+    """The tools to offer and Cohere's tool_choice. Cohere has no word for "auto" (its default)
+    and cannot force one named tool: a named choice offers only that tool and requires a call,
+    whatever `spec.named_tool_choice` says, since this wire has no other way to say it."""
+    choice = request.tool_choice
+    if choice is None or choice == "auto":
+        return request.tools, None
+    if choice in ("none", "required"):
+        return request.tools, choice.upper()
+    named = [tool for tool in request.tools if tool.name == choice]
+    if not named:
+        raise InvalidRequestError(f"tool_choice {choice!r} names no tool of this call")
+    return named, "REQUIRED"
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def _response_format(wanted: ResponseFormat) -> dict[str, Any]:
+    """JSON mode, with the schema when there is one. Cohere's schema mode has no name, and it
+    always constrains decoding to the schema, which is what `strict` asks for."""
+    out: dict[str, Any] = {"type": "json_object"}
+    if wanted.type == "json_schema" and wanted.json_schema is not None:
+        out["json_schema"] = wanted.json_schema
+    return out
 
 
 def decode(body: Any) -> Decoded:

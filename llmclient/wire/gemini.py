@@ -1,6 +1,11 @@
-"""Gemini generateContent / streamGenerateContent bodies.
+"""Gemini generateContent / streamGenerateContent: requests from a `Request`, and their answers.
 
-Parts with `thought: true` are reasoning. Only `functionCall` parts are client tool calls:
+A request is `contents` (turns "user" / "model"; tool results are "user" turns), the system
+text in `systemInstruction`, tools as `functionDeclarations`, and the sampling settings in
+`generationConfig`, which carries only what the call set. Field names are the REST reference's
+camelCase (Gemini also reads snake_case; options given that way are compared in camelCase).
+
+In answers, parts with `thought: true` are reasoning. Only `functionCall` parts are client tool calls:
 `executableCode`, `codeExecutionResult` and the built-in `toolCall`/`toolResponse` parts run on
 Google's side. A stream is a sequence of whole GenerateContentResponse chunks; usage is the last
 chunk's `usageMetadata` (cumulative).
@@ -8,13 +13,29 @@ chunk's `usageMetadata` (cumulative).
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmclient.types import FinishReason, StreamEvent, ToolCall, ToolCallDelta
-from llmclient.wire import Decoded, StreamErrorEvent, WireFormatError, parse_arguments, parse_json
+from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, ToolCallDelta
+from llmclient.wire import (
+    Decoded,
+    FileData,
+    StreamErrorEvent,
+    WireFormatError,
+    WireRequest,
+    parse_arguments,
+    parse_json,
+    with_options,
+)
 from llmclient.wire.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from llmclient.providers import ProviderSpec
+    from llmclient.request import Request, ResponseFormat, Tool
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "STOP": "stop",
@@ -71,8 +92,7 @@ class _Parts:
         index = len(self.calls)
         name = call["name"]
         arguments = parse_arguments(name, call.get("args"))
-        # Older Gemini models send no id; ours must be stable across replays of the same body.
-        self.calls.append(ToolCall(id=call.get("id") or f"call_{index}_{name}", name=name, arguments=arguments))
+        self.calls.append(ToolCall(id=call.get("id") or synthetic_id(index, name), name=name, arguments=arguments))
         delta = ToolCallDelta(index=index, id=self.calls[-1].id, name=name, arguments=json.dumps(arguments))
         return StreamEvent(kind="tool_call", tool_call=delta)
 
@@ -109,3 +129,203 @@ class StreamDecoder:
         if self._parts.finish is None:
             raise WireFormatError("the stream ended before a chunk with a finishReason")
         return self._parts.decoded()
+
+
+# --- tool-call ids ---------------------------------------------------------------------------
+
+_SYNTHETIC_ID = re.compile(r"call_\d+_.+")
+
+
+def synthetic_id(index: int, name: str) -> str:
+    """The id of a call Gemini sent without one (models before Gemini 3 send none): made from its
+    place and name, so replaying the same body gives the same id."""
+    return f"call_{index}_{name}"
+
+
+def is_synthetic(call_id: str) -> bool:
+    """Whether `call_id` is one `synthetic_id` made: Gemini never saw it, so it is not sent back."""
+    return _SYNTHETIC_ID.fullmatch(call_id) is not None
+
+
+# --- requests --------------------------------------------------------------------------------
+
+# Gemini 3 refuses a step of the current turn whose first function call comes back without the
+# thought signature it was sent with. The decoder keeps none, so each step's first call carries
+# the value Google documents for calls it did not sign (base64: the field is bytes); earlier
+# models accept it too, so a model alias is never a question.
+_NO_SIGNATURE = base64.b64encode(b"skip_thought_signature_validator").decode()
+
+
+def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
+    """A generateContent request; the model is named in the path, not the body."""
+    body: dict[str, Any] = {"contents": _contents(request.messages, spec.takes_tool_result_files(model_id))}
+    if request.system is not None:
+        body["systemInstruction"] = {"parts": [{"text": request.system}]}
+    if request.tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in request.tools]}]
+    if request.tool_choice is not None:
+        body["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
+    options = _camel_keys(request.options, "provider options")
+    extra = options.pop("generationConfig", {})
+    if not isinstance(extra, Mapping):
+        raise InvalidRequestError(f"the generationConfig option must be an object, got {type(extra).__name__}")
+    # Gemini keeps thinking, seed, topK, ... in generationConfig next to what the call's own
+    # arguments set there: the option's keys join ours, and may not replace them.
+    generation = with_options(_generation_config(request), _camel_keys(extra, "generationConfig"))
+    if generation:
+        body["generationConfig"] = generation
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return WireRequest(f"/models/{model_id}:{method}", with_options(body, options))
+
+
+def _camel_keys(options: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """`options` with snake_case keys in camelCase, the spelling the wire sets its own keys in,
+    so `generation_config` clashes with `generationConfig` as it does on Google's side."""
+    camel = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key): value for key, value in options.items()}
+    if len(camel) < len(options):
+        raise InvalidRequestError(f"{what} name the same field twice (in snake_case and camelCase): {sorted(options)}")
+    return camel
+
+
+def _generation_config(request: Request) -> dict[str, Any]:
+    """Only what the call set: an unset field is the model's own default, not ours."""
+    config: dict[str, Any] = {}
+    for key, value in (("maxOutputTokens", request.max_tokens), ("temperature", request.temperature),
+                       ("topP", request.top_p), ("stopSequences", request.stop)):
+        if value is not None:
+            config[key] = value
+    if request.response_format is not None:
+        config.update(_response_format(request.response_format))
+    return config
+
+
+def _response_format(wanted: ResponseFormat) -> dict[str, Any]:
+    """JSON output. Gemini has no schema name (the name only labels it) and always holds the
+    output to the schema, which is what `strict` asks for."""
+    config: dict[str, Any] = {"responseMimeType": "application/json"}
+    if wanted.type == "json_schema" and wanted.json_schema is not None:
+        config["responseJsonSchema"] = wanted.json_schema  # JSON Schema as given, unlike responseSchema
+    return config
+
+
+def _declaration(tool: Tool) -> dict[str, Any]:
+    # parametersJsonSchema takes JSON Schema as it is; `parameters` is an OpenAPI subset that
+    # loses additionalProperties, $defs and $ref.
+    declaration: dict[str, Any] = {"name": tool.name, "parametersJsonSchema": tool.parameters}
+    if tool.description:
+        declaration["description"] = tool.description
+    return declaration
+
+
+def _calling_config(choice: str) -> dict[str, Any]:
+    modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+    if choice in modes:
+        return {"mode": modes[choice]}
+    return {"mode": "ANY", "allowedFunctionNames": [choice]}
+
+
+def _contents(messages: list[Message], files_in_results: bool) -> list[dict[str, Any]]:
+    """The turns. System messages are in systemInstruction. Consecutive messages of one role are
+    one content, and consecutive tool results one "user" content holding only them: Gemini ends a
+    function-calling turn at that content and refuses other parts beside the responses, so a user
+    message after the results is a content of its own. A content without parts gets an empty
+    text, as the official clients send for an empty model turn or a call of instructions only."""
+    contents: list[dict[str, Any]] = []
+    roles: list[str] = []  # each content's message role: "tool" results stay apart from "user" text
+    names: dict[str, str] = {}  # call id -> tool name, for results that do not say their name
+    for message in messages:
+        if message.role == "system":
+            if message.files:
+                raise UnsupportedCapabilityError("Gemini's system instruction is text only; attach files to a user message")
+            continue
+        if message.role == "tool":
+            parts = [_function_response(message, names, files_in_results)]
+        elif message.role == "assistant":
+            names.update((call.id, call.name) for call in message.tool_calls)
+            calls = [_function_call(call) for call in message.tool_calls]
+            if calls:
+                calls[0]["thoughtSignature"] = _NO_SIGNATURE
+            parts = _parts(message) + calls
+        else:
+            parts = _parts(message)
+        if roles and roles[-1] == message.role:
+            contents[-1]["parts"] += parts
+        else:
+            roles.append(message.role)
+            contents.append({"role": "model" if message.role == "assistant" else "user", "parts": parts})
+    for content in contents:
+        content["parts"] = content["parts"] or [{"text": ""}]
+    return contents or [{"role": "user", "parts": [{"text": ""}]}]
+
+
+def _parts(message: Message) -> list[dict[str, Any]]:
+    if isinstance(message.content, str):
+        return [{"text": message.content}] if message.content else []
+    return [_text_or_file(part) for part in message.content if not (isinstance(part, TextPart) and not part.text)]
+
+
+def _text_or_file(part: TextPart | FilePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"text": part.text}  # Gemini caches prompt prefixes itself: `cache` has no marker here
+    if part.is_text:
+        return {"text": _file_text(part)}
+    if part.url is not None:
+        return {"fileData": {"mimeType": part.media_type, "fileUri": part.url}}
+    return {"inlineData": {"mimeType": part.media_type, "data": FileData(part)}}
+
+
+def _file_text(part: FilePart) -> str:
+    return f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"
+
+
+def _function_call(call: ToolCall) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": call.name, "args": call.arguments}
+    if not is_synthetic(call.id):
+        function["id"] = call.id
+    return {"functionCall": function}
+
+
+def _function_response(message: Message, names: Mapping[str, str], files_allowed: bool) -> dict[str, Any]:
+    """A tool result. Its text is the value of `result`, one of the keys Google documents for a
+    function's output, kept as the text it is, so string and JSON results reach the model as sent.
+    Files go in the response's own `parts` (Gemini 3), inline only: the Gemini API takes no
+    URIs there."""
+    call_id = message.tool_call_id or ""
+    name = message.name or names.get(call_id)
+    if name is None:
+        raise InvalidRequestError(f"the tool result for call {call_id!r} needs the tool's name: Gemini matches "
+                                  f"results to calls by name (no earlier assistant turn made that call)")
+    texts = [message.text] if message.text else []
+    blobs: list[dict[str, Any]] = []
+    for part in message.files:
+        if part.is_text:
+            texts.append(_file_text(part))
+        elif not files_allowed or part.url is not None:
+            where = "by URL" if files_allowed else "inside a tool result on this model"
+            raise UnsupportedCapabilityError(f"Gemini takes no {part.media_type} file {where} ({part.name}); "
+                                             f"send it in a user message")
+        else:
+            blobs.append({"inlineData": {"mimeType": part.media_type, "data": FileData(part)}})
+    response: dict[str, Any] = {"name": name, "response": {"result": "\n\n".join(texts)}}
+    if call_id and not is_synthetic(call_id):
+        response["id"] = call_id
+    if blobs:
+        response["parts"] = blobs
+    return {"functionResponse": response}
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+_ERROR_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                   429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+def error_body(status: int, message: str, error_type: str | None,
+               retry_after: float | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Google's error answer: `{"error": {"code", "message", "status"}}`; `error_type` replaces
+    the status name. Gemini sends no Retry-After header: the wait is a RetryInfo detail."""
+    fallback = "UNAVAILABLE" if status >= 500 else "FAILED_PRECONDITION"
+    error: dict[str, Any] = {"code": status, "message": message, "status": error_type or _ERROR_STATUSES.get(status, fallback)}
+    if retry_after is not None:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}]
+    return {"error": error}, {}

@@ -1,4 +1,4 @@
-"""OpenAI chat-completions bodies (OpenAI and every OpenAI-compatible server).
+"""OpenAI chat completions, both directions (OpenAI and every OpenAI-compatible server).
 
 Dialects handled: reasoning as `reasoning_content` (DeepSeek, Z.ai), `reasoning` (Groq,
 OpenRouter, Cerebras) or `reasoning_details`; Mistral's content as a list of text/thinking parts;
@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
 from llmclient.wire import (
     Decoded,
+    FileData,
+    WireRequest,
+    with_options,
     StreamErrorEvent,
     ToolCallAccumulator,
     WireFormatError,
@@ -25,7 +28,8 @@ from llmclient.wire import (
 from llmclient.wire.sse import SSEEvent
 
 if TYPE_CHECKING:
-    from llmclient.request import Tool
+    from llmclient.providers import ProviderSpec
+    from llmclient.request import Request, ResponseFormat, Tool
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": "stop",
@@ -191,25 +195,63 @@ def _reasoning(message: dict[str, Any]) -> str:
     return ""
 
 
-def encode_message(message: Message, *, cache_markers: bool = False) -> dict[str, Any]:
-    """A message in the chat-completions request format (also litellm's input format)."""
+def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
+    """A chat-completions request. A named tool_choice where the API has none (Mistral) offers
+    only that tool and requires a call."""
+    tools, choice = request.tools, request.tool_choice
+    body: dict[str, Any] = {
+        "model": model_id,
+        "messages": [encode_message(message, cache_markers=spec.cache_markers, pdf_block=spec.pdf_block)
+                     for message in request.messages],
+    }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}  # else compatible servers report no usage
+    if choice not in (None, "auto", "none", "required") and not spec.named_tool_choice:
+        tools, choice = [tool for tool in tools if tool.name == choice], "required"
+    if tools:
+        body["tools"] = [encode_tool(tool) for tool in tools]
+    if choice in ("auto", "none", "required"):
+        body["tool_choice"] = choice
+    elif choice is not None:
+        body["tool_choice"] = {"type": "function", "function": {"name": choice}}
+    if request.max_tokens is not None:
+        body[spec.max_tokens_field] = request.max_tokens
+    for key, value in (("temperature", request.temperature), ("top_p", request.top_p), ("stop", request.stop)):
+        if value is not None:
+            body[key] = value
+    if request.response_format is not None:
+        body["response_format"] = _response_format(request.response_format)
+    return WireRequest("/chat/completions", with_options(body, request.options))
+
+
+def _response_format(wanted: ResponseFormat) -> dict[str, Any]:
+    if wanted.type == "json_object":
+        return {"type": "json_object"}
+    schema: dict[str, Any] = {"name": wanted.name or "response", "schema": wanted.json_schema}  # name is required
+    if wanted.strict is not None:
+        schema["strict"] = wanted.strict
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def encode_message(message: Message, *, cache_markers: bool = False, pdf_block: str = "file") -> dict[str, Any]:
+    """A message in the chat-completions request format."""
     content: Any = (
         message.content
         if isinstance(message.content, str)
-        else [_text_block(part, cache_markers) if isinstance(part, TextPart) else _file_block(part) for part in message.content]
+        else [_text_block(part, cache_markers) if isinstance(part, TextPart) else _file_block(part, pdf_block)
+              for part in message.content]
     )
     out: dict[str, Any] = {"role": message.role, "content": content}
-    if message.role == "assistant":
-        out["content"] = content or None
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-                for c in message.tool_calls
-            ]
+    if message.role == "assistant" and message.tool_calls:
+        if not content:  # a turn of calls only has no content, as the official SDKs send it
+            del out["content"]
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for c in message.tool_calls
+        ]
     elif message.role == "tool":
-        out["tool_call_id"] = message.tool_call_id
-        if message.name:
-            out["name"] = message.name
+        out["tool_call_id"] = message.tool_call_id  # results are matched by id; the name is not part of the API
     return out
 
 
@@ -220,17 +262,38 @@ def _text_block(part: TextPart, cache_markers: bool) -> dict[str, Any]:
     return block
 
 
-def _file_block(part: FilePart) -> dict[str, Any]:
-    """A file as a chat-completions content block (litellm translates it for the other wires).
-    Plain text is a text block naming the file: every provider reads it, none needs a capability."""
+def _file_block(part: FilePart, pdf_block: str) -> dict[str, Any]:
+    """A file as a content block. Plain text is a text block naming the file: every provider reads
+    it, none needs a capability. Inline bytes stream into the body as a data URL (`FileData`)."""
     if part.is_text:
-        return {"type": "text", "text": f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"}
+        return {"type": "text", "text": file_text(part)}
+    source: str | FileData = part.url if part.url is not None else FileData(part, f"data:{part.media_type};base64,")
     if part.is_image:
-        return {"type": "image_url", "image_url": {"url": part.data_url}}
-    if part.url is not None:
-        return {"type": "file", "file": {"file_id": part.url}}
-    return {"type": "file", "file": {"filename": part.name, "file_data": part.data_url}}
+        return {"type": "image_url", "image_url": {"url": source}}
+    if pdf_block == "document_url":  # Mistral
+        return {"type": "document_url", "document_url": source}
+    return {"type": "file", "file": {"filename": part.name, "file_data": source}}
+
+
+def file_text(part: FilePart) -> str:
+    """A plain-text file as the text every wire sends for it."""
+    return f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"
 
 
 def encode_tool(tool: Tool) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def error_body(status: int, message: str, error_type: str | None,
+               retry_after: float | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """OpenAI's error answer: `{"error": {"message", "type", "param", "code"}}`, Retry-After on a 429."""
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    kind = "server_error" if status >= 500 else "requests" if status == 429 else "invalid_request_error"
+    code = error_type or _ERROR_CODES.get(status)
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers
+
+
+_ERROR_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}

@@ -1,0 +1,168 @@
+"""One call to one model: `wire.encode -> transport -> wire.decode`, written once.
+
+`Pipeline` holds everything that does no I/O (checking and encoding a `Request` into the HTTP
+request, turning the answer into a `Response` or a typed error) and two thin shells that send:
+`send` (sync, pooled httpx) and `asend` (asyncio, one pool per event loop). The policies (retry,
+rate limits, fallback, re-asks) wrap one send; nothing here knows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import httpx
+
+from llmclient import files, transport
+from llmclient.assemble import Assembler, call_date
+from llmclient.errors import APIError, LLMError, ReplayMismatchError, RequestTimeoutError, transport_error
+from llmclient.request import Request
+from llmclient.types import Response
+
+if TYPE_CHECKING:
+    from llmclient.providers import ProviderSpec
+
+DEFAULT_TIMEOUT = 600.0
+"""Seconds for a whole call when neither the Client nor the configuration sets one."""
+
+
+class Pipeline:
+    """The calls of one model at one base URL. `timeout` bounds a whole call (connect, send, every
+    read); for a stream it bounds the wait for the response head, then each wait between chunks."""
+
+    def __init__(self, spec: ProviderSpec, model_id: str, base_url: str, timeout: float | None,
+                 assembler: Assembler | None = None) -> None:
+        self.spec = spec
+        self.model_id = model_id
+        self.base_url = base_url
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.assembler = assembler or Assembler(spec, model_id)
+        self._codec = self.assembler.codec
+        self._query = dict(spec.default_query)
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+    # --- no I/O (but for files a provider cannot fetch, downloaded here) -------------------------
+
+    def prepare(self, request: Request, api_key: str, *, stream: bool) -> httpx.Request:
+        """The HTTP request for `request` (already checked with `files.check`): files placed where
+        the provider takes them, then encoded by the provider's wire."""
+        messages = request.messages
+        if any(m.role == "tool" and m.files for m in messages) and not self.spec.takes_tool_result_files(self.model_id):
+            messages = files.place_tool_result_files(messages)
+        messages = files.inline_remote_files(messages, self.spec, self.model_id, self.timeout)
+        if messages is not request.messages:
+            request = request.model_copy(update={"messages": messages})
+        wire = self._codec.encode(request, self.spec, self.model_id, stream=stream)
+        query = self._query
+        if self.spec.key_query:
+            query = {**query, self.spec.key_query: api_key}
+        url = self.base_url + wire.path
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query)
+        headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
+                   **wire.headers}
+        if not self.spec.key_query:
+            headers[self.spec.key_header] = f"{self.spec.key_prefix or ''}{api_key}"
+        return transport.build_request("POST", url, headers, transport.json_body(wire.body))
+
+    def response(self, answer: httpx.Response, started: float) -> Response:
+        """A read, non-streamed answer as a Response, or its typed error."""
+        if answer.status_code >= 400:
+            raise self.http_error(answer)
+        return self.assembler.response(answer.content, started, call_date(answer.headers))
+
+    def http_error(self, answer: httpx.Response) -> APIError:
+        return self.assembler.http_error(answer.status_code, answer.headers, answer.content)
+
+    # --- the sync shell ----------------------------------------------------------------------------
+
+    def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        """The answer, its body read unless `stream` and 2xx (then the caller reads and closes it)."""
+        with transport.deadline(self.timeout):
+            try:
+                hook = transport.interceptor
+                answer = hook(request, self.spec) if hook is not None else None
+                if answer is None:
+                    answer = self._sync_http().send(request, stream=True)
+            except Exception as exc:
+                raise self._send_failed(exc, request) from exc
+            if not stream or answer.status_code >= 400:
+                try:
+                    answer.read()
+                except httpx.HTTPError as exc:
+                    raise self._read_failed(exc, request) from exc
+                finally:
+                    answer.close()
+        return answer
+
+    async def asend(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        try:
+            async with asyncio.timeout(self.timeout):
+                try:
+                    hook = transport.interceptor
+                    answer = hook(request, self.spec) if hook is not None else None
+                    if answer is None:
+                        answer = await self._async_http().send(request, stream=True)
+                except Exception as exc:
+                    raise self._send_failed(exc, request) from exc
+                if not stream or answer.status_code >= 400:
+                    try:
+                        await answer.aread()
+                    except httpx.HTTPError as exc:
+                        raise self._read_failed(exc, request) from exc
+                    finally:
+                        await answer.aclose()
+        except TimeoutError as exc:
+            raise RequestTimeoutError(f"{_where(request)} took longer than the timeout of {self.timeout:g} s",
+                                      provider=self.spec.name, model=self.model_id) from exc
+        return answer
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+            self._http = None
+
+    async def aclose(self) -> None:
+        http = self._async.pop(asyncio.get_running_loop(), None)
+        if http is not None:
+            await http.aclose()
+
+    def _sync_http(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = transport.sync_client(self.timeout)
+            return self._http
+
+    def _async_http(self) -> httpx.AsyncClient:
+        # An httpx.AsyncClient belongs to the event loop it was first used on.
+        loop = asyncio.get_running_loop()
+        http = self._async.get(loop)
+        if http is None:
+            http = self._async[loop] = transport.async_client(self.timeout)
+        return http
+
+    def _send_failed(self, exc: Exception, request: httpx.Request) -> LLMError:
+        if isinstance(exc, LLMError):  # a file that changed while its body streamed
+            return exc
+        if type(exc).__name__ == "CannotOverwriteExistingCassetteException":  # vcrpy, in a replay
+            cassette = getattr(getattr(exc, "cassette", None), "_path", "the cassette")
+            return ReplayMismatchError(
+                f"no recorded interaction for {_where(request)} in {cassette} (replay mode sends nothing to the "
+                f"network; record it with mode='record' or fix the request)", provider=self.spec.name, model=self.model_id)
+        if isinstance(exc, httpx.TransportError):
+            return transport_error(exc, _where(request), provider=self.spec.name, model=self.model_id)
+        raise exc
+
+    def _read_failed(self, exc: httpx.HTTPError, request: httpx.Request) -> APIError:
+        return transport_error(exc, f"reading the body of {_where(request)}", provider=self.spec.name, model=self.model_id)
+
+
+def _where(request: httpx.Request) -> str:
+    return f"{request.method} {request.url.copy_with(query=None)}"
+
