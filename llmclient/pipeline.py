@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -44,7 +45,8 @@ class Pipeline:
         self._query = dict(spec.default_query)
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]]
+        self._async = weakref.WeakKeyDictionary()
 
     # --- no I/O (but for files a provider cannot fetch, downloaded here) -------------------------
 
@@ -107,10 +109,10 @@ class Pipeline:
                     hook = transport.interceptor
                     answer = hook(request, self.spec) if hook is not None else None
                     if answer is None:
-                        answer = await self._async_http().send(request, stream=True)
+                        answer = await transport.async_send(await self._async_session(), request, stream=stream)
                 except Exception as exc:
                     raise self._send_failed(exc, request) from exc
-                if not stream or answer.status_code >= 400:
+                if not answer.is_stream_consumed and (not stream or answer.status_code >= 400):
                     try:
                         await answer.aread()
                     except httpx.HTTPError as exc:
@@ -129,9 +131,9 @@ class Pipeline:
             self._http = None
 
     async def aclose(self) -> None:
-        http = self._async.pop(asyncio.get_running_loop(), None)
-        if http is not None:
-            await http.aclose()
+        entry = self._async.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()
 
     def _sync_http(self) -> httpx.Client:
         with self._lock:
@@ -139,13 +141,16 @@ class Pipeline:
                 self._http = transport.sync_client(self.timeout)
             return self._http
 
-    def _async_http(self) -> httpx.AsyncClient:
-        # An httpx.AsyncClient belongs to the event loop it was first used on.
+    async def _async_session(self) -> Any:
+        # An aiohttp session belongs to the event loop it was made on, and is closed with it.
         loop = asyncio.get_running_loop()
-        http = self._async.get(loop)
-        if http is None:
-            http = self._async[loop] = transport.async_client(self.timeout)
-        return http
+        entry = self._async.get(loop)
+        if entry is None or entry[0].closed:
+            session = transport.async_session(self.timeout)
+            closer = _close_at_loop_shutdown(session)
+            await anext(closer)
+            entry = self._async[loop] = (session, closer)
+        return entry[0]
 
     def _send_failed(self, exc: Exception, request: httpx.Request) -> LLMError:
         if isinstance(exc, LLMError):  # a file that changed while its body streamed
@@ -161,6 +166,15 @@ class Pipeline:
 
     def _read_failed(self, exc: httpx.HTTPError, request: httpx.Request) -> APIError:
         return transport_error(exc, f"reading the body of {_where(request)}", provider=self.spec.name, model=self.model_id)
+
+
+async def _close_at_loop_shutdown(session: Any) -> AsyncGenerator[None, None]:
+    """Suspended until closed: by `aclose()`, or by the loop's shutdown (`asyncio.run` closes every
+    live async generator), so a Client nobody closed leaves no open session or socket behind."""
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 def _where(request: httpx.Request) -> str:

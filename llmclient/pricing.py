@@ -78,13 +78,20 @@ def _row(key: str, raw: dict[str, Any]) -> Row:
 @dataclass(frozen=True)
 class _Table:
     version: str
-    rows: dict[str, tuple[Row, ...]]
+    raw: dict[str, list[dict[str, Any]]]  # parsed into Rows on first use: most keys never are
     lowered: dict[str, str]
     snapshots: dict[str, list[str]]  # undated key -> its dated snapshot keys
     provider_aliases: dict[str, str]
     model_aliases: dict[str, str]  # "<provider>/<alias>" -> the key it names
     upstreams: dict[str, dict[str, str]]
     resolved: dict[tuple[str, str, str | None], str | None] = field(default_factory=dict)  # memo of resolve()
+    built: dict[str, tuple[Row, ...]] = field(default_factory=dict)
+
+    def rows(self, key: str) -> tuple[Row, ...]:
+        """The dated rows of `key` (none for an unknown key)."""
+        if key not in self.built:
+            self.built[key] = tuple(_row(key, raw) for raw in self.raw.get(key, ()))
+        return self.built[key]
 
 
 @cache
@@ -95,14 +102,13 @@ def _table() -> _Table:
     if path:
         models.update(_load_user_file(Path(path)))
     models.update(_user_rows)
-    rows = {key: tuple(_row(key, raw) for raw in entries) for key, entries in models.items()}
     snapshots: dict[str, list[str]] = {}
-    for key in rows:
+    for key in models:
         undated = _DATE_SUFFIX.sub("", key)
         if undated != key:
             snapshots.setdefault(undated.lower(), []).append(key)
     aliases = data.get("aliases", {})
-    return _Table(str(data["version"]), rows, {k.lower(): k for k in rows}, snapshots,
+    return _Table(str(data["version"]), models, {k.lower(): k for k in models}, snapshots,
                   aliases.get("providers", {}), {k.lower(): v for k, v in aliases.get("models", {}).items()},
                   aliases.get("upstreams", {}))
 
@@ -126,7 +132,7 @@ def _load_user_file(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 def keys(prefix: str = "") -> list[str]:
     """Every priced model key, optionally only those starting with `prefix` (e.g. "anthropic")."""
-    return sorted(key for key in _table().rows if key.startswith(prefix))
+    return sorted(key for key in _table().raw if key.startswith(prefix))
 
 
 def table_version() -> str:
@@ -201,7 +207,7 @@ def _upstream_keys(provider: str, model: str, base_url: str | None, upstreams: d
 
 def row_for(key: str, on: date | None = None) -> Row | None:
     """The row of `key` in force on `on` (today by default); a retired model's last price after it."""
-    rows = _table().rows.get(key)
+    rows = _table().rows(key)
     if not rows:
         return None
     day = (on or date.today()).isoformat()

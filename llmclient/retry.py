@@ -95,10 +95,14 @@ def call(attempt: Callable[[], R], policy: RetryPolicy, model: str, history: lis
     failure is appended to `history`, the last one too before it is raised."""
     from tenacity import Retrying
 
+    try:  # most calls succeed at once: tenacity (and its per-call objects) only after a failure
+        return attempt()
+    except LLMError as error:
+        replay = _first_failure_then(error, attempt)
     try:
         for try_ in Retrying(sleep=policy.sleep, **_tenacity_arguments(policy, model, history)):
             with try_:
-                return attempt()
+                return replay()
     except LLMError as error:
         history.append(record(error, model, 0.0))
         raise
@@ -112,10 +116,30 @@ async def acall(attempt: Callable[[], Awaitable[R]], policy: RetryPolicy, model:
     from tenacity import AsyncRetrying
 
     try:
+        return await attempt()
+    except LLMError as error:
+        replay = _first_failure_then(error, attempt)
+    try:
         async for try_ in AsyncRetrying(sleep=policy.asleep or asyncio.sleep, **_tenacity_arguments(policy, model, history)):
             with try_:
-                return await attempt()
+                return await replay()
     except LLMError as error:
         history.append(record(error, model, 0.0))
         raise
     raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+T = TypeVar("T")
+
+
+def _first_failure_then(error: LLMError, attempt: Callable[[], T]) -> Callable[[], T]:
+    """An attempt that raises `error` (the first attempt's, already made) once, then calls
+    `attempt`: tenacity judges that failure as if it had made the attempt itself."""
+    pending = [error]
+
+    def replay() -> T:
+        if pending:
+            raise pending.pop()
+        return attempt()
+
+    return replay

@@ -36,6 +36,13 @@ def test_the_price_table_version_is_pinned() -> None:
     assert pricing.table_version() == "2026-11-24+litellm.1.106.12+overrides.5"
 
 
+def test_every_shipped_row_parses() -> None:
+    # Rows are parsed on first use (most never are); a malformed one must still fail a test.
+    table = pricing._table()
+    assert len(pricing.keys()) > 800
+    assert all(table.rows(key) for key in pricing.keys())
+
+
 def test_the_committed_table_is_what_the_script_builds() -> None:
     result = subprocess.run([sys.executable, "scripts/build_prices.py", "--check"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
