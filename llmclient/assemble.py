@@ -13,12 +13,12 @@ from datetime import date
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from llmclient import pricing, usage
+from llmclient import pricing
 from llmclient.errors import APIError, MalformedResponseError, classify, excerpt
 from llmclient.providers import ProviderSpec
 from llmclient.types import Response, StreamEvent
-from llmclient.wire import Decoded, StreamDecoder, StreamErrorEvent, WireFormatError, codec, normalise_finish
-from llmclient.wire.sse import SSEParser
+from llmclient.wire import Decoded, StreamDecoder, StreamErrorEvent, WireFormatError, codec, normalise_finish, normalise_usage
+from llmclient.wire.sse import SSEEvent, SSEParser
 
 # What a decoder may raise on a body of the wrong shape.
 _SHAPE_ERRORS = (WireFormatError, KeyError, IndexError, TypeError, AttributeError, ValueError)
@@ -68,7 +68,7 @@ class Assembler:
             raise self.malformed(problem, json.dumps(raw, default=str)) from problem
 
     def _build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: date | None) -> Response:
-        normalised = usage.normalise(self.spec.wire, decoded.raw_usage)
+        normalised = normalise_usage(self.spec.wire, decoded.raw_usage)
         model = decoded.model or self.model_id
         return Response(
             text=decoded.text,
@@ -110,10 +110,25 @@ class StreamAssembly:
         self._decoder: StreamDecoder = assembler.codec.StreamDecoder()
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return self._decode(lambda: self._parser.feed(chunk), chunk)
+        try:
+            events = self._parser.feed(chunk)
+        except UnicodeDecodeError as problem:
+            raise self._assembler.malformed(problem, chunk) from problem
+        if len(events) == 1:  # the usual chunk: one event
+            try:
+                return self._decoder.feed(events[0])
+            except StreamErrorEvent as error:
+                raise self._assembler.stream_error(error) from error
+            except _SHAPE_ERRORS as problem:
+                raise self._assembler.malformed(problem, events[0].data) from problem
+        return self._decode(events)
 
     def finish(self) -> Response:
-        self._decode(self._parser.close, b"")
+        try:
+            events = self._parser.close()
+        except UnicodeDecodeError as problem:
+            raise self._assembler.malformed(problem, b"") from problem
+        self._decode(events)
         try:
             decoded = self._decoder.finish()
         except WireFormatError as problem:
@@ -121,16 +136,14 @@ class StreamAssembly:
             raise self._assembler.malformed(problem, json.dumps(last)) from problem
         return self._assembler.build(decoded, {"chunks": self._decoder.chunks}, self._started, self._on)
 
-    def _decode(self, events_of: Any, sample: bytes) -> list[StreamEvent]:
+    def _decode(self, events: list[SSEEvent]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        try:
-            for event in events_of():
-                try:
-                    out += self._decoder.feed(event)
-                except _SHAPE_ERRORS as problem:
-                    raise self._assembler.malformed(problem, event.data) from problem
-        except StreamErrorEvent as event:
-            raise self._assembler.stream_error(event) from event
-        except UnicodeDecodeError as problem:
-            raise self._assembler.malformed(problem, sample) from problem
+        feed = self._decoder.feed
+        for event in events:
+            try:
+                out += feed(event)
+            except StreamErrorEvent as error:
+                raise self._assembler.stream_error(error) from error
+            except _SHAPE_ERRORS as problem:
+                raise self._assembler.malformed(problem, event.data) from problem
         return out

@@ -79,6 +79,8 @@ class Stream:
         self.close()
 
     def _run(self) -> Iterator[StreamEvent]:
+        import httpx
+
         started = time.perf_counter()
         delivery = self._send()
         answer, self._assembler = delivery.answer, delivery.assembler
@@ -90,8 +92,16 @@ class Stream:
                 yield from events_of(response)
                 return
             assembly = StreamAssembly(self._assembler, started, call_date(answer.headers))
-            for chunk in self._chunks(answer):
-                yield from assembly.feed(chunk)
+            feed = assembly.feed
+            # Undecoded bytes skip httpx's decoder and re-chunker when there is nothing to decode
+            # (and nothing was read already, as a test double's answer is).
+            plain = "content-encoding" not in answer.headers and not answer.is_stream_consumed
+            chunks = answer.iter_raw() if plain else answer.iter_bytes()
+            try:
+                for chunk in chunks:
+                    yield from feed(chunk)
+            except httpx.HTTPError as exc:
+                raise _broken_off(exc, answer, self._assembler) from exc
             response = assembly.finish()
             self._response = delivery.done(response)
         finally:
@@ -99,16 +109,13 @@ class Stream:
                 delivery.done(None)
             answer.close()
 
-    def _chunks(self, answer: httpx.Response) -> Iterator[bytes]:
+    def _body(self, answer: httpx.Response) -> bytes:
         import httpx
 
         try:
-            yield from answer.iter_bytes()
+            return answer.read()
         except httpx.HTTPError as exc:
             raise _broken_off(exc, answer, self._assembler) from exc
-
-    def _body(self, answer: httpx.Response) -> bytes:
-        return b"".join(self._chunks(answer))
 
 
 class AsyncStream:

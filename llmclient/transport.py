@@ -233,7 +233,10 @@ async def async_send(session: Any, request: httpx.Request, *, stream: bool) -> h
         headers["content-length"] = str(body.length)  # sent whole, not chunked
     try:
         answer = await session.request(request.method, str(request.url), data=body, headers=headers)
-        status, head = answer.status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers]
+        status = answer.status
+        # aiohttp has decoded the body already: httpx must not try again.
+        head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers
+                if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")]
         if stream and status < 400:
             return httpx.Response(status, headers=head, stream=_AiohttpBody(answer), request=request)
         try:
@@ -242,7 +245,6 @@ async def async_send(session: Any, request: httpx.Request, *, stream: bool) -> h
             answer.release()
     except Exception as exc:
         raise as_httpx_error(exc, request) from exc
-    head = [(k, v) for k, v in head if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
     return httpx.Response(status, headers=head, content=content, request=request)
 
 

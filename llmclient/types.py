@@ -1,7 +1,7 @@
 """The values llmclient hands out and accepts: messages, tool calls, usage, cost, responses.
 
 These are pure values (frozen pydantic models): no I/O, no provider knowledge. Provider wire
-formats are decoded into them by `llmclient.wire` and `llmclient.usage`.
+formats are decoded into them by `llmclient.wire`.
 """
 
 from __future__ import annotations

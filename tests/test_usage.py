@@ -1,4 +1,4 @@
-"""llmclient.usage.normalise: raw provider usage -> Usage with one meaning for every provider.
+"""llmclient.wire.normalise_usage (each wire module's `usage`): raw provider usage -> Usage with one meaning for every provider.
 
 Raw shapes follow the reference corpus (shared/reference-traffic/README.md, "Usage field
 semantics"); every expected number is worked out by hand from those semantics in the comment."""
@@ -13,7 +13,7 @@ import pytest
 from llmclient.assemble import Assembler, StreamAssembly
 from llmclient.providers import REGISTRY
 from llmclient.types import Usage, UsageIteration
-from llmclient.usage import normalise
+from llmclient.wire import normalise_usage as normalise
 
 # (id, raw usage, (input, output, cache_read, cache_write, reasoning, total))
 OPENAI = [

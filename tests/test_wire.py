@@ -391,3 +391,27 @@ def test_deepseek_insufficient_system_resource_is_a_server_error() -> None:
             "usage": {"prompt_tokens": 18, "completion_tokens": 4, "total_tokens": 22}}
     with pytest.raises(e.ServerError, match="insufficient_system_resource"):
         respond("deepseek", body)
+
+
+def test_stream_reasoning_beside_text_in_one_delta_is_kept() -> None:
+    # DeepSeek/Z.ai style: a delta can carry text and reasoning_content together; the decoder's
+    # fast path for plain text chunks must not take it.
+    from llmclient.wire.openai import StreamDecoder
+    from llmclient.wire.sse import SSEEvent
+
+    decoder = StreamDecoder()
+    decoder.feed(SSEEvent("message", '{"choices":[{"index":0,"delta":{"content":"a","reasoning_content":"think"}}]}'))
+    decoder.feed(SSEEvent("message", '{"choices":[{"index":0,"delta":{"role":"assistant","content":"b"},"finish_reason":"stop"}]}'))
+    decoded = decoder.finish()
+    assert (decoded.text, decoded.reasoning, decoded.raw_finish_reason) == ("ab", "think", "stop")
+
+
+def test_sse_chunks_of_one_event_and_split_events_parse_alike() -> None:
+    from llmclient.wire.sse import SSEParser
+
+    whole = b'event: content_block_delta\ndata: {"a":1}\n\ndata: {"b":2}\n\n'
+    one_by_one = SSEParser()
+    events = one_by_one.feed(whole[:42]) + one_by_one.feed(whole[42:])
+    byte_by_byte = SSEParser()
+    events_bytes = [e for i in range(len(whole)) for e in byte_by_byte.feed(whole[i:i + 1])]
+    assert events == events_bytes == [("content_block_delta", '{"a":1}'), ("message", '{"b":2}')]

@@ -5,6 +5,7 @@ exactly what the provider sent.
 Every format module offers the same things:
 - `encode(request, spec, model_id, *, stream) -> WireRequest` (path, JSON body, extra headers);
 - `decode(body) -> Decoded`, `StreamDecoder`, `FINISH_REASONS`;
+- `usage(raw) -> Usage`: the raw usage object in the contract's inclusive buckets (see `Usage`);
 - `error_body(status, message, error_type, retry_after) -> (JSON body, headers)`: the provider's
   error answer, for test doubles and fault injection.
 Nothing here does I/O; `llmclient.pipeline` sends what `encode` describes.
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llmclient.types import FilePart, FinishReason, StreamEvent, ToolCall, ToolCallDelta
+from llmclient.types import FilePart, FinishReason, StreamEvent, ToolCall, ToolCallDelta, Usage
 from llmclient.wire.sse import SSEEvent
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class Codec(Protocol):
 
     def decode(self, body: Any) -> Decoded: ...
 
+    def usage(self, raw: dict[str, Any]) -> Usage: ...
+
     def StreamDecoder(self) -> StreamDecoder: ...  # noqa: N802 - the module's class
 
     def error_body(self, status: int, message: str, error_type: str | None,
@@ -115,6 +118,29 @@ def codec(wire: str) -> Codec:
     modules: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "cohere": cohere,
                                       "litellm": openai}
     return modules[wire]  # type: ignore[return-value,unused-ignore]
+
+
+def normalise_usage(wire: str, raw: dict[str, Any] | None) -> Usage | None:
+    """The provider's raw usage in the contract's buckets; None when it reported none at all."""
+    return codec(wire).usage(raw) if raw else None
+
+
+def int_at(container: Any, *path: str) -> int | None:
+    """The integer at `path`, or None when any step is missing or null."""
+    value = container
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
+def first_of(*values: int | None) -> int:
+    return next((value for value in values if value is not None), 0)
 
 
 def normalise_finish(

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
-from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage, UsageIteration
 from llmclient.wire import (
     Decoded,
     FileData,
@@ -25,6 +25,8 @@ from llmclient.wire import (
     ToolCallAccumulator,
     WireFormatError,
     WireRequest,
+    first_of,
+    int_at,
     parse_arguments,
     parse_json,
     reasoning_event,
@@ -238,11 +240,20 @@ class StreamDecoder:
         self._done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
-        payload = parse_json(event.data, f"a {event.event!r} event")
+        try:
+            payload = json.loads(event.data)
+        except ValueError as exc:
+            raise WireFormatError(f"a {event.event!r} event is not valid JSON ({exc})") from exc
         self.chunks.append(payload)
         if not isinstance(payload, dict):
             raise WireFormatError(f"a stream event is a {type(payload).__name__}, not an object")
         kind = payload.get("type") or event.event
+        if kind == "content_block_delta":  # nearly every event: a text delta, checked first
+            delta = payload["delta"]
+            if delta.get("type") == "text_delta":
+                self._text.append(delta["text"])
+                return [StreamEvent(kind="text", text=delta["text"])] if delta["text"] else []
+            return self._delta(payload["index"], delta)
         if kind == "error":
             raise StreamErrorEvent(payload)
         if kind == "message_start":
@@ -251,8 +262,6 @@ class StreamDecoder:
             self._usage = dict(message.get("usage") or {})
         elif kind == "content_block_start":
             return self._block_start(payload["index"], payload["content_block"])
-        elif kind == "content_block_delta":
-            return self._delta(payload["index"], payload["delta"])
         elif kind == "message_delta":
             self._finish = (payload.get("delta") or {}).get("stop_reason") or self._finish
             usage = payload.get("usage") or {}
@@ -321,3 +330,48 @@ def error_body(status: int, message: str, error_type: str | None,
     kind = error_type or _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
     return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_simulated"}, headers
+
+
+def _prompt_tokens(raw: dict[str, Any]) -> tuple[int, int, int]:
+    """(all prompt tokens, cache reads, cache writes) of one Anthropic usage object."""
+    read = first_of(int_at(raw, "cache_read_input_tokens"))
+    write = first_of(int_at(raw, "cache_creation_input_tokens"))
+    return first_of(int_at(raw, "input_tokens")) + read + write, read, write
+
+
+def usage(raw: dict[str, Any]) -> Usage:
+    """Anthropic usage: input_tokens exclude cache reads and writes, so all three are added;
+    thinking tokens, when reported, are part of output. Responses with `usage.iterations`
+    (compaction, advisor) are billed for every iteration, so the totals sum over them."""
+    reasoning = first_of(int_at(raw, "output_tokens_details", "thinking_tokens"))
+    iterations = raw.get("iterations")
+    if not isinstance(iterations, list) or not iterations:
+        prompt, read, write = _prompt_tokens(raw)
+        return Usage(
+            input_tokens=prompt,
+            output_tokens=first_of(int_at(raw, "output_tokens")),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            reasoning_tokens=reasoning,
+        )
+    parts = []
+    for item in iterations:
+        prompt, read, write = _prompt_tokens(item)
+        parts.append(
+            UsageIteration(
+                kind=str(item.get("type") or "message"),
+                model=item.get("model"),
+                input_tokens=prompt,
+                output_tokens=first_of(int_at(item, "output_tokens")),
+                cache_read_tokens=read,
+                cache_write_tokens=write,
+            )
+        )
+    return Usage(
+        input_tokens=sum(p.input_tokens for p in parts),
+        output_tokens=sum(p.output_tokens for p in parts),
+        cache_read_tokens=sum(p.cache_read_tokens for p in parts),
+        cache_write_tokens=sum(p.cache_write_tokens for p in parts),
+        reasoning_tokens=reasoning,
+        iterations=tuple(parts),
+    )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
-from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage
 from llmclient.wire import (
     Decoded,
     FileData,
@@ -24,6 +24,8 @@ from llmclient.wire import (
     ToolCallAccumulator,
     WireFormatError,
     WireRequest,
+    first_of,
+    int_at,
     parse_arguments,
     parse_json,
     reasoning_event,
@@ -236,3 +238,12 @@ class StreamDecoder:
             raw_finish_reason=self._finish,
             raw_usage=self._usage,
         )
+
+
+def usage(raw: dict[str, Any]) -> Usage:
+    """Cohere: the billed units; cached_tokens as reported."""
+    return Usage(
+        input_tokens=first_of(int_at(raw, "billed_units", "input_tokens")),
+        output_tokens=first_of(int_at(raw, "billed_units", "output_tokens")),
+        cache_read_tokens=first_of(int_at(raw, "cached_tokens")),
+    )

@@ -20,13 +20,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
-from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, ToolCallDelta
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, ToolCallDelta, Usage
 from llmclient.wire import (
     Decoded,
     FileData,
     StreamErrorEvent,
     WireFormatError,
     WireRequest,
+    first_of,
+    int_at,
     parse_arguments,
     parse_json,
     with_options,
@@ -329,3 +331,15 @@ def error_body(status: int, message: str, error_type: str | None,
     if retry_after is not None:
         error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}]
     return {"error": error}, {}
+
+
+def usage(raw: dict[str, Any]) -> Usage:
+    """Gemini usageMetadata: the billed prompt is promptTokenCount + toolUsePromptTokenCount;
+    billed output is candidatesTokenCount + thoughtsTokenCount (thoughts are not in candidates)."""
+    thoughts = first_of(int_at(raw, "thoughtsTokenCount"))
+    return Usage(
+        input_tokens=first_of(int_at(raw, "promptTokenCount")) + first_of(int_at(raw, "toolUsePromptTokenCount")),
+        output_tokens=first_of(int_at(raw, "candidatesTokenCount")) + thoughts,
+        cache_read_tokens=first_of(int_at(raw, "cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )

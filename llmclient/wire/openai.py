@@ -11,19 +11,21 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage
 from llmclient.wire import (
     Decoded,
     FileData,
-    WireRequest,
-    with_options,
     StreamErrorEvent,
     ToolCallAccumulator,
     WireFormatError,
+    WireRequest,
+    first_of,
+    int_at,
     parse_arguments,
     parse_json,
     reasoning_event,
     text_event,
+    with_options,
 )
 from llmclient.wire.sse import SSEEvent
 
@@ -102,10 +104,14 @@ class StreamDecoder:
         self._done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
-        if event.data.strip() == "[DONE]":
+        data = event.data
+        if not data.startswith("{") and data.strip() == "[DONE]":
             self._done = True
             return []
-        chunk = parse_json(event.data, "a stream chunk")
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise WireFormatError(f"a stream chunk is not valid JSON ({exc})") from exc
         self.chunks.append(chunk)
         if not isinstance(chunk, dict):
             raise WireFormatError(f"a stream chunk is a {type(chunk).__name__}, not an object")
@@ -113,36 +119,45 @@ class StreamDecoder:
         # vLLM-style servers as an `{"object": "error", ...}` chunk.
         if event.event == "error" or chunk.get("error") or chunk.get("object") == "error":
             raise StreamErrorEvent(chunk)
-        self._model = self._model or chunk.get("model") or None
-        self._service_tier = self._service_tier or _tier(chunk)
-        usage = _usage(chunk)
-        if usage is not None:
-            self._usage = usage
+        if self._model is None:
+            self._model = chunk.get("model") or None
+        if self._service_tier is None and "service_tier" in chunk:
+            self._service_tier = _tier(chunk)
+        if chunk.get("usage") or "x_groq" in chunk:  # most chunks carry none, or "usage": null
+            usage = _usage(chunk)
+            if usage is not None:
+                self._usage = usage
         events: list[StreamEvent] = []
-        for choice in chunk.get("choices") or []:
+        for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            text, thinking = _content(delta.get("content"))
-            reasoning = _reasoning(delta) or thinking
-            self._text.append(text)
-            self._reasoning.append(reasoning)
-            events += reasoning_event(reasoning) + text_event(text)
-            for position, call in enumerate(delta.get("tool_calls") or []):
-                function = call.get("function") or {}
-                events.append(
-                    self._tools.add(
-                        call.get("index", position),
-                        id=call.get("id"),
-                        name=function.get("name"),
-                        arguments=function.get("arguments") or "",
-                    )
-                )
-            if choice.get("finish_reason") in FAILED_GENERATION:
-                raise _failed_generation(chunk, choice["finish_reason"])
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
+            content = delta.get("content")
+            # The common chunk: text, and maybe the role. Anything else (reasoning, tool calls,
+            # null fields some servers add) takes the general path.
+            if type(content) is str and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):
+                if content:
+                    self._text.append(content)
+                    events.append(StreamEvent(kind="text", text=content))
+            else:
+                self._delta(delta, events)
+            finish = choice.get("finish_reason")
+            if finish:
+                if finish in FAILED_GENERATION:
+                    raise _failed_generation(chunk, finish)
+                self._finish = finish
         return events
+
+    def _delta(self, delta: dict[str, Any], events: list[StreamEvent]) -> None:
+        text, thinking = _content(delta.get("content"))
+        reasoning = _reasoning(delta) or thinking
+        self._text.append(text)
+        self._reasoning.append(reasoning)
+        events += reasoning_event(reasoning) + text_event(text)
+        for position, call in enumerate(delta.get("tool_calls") or []):
+            function = call.get("function") or {}
+            events.append(self._tools.add(call.get("index", position), id=call.get("id"), name=function.get("name"),
+                                          arguments=function.get("arguments") or ""))
 
     def finish(self) -> Decoded:
         if not self._done and self._finish is None:
@@ -297,3 +312,21 @@ def error_body(status: int, message: str, error_type: str | None,
 
 
 _ERROR_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+
+
+def usage(raw: dict[str, Any]) -> Usage:
+    """OpenAI-compatible usage: prompt_tokens already include cached tokens; completion_tokens
+    include reasoning. Cache reads: prompt_tokens_details.cached_tokens, else DeepSeek
+    prompt_cache_hit_tokens, Mistral num_cached_tokens, Hugging Face cached_tokens."""
+    return Usage(
+        input_tokens=first_of(int_at(raw, "prompt_tokens")),
+        output_tokens=first_of(int_at(raw, "completion_tokens")),
+        cache_read_tokens=first_of(
+            int_at(raw, "prompt_tokens_details", "cached_tokens"),
+            int_at(raw, "prompt_cache_hit_tokens"),
+            int_at(raw, "num_cached_tokens"),
+            int_at(raw, "cached_tokens"),
+        ),
+        cache_write_tokens=first_of(int_at(raw, "prompt_tokens_details", "cache_write_tokens")),
+        reasoning_tokens=first_of(int_at(raw, "completion_tokens_details", "reasoning_tokens")),
+    )

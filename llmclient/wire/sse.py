@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Only these end a line: str.splitlines() would also split on U+2028 and friends inside JSON text.
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):  # a tuple: one is made per event of every stream
     event: str
     data: str
 
@@ -35,13 +34,31 @@ class SSEParser:
         if not self._started and text:
             self._started = True
             text = text.removeprefix("\ufeff")  # the SSE spec skips one leading byte-order mark
-        # A trailing CR may be the first half of a CRLF split across chunks: keep it for later.
-        keep_cr = text.endswith("\r")
-        lines = _LINE_END.split(text[:-1] if keep_cr else text)
-        self._pending = lines.pop() + ("\r" if keep_cr else "")
+        if not self._pending and not self._has_data and not self._event and text.endswith("\n\n"):
+            single = _single_event(text[:-2])
+            if single is not None:
+                return [single]
+        if "\r" in text:
+            # A trailing CR may be the first half of a CRLF split across chunks: keep it for later.
+            keep_cr = text.endswith("\r")
+            lines = _LINE_END.split(text[:-1] if keep_cr else text)
+            self._pending = lines.pop() + ("\r" if keep_cr else "")
+        else:  # LF only (every provider but Gemini): str.split is several times faster than the regex
+            lines = text.split("\n")
+            self._pending = lines.pop()
         events: list[SSEEvent] = []
-        for line in lines:
-            self._line(line, events)
+        for line in lines:  # the common lines (data, the blank line ending an event) inline
+            if line.startswith("data:"):
+                self._data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                self._has_data = True
+            elif not line and self._has_data:
+                data = self._data
+                events.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data)))
+                self._event, self._data, self._has_data = "", [], False
+            elif line.startswith("event:"):
+                self._event = line[7:] if line.startswith(" ", 6) else line[6:]
+            else:
+                self._line(line, events)
         return events
 
     def close(self) -> list[SSEEvent]:
@@ -70,3 +87,17 @@ class SSEParser:
             self._has_data = True
         elif field == "event":
             self._event = value
+
+
+def _single_event(body: str) -> SSEEvent | None:
+    """The one event a chunk holds when it is exactly `[event: X\n]data: Y` (how servers send
+    nearly every chunk); None for anything else, which the line parser reads."""
+    if "\r" in body:
+        return None
+    kind = "message"
+    if body.startswith("event:"):
+        head, _, body = body.partition("\n")
+        kind = (head[7:] if head.startswith(" ", 6) else head[6:]) or "message"
+    if not body.startswith("data:") or "\n" in body:
+        return None
+    return SSEEvent(kind, body[6:] if body.startswith(" ", 5) else body[5:])
