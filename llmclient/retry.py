@@ -93,12 +93,12 @@ def _tenacity_arguments(policy: RetryPolicy, model: str, history: list[RetryReco
 def call(attempt: Callable[[], R], policy: RetryPolicy, model: str, history: list[RetryRecord]) -> R:
     """`attempt()` until it succeeds, fails for good, or attempts run out (tenacity); every
     failure is appended to `history`, the last one too before it is raised."""
-    from tenacity import Retrying
-
     try:  # most calls succeed at once: tenacity (and its per-call objects) only after a failure
         return attempt()
     except LLMError as error:
         replay = _first_failure_then(error, attempt)
+    from tenacity import Retrying
+
     try:
         for try_ in Retrying(sleep=policy.sleep, **_tenacity_arguments(policy, model, history)):
             with try_:
@@ -111,14 +111,14 @@ def call(attempt: Callable[[], R], policy: RetryPolicy, model: str, history: lis
 
 async def acall(attempt: Callable[[], Awaitable[R]], policy: RetryPolicy, model: str, history: list[RetryRecord]) -> R:
     """`call` for asyncio: waits with asyncio.sleep (or the policy's `asleep`)."""
-    import asyncio
-
-    from tenacity import AsyncRetrying
-
     try:
         return await attempt()
     except LLMError as error:
         replay = _first_failure_then(error, attempt)
+    import asyncio
+
+    from tenacity import AsyncRetrying
+
     try:
         async for try_ in AsyncRetrying(sleep=policy.asleep or asyncio.sleep, **_tenacity_arguments(policy, model, history)):
             with try_:
