@@ -23,8 +23,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from llmclient import ratelimit
-from llmclient.ratelimit import RateLimit, RateLimiter
+from llmclient.policies import ratelimit
+from llmclient.policies.ratelimit import RateLimit, RateLimiter
 from timing import seconds_per_call  # benchmarks/timing.py (scripts run from this directory)
 
 THREADS = 8

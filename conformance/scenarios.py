@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from llmclient import Client, LLMError, Message, Response, ToolCall, regex
 from llmclient.providers import Capability
-from llmclient.retry import NO_RETRY, RetryPolicy
+from llmclient.policies.retry import NO_RETRY, RetryPolicy
 
 Kind = Literal["response", "stream", "error"]
 

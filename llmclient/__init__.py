@@ -23,9 +23,9 @@ from llmclient.errors import (
     UnsupportedCapabilityError,
 )
 from llmclient.providers import REGISTRY, ProviderSpec, register_provider, unregister_provider
-from llmclient.ratelimit import RateLimit
+from llmclient.policies.ratelimit import RateLimit
 from llmclient.request import Request, Tool
-from llmclient.retry import NO_RETRY, RetryPolicy
+from llmclient.policies.retry import NO_RETRY, RetryPolicy
 from llmclient.schema import StructuredResult
 from llmclient.streaming import AsyncStream, Stream
 from llmclient.structured_stream import AsyncStructuredStream, StructuredStream

@@ -1,23 +1,21 @@
-"""`Client`: the public entry points. Validates a call into a `Request`, runs it through the
-policies (rate limit, retry, fallback, re-ask) around the model's `Pipeline`, and hands back a
-`Response`, a `Stream` or a typed error."""
+"""`Client`: the public entry points. Validates a call into a `Request` and runs it through the
+policies (re-ask, fallback, and per model rate limits and retries: `llmclient.policies`) around
+each model's `Pipeline`; hands back a `Response`, a `Stream` or a typed error."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmclient import cassettes, files, ratelimit
-from llmclient import retry as retry_module
 from llmclient import schema as schema_module
-from llmclient.assemble import Assembler
 from llmclient.errors import ConfigurationError, InvalidRequestError
+from llmclient.policies import ratelimit
+from llmclient.policies.fallback import athrough_chain, through_chain
+from llmclient.policies.reask import aask_until_valid, ask_until_valid
+from llmclient.policies.retry import RetryPolicy
+from llmclient.policies.route import Route
 from llmclient.providers import REGISTRY, ProviderSpec, resolve_model
 from llmclient.request import Prompt, Request
-from llmclient.resilience import athrough_chain, through_chain
-from llmclient.retry import RetryPolicy
 from llmclient.schema import Strategy, StructuredResult
 from llmclient.streaming import AsyncStream, Delivery, Stream
 from llmclient.structured_stream import Accumulator, AsyncStructuredStream, StructuredStream
@@ -25,10 +23,7 @@ from llmclient.types import Response, RetryRecord
 from llmclient.validators import Validator, ValidatorLoop, checked
 
 if TYPE_CHECKING:
-    import httpx
-
     from llmclient.config_schema import Config, Resolved
-    from llmclient.pipeline import Pipeline
 
 
 T = TypeVar("T")
@@ -40,8 +35,9 @@ class Client:
     configured default, else the first provider whose key is set.
 
     Every call takes a prompt (a string, or a list of messages) and the keywords of
-    `Request.build`: `system=`, `tools=`, `tool_choice=`, `files=`, `max_tokens=`, `temperature=`; any other
-    keyword is a provider option passed through unchanged. A ready `Request` is accepted too.
+    `Request.build`: `system=`, `tools=`, `tool_choice=`, `files=`, `max_tokens=`, `temperature=`,
+    `top_p=`, `stop=`, `response_format=`; any other keyword is a provider option put into the
+    request body as it is. A ready `Request` is accepted too.
 
     Each call is retried by `retry` (default: the configuration's policy), waits for the rate
     limits configured for its provider, and moves down the profile's fallbacks when the errors
@@ -62,30 +58,34 @@ class Client:
         if model is not None and not isinstance(model, str):
             raise ConfigurationError(f"model must be a string like 'openai/gpt-4o-mini', got {type(model).__name__}")
         config = get_config()
-        self._setup(config, config.resolve(model) if model is not None else config.resolve_default(),
-                    api_key, base_url, timeout, retry)
-
-    def _setup(self, config: Config, resolved: Resolved, api_key: str | None, base_url: str | None,
-               timeout: float | None, retry: RetryPolicy | None) -> None:
-        self.profile = resolved
-        self.spec, self.model_id = _spec_and_model(config, resolved.model)
-        if base_url is not None and not base_url.startswith(("https://", "http://")):
-            raise ConfigurationError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
-        self.base_url = (base_url or self.spec.base_url).rstrip("/")
-        self.timeout = timeout if timeout is not None else resolved.timeout
-        self.retry_policy = retry if retry is not None else RetryPolicy.from_settings(resolved.retry)
-        for model, limit in config.limits(self.spec.name, self.model_id):
-            ratelimit.configure(self.spec.name, ratelimit.RateLimit(rpm=limit.rpm, tpm=limit.tpm), model)
+        self.profile = config.resolve(model) if model is not None else config.resolve_default()
         self._config = config
-        self._api_key = api_key
-        self._assembler = Assembler(self.spec, self.model_id)
-        self._pipeline_lock = threading.Lock()
-        self._pipeline_instance: Pipeline | None = None
-        self._fallbacks: list[Client] | None = None
+        self._route = _route(config, self.profile, api_key, base_url, timeout, retry)
+        self._fallbacks: list[Route] | None = None
+
+    @property
+    def spec(self) -> ProviderSpec:
+        return self._route.spec
+
+    @property
+    def model_id(self) -> str:
+        return self._route.model_id
 
     @property
     def model(self) -> str:
-        return f"{self.spec.name}/{self.model_id}"
+        return self._route.model
+
+    @property
+    def base_url(self) -> str:
+        return self._route.base_url
+
+    @property
+    def timeout(self) -> float | None:
+        return self._route.timeout
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._route.retry_policy
 
     def __repr__(self) -> str:
         return f"Client({self.model!r})"
@@ -97,46 +97,40 @@ class Client:
         `Response` lists the refused ones in `.rejected` (`.total_usage`/`.total_cost` sum them)."""
         if validators is not None or max_retries is not None:
             loop, retries = self._validator_loop(prompt, validators, max_retries, options)
-            return schema_module.ask_until_valid(self, loop, retries)
-        request = self._request(prompt, options)
-        response, history = through_chain(self._chain(), lambda client, h: client._complete_here(request, h),
-                                          self.profile.falls_back_on)
-        return _with_retries(response, history)
+            return ask_until_valid(self._send, loop, retries, self.spec.name, self.model_id)
+        return self._send(self._request(prompt, options))
 
     async def acomplete(self, prompt: Prompt | Request, /, *, validators: Sequence[Validator] | None = None,
                         max_retries: int | None = None, **options: Any) -> Response:
         if validators is not None or max_retries is not None:
             loop, retries = self._validator_loop(prompt, validators, max_retries, options)
-            return await schema_module.aask_until_valid(self, loop, retries)
-        request = self._request(prompt, options)
-        response, history = await athrough_chain(self._chain(), lambda client, h: client._acomplete_here(request, h),
-                                                 self.profile.falls_back_on)
-        return _with_retries(response, history)
+            return await aask_until_valid(self._asend, loop, retries, self.spec.name, self.model_id)
+        return await self._asend(self._request(prompt, options))
 
     def stream(self, prompt: Prompt | Request, /, **options: Any) -> Stream:
         """A stream of events; the request is sent when iteration starts. Retries and fallbacks
         happen only before the first byte reaches the caller."""
         request = self._request(prompt, options, stream=True)
-        self._check(request)
+        self._route.check(request)  # the primary model's refusals come now, not at iteration
 
         def send() -> Delivery:
-            delivery, history = through_chain(self._chain(), lambda client, h: client._open_here(request, h),
+            delivery, history = through_chain(self._chain(), lambda route, h: route.open(request, h),
                                               self.profile.falls_back_on)
             return delivery.with_retries(history)
 
-        return Stream(send, self._assembler)
+        return Stream(send, self._route.assembler)
 
     def astream(self, prompt: Prompt | Request, /, **options: Any) -> AsyncStream:
         """An async stream of events; the request is sent when iteration starts."""
         request = self._request(prompt, options, stream=True)
-        self._check(request)
+        self._route.check(request)
 
         async def send() -> Delivery:
-            delivery, history = await athrough_chain(self._chain(), lambda client, h: client._aopen_here(request, h),
+            delivery, history = await athrough_chain(self._chain(), lambda route, h: route.aopen(request, h),
                                                      self.profile.falls_back_on)
             return delivery.with_retries(history)
 
-        return AsyncStream(send, self._assembler)
+        return AsyncStream(send, self._route.assembler)
 
     def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                    strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
@@ -153,47 +147,37 @@ class Client:
                           strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> StructuredResult[T]:
         """Like `structured`, with every attempt and the usage and cost summed over them."""
         request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
-        return schema_module.run(self, request, target, chosen, max_retries)
+        loop = schema_module.structured_loop(request, target, chosen)
+        return ask_until_valid(self._send, loop, max_retries, self.spec.name, self.model_id)
 
     async def astructured_result(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                                  strategy: Strategy | None = None, max_retries: int = 2,
                                  **options: Any) -> StructuredResult[T]:
         request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
-        return await schema_module.arun(self, request, target, chosen, max_retries)
+        loop = schema_module.structured_loop(request, target, chosen)
+        return await aask_until_valid(self._asend, loop, max_retries, self.spec.name, self.model_id)
 
     def stream_structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                           strategy: Strategy | None = None, **options: Any) -> StructuredStream[T]:
         """Partial objects (dicts) as the fields arrive, then the validated value; native or tool
         strategy. An invalid final answer raises `SchemaValidationError` (it is not asked again)."""
         request, target, chosen = self._structured_call(prompt, schema, strategy, 0, options)
-        accumulator = Accumulator(self, target, chosen)
+        accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
         return StructuredStream(self.stream(schema_module.first_request(request, target, chosen)), accumulator)
 
     def astream_structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                            strategy: Strategy | None = None, **options: Any) -> AsyncStructuredStream[T]:
         request, target, chosen = self._structured_call(prompt, schema, strategy, 0, options)
-        accumulator = Accumulator(self, target, chosen)
+        accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
         return AsyncStructuredStream(self.astream(schema_module.first_request(request, target, chosen)), accumulator)
 
-    def _structured_call(self, prompt: Prompt | Request, schema: Any, strategy: Strategy | None, max_retries: int,
-                         options: dict[str, Any]) -> tuple[Request, schema_module.Target[Any], Strategy]:
-        _check_max_retries(max_retries)
-        return self._request(prompt, options), schema_module.Target(schema), schema_module.choose_strategy(self.spec, strategy)
-
-    def _validator_loop(self, prompt: Prompt | Request, validators: Sequence[Validator] | None, max_retries: int | None,
-                        options: dict[str, Any]) -> tuple[ValidatorLoop, int]:
-        if validators is None:
-            raise InvalidRequestError("max_retries= on complete() counts re-asks after a validator refuses: pass validators= too")
-        retries = 2 if max_retries is None else _check_max_retries(max_retries)
-        return ValidatorLoop(self._request(prompt, options), checked(validators)), retries
-
     def close(self) -> None:
-        if self._pipeline_instance is not None:
-            self._pipeline_instance.close()
+        for route in [self._route, *(self._fallbacks or ())]:
+            route.close()
 
     async def aclose(self) -> None:
-        if self._pipeline_instance is not None:
-            await self._pipeline_instance.aclose()
+        for route in [self._route, *(self._fallbacks or ())]:
+            await route.aclose()
 
     def __enter__(self) -> Client:
         return self
@@ -207,84 +191,45 @@ class Client:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # --- one model of the chain -------------------------------------------------------------
+    # --- the policies' sends ---------------------------------------------------------------------
 
-    def _check(self, request: Request) -> None:
-        """What can be refused before any request, for this model: files, capabilities, the key.
-        (A stream checks its primary model when it is made, not when iteration sends it.)"""
-        files.check(request.messages, self.spec, self.model_id)
-        self._key()
+    def _send(self, request: Request) -> Response:
+        """One request down the fallback chain (each model: rate limits and retries)."""
+        response, history = through_chain(self._chain(), lambda route, h: route.complete(request, h),
+                                          self.profile.falls_back_on)
+        return _with_retries(response, history)
 
-    def _prepared(self, request: Request, stream: bool) -> tuple[Pipeline, httpx.Request]:
-        self._check(request)
-        pipeline = self._pipeline()
-        return pipeline, pipeline.prepare(request, self._key(), stream=stream)
+    async def _asend(self, request: Request) -> Response:
+        response, history = await athrough_chain(self._chain(), lambda route, h: route.acomplete(request, h),
+                                                 self.profile.falls_back_on)
+        return _with_retries(response, history)
 
-    def _complete_here(self, request: Request, history: list[RetryRecord]) -> Response:
-        pipeline, prepared = self._prepared(request, stream=False)
+    def _structured_call(self, prompt: Prompt | Request, schema: Any, strategy: Strategy | None, max_retries: int,
+                         options: dict[str, Any]) -> tuple[Request, schema_module.Target[Any], Strategy]:
+        _check_max_retries(max_retries)
+        return self._request(prompt, options), schema_module.Target(schema), schema_module.choose_strategy(self.spec, strategy)
 
-        def attempt() -> Response:
-            permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
-            started = time.perf_counter()
-            response = pipeline.response(pipeline.send(prepared, stream=False), started)
-            permit.settle(_tokens_used(response, permit.estimated_tokens))
-            return response
+    def _validator_loop(self, prompt: Prompt | Request, validators: Sequence[Validator] | None, max_retries: int | None,
+                        options: dict[str, Any]) -> tuple[ValidatorLoop, int]:
+        if validators is None:
+            raise InvalidRequestError("max_retries= on complete() counts re-asks after a validator refuses: pass validators= too")
+        retries = 2 if max_retries is None else _check_max_retries(max_retries)
+        return ValidatorLoop(self._request(prompt, options), checked(validators)), retries
 
-        return retry_module.call(attempt, self.retry_policy, self.model, history)
-
-    async def _acomplete_here(self, request: Request, history: list[RetryRecord]) -> Response:
-        pipeline, prepared = self._prepared(request, stream=False)
-
-        async def attempt() -> Response:
-            permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
-            started = time.perf_counter()
-            response = pipeline.response(await pipeline.asend(prepared, stream=False), started)
-            permit.settle(_tokens_used(response, permit.estimated_tokens))
-            return response
-
-        return await retry_module.acall(attempt, self.retry_policy, self.model, history)
-
-    def _open_here(self, request: Request, history: list[RetryRecord]) -> Delivery:
-        """A stream's HTTP response, open and 2xx (an error status is raised, so it is retried)."""
-        pipeline, prepared = self._prepared(request, stream=True)
-
-        def attempt() -> Delivery:
-            permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
-            answer = pipeline.send(prepared, stream=True)
-            if answer.status_code >= 400:
-                raise pipeline.http_error(answer)
-            return Delivery(answer, self._assembler, permit)
-
-        return retry_module.call(attempt, self.retry_policy, self.model, history)
-
-    async def _aopen_here(self, request: Request, history: list[RetryRecord]) -> Delivery:
-        pipeline, prepared = self._prepared(request, stream=True)
-
-        async def attempt() -> Delivery:
-            permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
-            answer = await pipeline.asend(prepared, stream=True)
-            if answer.status_code >= 400:
-                raise pipeline.http_error(answer)
-            return Delivery(answer, self._assembler, permit)
-
-        return await retry_module.acall(attempt, self.retry_policy, self.model, history)
-
-    def _chain(self) -> list[Client]:
+    def _chain(self) -> list[Route]:
         """This model, then the profile's fallbacks (theirs after them), each model once."""
         if self._fallbacks is None:
-            chain: list[Client] = []
+            chain: list[Route] = []
             seen = {self.model}
             pending = list(self.profile.fallbacks)
             while pending:
                 resolved = pending.pop(0)
                 if resolved.model not in seen:
                     seen.add(resolved.model)
-                    fallback = Client.__new__(Client)
-                    fallback._setup(self._config, resolved, None, None, None, None)
-                    chain.append(fallback)
+                    chain.append(_route(self._config, resolved, None, None, None, None))
                 pending = list(resolved.fallbacks) + pending
             self._fallbacks = chain
-        return [self, *self._fallbacks]
+        return [self._route, *self._fallbacks]
 
     def _request(self, prompt: Prompt | Request, options: dict[str, Any], *, stream: bool = False) -> Request:
         if stream and "validators" in options:
@@ -294,25 +239,18 @@ class Client:
             options = {**self.profile.options, **options}  # the call's own keywords win
         return _request(prompt, options)
 
-    def _key(self) -> str:
-        try:
-            return self.spec.api_key(self._api_key)
-        except ConfigurationError:
-            if cassettes.replaying():
-                return cassettes.REPLAY_API_KEY  # nothing is sent in replay, so no real key is needed
-            raise
 
-    def _pipeline(self) -> Pipeline:
-        with self._pipeline_lock:
-            if self._pipeline_instance is None:
-                from llmclient.pipeline import Pipeline  # imports httpx: not before the first call
-
-                kind = Pipeline
-                if self.spec.wire == "litellm":
-                    from llmclient.litellm_route import LitellmPipeline as kind
-
-                self._pipeline_instance = kind(self.spec, self.model_id, self.base_url, self.timeout, self._assembler)
-            return self._pipeline_instance
+def _route(config: Config, resolved: Resolved, api_key: str | None, base_url: str | None, timeout: float | None,
+           retry: RetryPolicy | None) -> Route:
+    """The route to a resolved model, with the configuration's limits registered for it."""
+    spec, model_id = _spec_and_model(config, resolved.model)
+    if base_url is not None and not base_url.startswith(("https://", "http://")):
+        raise ConfigurationError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+    for model, limit in config.limits(spec.name, model_id):
+        ratelimit.configure(spec.name, ratelimit.RateLimit(rpm=limit.rpm, tpm=limit.tpm), model)
+    return Route(spec, model_id, (base_url or spec.base_url).rstrip("/"),
+                 timeout if timeout is not None else resolved.timeout,
+                 retry if retry is not None else RetryPolicy.from_settings(resolved.retry), api_key)
 
 
 def _spec_and_model(config: Config, model: str) -> tuple[ProviderSpec, str]:
@@ -325,17 +263,6 @@ def _spec_and_model(config: Config, model: str) -> tuple[ProviderSpec, str]:
         return configured, model_id
     spec, model_id = resolve_model(model)
     return configured or spec, model_id
-
-
-def _estimate(request: Request) -> int:
-    """Tokens the call may use, for a tokens-per-minute limit (settled with the real usage)."""
-    chars = sum(len(m.text) for m in request.messages)
-    return ratelimit.estimate_tokens(chars, request.max_tokens)
-
-
-def _tokens_used(response: Response, estimate: int) -> int:
-    usage = response.usage
-    return estimate if usage is None else usage.input_tokens + usage.output_tokens
 
 
 def _with_retries(response: Response, history: list[RetryRecord]) -> Response:

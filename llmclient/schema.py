@@ -5,8 +5,9 @@ The strategy is chosen here, once, from the provider's declared capabilities:
 - tool      - one tool whose input schema is the caller's, forced with tool_choice (`tools`),
 - prompted  - instructions plus JSON extraction from the text (fenced or not): the last resort.
 `strategy=` overrides it. An answer that is not valid JSON or fails validation is sent back to
-the model with the error, and asked again (tenacity), up to `max_retries` times; usage and cost are
-summed over every attempt. After the last one: `SchemaValidationError` with every attempt.
+the model with the error, and asked again (`llmclient.policies.reask`), up to `max_retries` times;
+usage and cost are summed over every attempt. After the last one: `SchemaValidationError` with
+every attempt.
 """
 
 from __future__ import annotations
@@ -15,28 +16,24 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from typing_extensions import is_typeddict  # knows both typing and typing_extensions TypedDicts
 
 from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from llmclient.errors import InvalidRequestError, SchemaValidationError
+from llmclient.policies.reask import AskLoop, Invalid, exhausted_error
 from llmclient.request import Request, Tool
 from llmclient.types import Attempt, Cost, Message, Response, Usage, sum_cost, sum_usage
 
 if TYPE_CHECKING:
-    from llmclient.client import Client
     from llmclient.providers import ProviderSpec
 
 T = TypeVar("T")
 Strategy = Literal["native", "tool", "prompted"]
 STRATEGIES: tuple[Strategy, ...] = ("native", "tool", "prompted")
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
-
-class Invalid(Exception):
-    """One attempt's answer did not parse or validate; carries what to tell the model."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,23 +208,6 @@ def reask_in_text(request: Request, response: Response, error: str, instruction:
     return request.model_copy(update={"messages": [*request.messages, *earlier, follow_up]})
 
 
-R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
-
-
-class AskLoop(Protocol[R_co]):
-    """One validate-and-ask-again loop: what to send next, and the verdict on each answer."""
-
-    current: Request
-    attempts: list[Attempt]
-
-    def judge(self, response: Response) -> R_co:
-        """The accepted result, or raise `Invalid` after updating `current` to ask again."""
-        ...
-
-    def exhausted(self, client: Client) -> SchemaValidationError: ...
-
-
 class _Loop(Generic[T]):
     """The state of one structured call across attempts."""
 
@@ -248,53 +228,10 @@ class _Loop(Generic[T]):
         self.attempts.append(Attempt(response=response, raw=raw, error=None))
         return StructuredResult(value, self.strategy, tuple(self.attempts))
 
-    def exhausted(self, client: Client) -> SchemaValidationError:
-        return exhausted_error(client, f"no valid {self.target.name}", f"{self.strategy} strategy", self.attempts)
+    def exhausted(self, provider: str, model: str) -> SchemaValidationError:
+        return exhausted_error(provider, model, f"no valid {self.target.name}", f"{self.strategy} strategy", self.attempts)
 
 
-def _policy(max_retries: int) -> dict[str, Any]:
-    from tenacity import retry_if_exception_type, stop_after_attempt
-
-    return {"stop": stop_after_attempt(max_retries + 1), "retry": retry_if_exception_type(Invalid), "reraise": True}
-
-
-def ask_until_valid(client: Client, loop: AskLoop[R], max_retries: int) -> R:
-    """Ask, judge, ask again with the error; tenacity counts the attempts."""
-    from tenacity import Retrying
-
-    try:
-        for attempt in Retrying(**_policy(max_retries)):
-            with attempt:
-                return loop.judge(client.complete(loop.current))
-    except Invalid:
-        pass
-    raise loop.exhausted(client)
-
-
-async def aask_until_valid(client: Client, loop: AskLoop[R], max_retries: int) -> R:
-    """`ask_until_valid` for asyncio."""
-    from tenacity import AsyncRetrying
-
-    try:
-        async for attempt in AsyncRetrying(**_policy(max_retries)):
-            with attempt:
-                return loop.judge(await client.acomplete(loop.current))
-    except Invalid:
-        pass
-    raise loop.exhausted(client)
-
-
-def run(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
-    return ask_until_valid(client, _Loop(request, target, strategy), max_retries)
-
-
-async def arun(client: Client, request: Request, target: Target[T], strategy: Strategy, max_retries: int) -> StructuredResult[T]:
-    return await aask_until_valid(client, _Loop(request, target, strategy), max_retries)
-
-
-def exhausted_error(client: Client, what: str, how: str, attempts: list[Attempt]) -> SchemaValidationError:
-    summary = "; ".join(f"attempt {i + 1}: {a.error}" for i, a in enumerate(attempts))
-    return SchemaValidationError(
-        f"{what} after {len(attempts)} attempt(s) ({how}): {summary}",
-        provider=client.spec.name, model=client.model_id, attempts=attempts,
-    )
+def structured_loop(request: Request, target: Target[T], strategy: Strategy) -> AskLoop[StructuredResult[T]]:
+    """The re-ask loop of one structured call (see `llmclient.policies.reask`)."""
+    return _Loop(request, target, strategy)

@@ -19,7 +19,7 @@ from llmclient.types import Response, RetryRecord, StreamEvent, ToolCallDelta
 if TYPE_CHECKING:
     import httpx
 
-    from llmclient.ratelimit import Permit
+    from llmclient.policies.ratelimit import Permit
 
 
 @dataclass

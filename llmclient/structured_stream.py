@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from llmclient.errors import InvalidRequestError
-from llmclient.schema import Invalid, Strategy, Target, answer_text, exhausted_error
+from llmclient.policies.reask import Invalid, exhausted_error
+from llmclient.schema import Strategy, Target, answer_text
 from llmclient.types import Attempt, Cost, Response, StreamEvent, Usage
 
 if TYPE_CHECKING:
-    from llmclient.client import Client
     from llmclient.streaming import AsyncStream, Stream
 
 T = TypeVar("T")
@@ -85,12 +85,12 @@ def _closing(stack: list[str]) -> str:
 class Accumulator(Generic[T]):
     """The JSON text of the answer as it streams, and the judgement at the end."""
 
-    def __init__(self, client: Client, target: Target[T], strategy: Strategy) -> None:
+    def __init__(self, provider: str, model: str, target: Target[T], strategy: Strategy) -> None:
         if strategy == "prompted":
             raise InvalidRequestError(
-                f"stream_structured needs the native or tool strategy; {client.model} has neither "
+                f"stream_structured needs the native or tool strategy; {provider}/{model} has neither "
                 f"(use structured(), which can extract JSON from text)")
-        self.client, self.target, self.strategy = client, target, strategy
+        self.provider, self.model, self.target, self.strategy = provider, model, target, strategy
         self.text = ""
         self.last: Any = None
         self.value: T | None = None
@@ -124,7 +124,8 @@ class Accumulator(Generic[T]):
             self.value = self.target.parse(raw)
         except Invalid as problem:
             attempt = Attempt(response=response, raw=raw, error=str(problem))
-            raise exhausted_error(self.client, f"no valid {self.target.name}", f"{self.strategy} strategy, streamed", [attempt]) from None
+            raise exhausted_error(self.provider, self.model, f"no valid {self.target.name}", f"{self.strategy} strategy, streamed",
+                                  [attempt]) from None
         return self.value
 
 

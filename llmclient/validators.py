@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmclient.errors import InvalidRequestError, SchemaValidationError
 from llmclient.request import Request
-from llmclient.schema import Invalid, Target, exhausted_error, reask_in_text
+from llmclient.policies.reask import Invalid, exhausted_error
+from llmclient.schema import Target, reask_in_text
 from llmclient.types import Attempt, Response
-
-if TYPE_CHECKING:
-    from llmclient.client import Client
 
 Validator = Callable[[str], str | bool | None]
 
@@ -105,7 +103,7 @@ def first_refusal(text: str, validators: Sequence[Validator]) -> str | None:
 
 
 class ValidatorLoop:
-    """One `complete(..., validators=...)` call across its attempts (see `schema.AskLoop`)."""
+    """One `complete(..., validators=...)` call across its attempts (see `policies.reask.AskLoop`)."""
 
     def __init__(self, request: Request, validators: tuple[Validator, ...]) -> None:
         self.current = request
@@ -120,5 +118,5 @@ class ValidatorLoop:
             raise Invalid(error)
         return response.model_copy(update={"rejected": tuple(self.attempts)})
 
-    def exhausted(self, client: Client) -> SchemaValidationError:
-        return exhausted_error(client, "no answer passed the validators", "validators", self.attempts)
+    def exhausted(self, provider: str, model: str) -> SchemaValidationError:
+        return exhausted_error(provider, model, "no answer passed the validators", "validators", self.attempts)

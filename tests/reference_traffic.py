@@ -26,7 +26,7 @@ import yaml
 
 import llmclient
 from llmclient import Client, LLMError, ProviderSpec, Response, register_provider, use_cassette
-from llmclient.retry import NO_RETRY
+from llmclient.policies.retry import NO_RETRY
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LLMCLIENT_REFERENCE_TRAFFIC", REPO.parent / "shared" / "reference-traffic"))

@@ -36,7 +36,7 @@ from llmclient import (
     ServerError,
     Usage,
 )
-from llmclient.retry import RetryPolicy
+from llmclient.policies.retry import RetryPolicy
 from tests.fault_server import (
     Action,
     FaultServer,
@@ -340,7 +340,7 @@ async def test_malformed_json_names_the_problem_and_quotes_the_body(server: Faul
     assert "JSONDecodeError" in error.message and '{"id": "broken"' in error.message
 
 
-# --- retries over the same faults (the retry layer is llmclient.retry) --------------------------
+# --- retries over the same faults (the retry layer is llmclient.policies.retry) --------------------------
 
 
 @pytest.mark.parametrize(("wire", "mode"), [("openai", "complete"), ("anthropic", "astream")])

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmclient import ratelimit
+from llmclient.policies import ratelimit
 from llmclient.errors import ConfigurationError, InvalidRequestError
-from llmclient.ratelimit import Permit, RateLimit, RateLimiter, estimate_tokens
+from llmclient.policies.ratelimit import Permit, RateLimit, RateLimiter, estimate_tokens
 
 
 class FakeClock:
@@ -399,7 +399,7 @@ def test_estimate_tokens() -> None:
 
 def test_import_stays_cheap() -> None:
     code = (
-        "import sys, llmclient; before = set(sys.modules); import llmclient.ratelimit; "
+        "import sys, llmclient; before = set(sys.modules); import llmclient.policies.ratelimit; "
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
     added = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llmclient import AuthenticationError, Client, RateLimit, RetryPolicy, ServerError
-from llmclient import ratelimit
+from llmclient.policies import ratelimit
 from llmclient.config import reset_config
 from tests.fault_server import FaultServer, Hang, status, succeed
 

@@ -19,7 +19,7 @@ from llmclient import (
     RequestTimeoutError,
     ServerError,
 )
-from llmclient.retry import RetryPolicy, acall, call
+from llmclient.policies.retry import RetryPolicy, acall, call
 from llmclient.types import RetryRecord
 
 

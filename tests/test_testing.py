@@ -36,7 +36,7 @@ from llmclient import (
 )
 from llmclient.errors import APIError
 from llmclient.providers import KEYLESS_PLACEHOLDER, REGISTRY, ProviderSpec
-from llmclient.retry import RetryPolicy
+from llmclient.policies.retry import RetryPolicy
 from llmclient.testing import Fault, MockProvider, disconnect, malformed, simulate_errors, status, timeout
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,7 +22,6 @@ from llmclient.wire import (
     first_of,
     int_at,
     parse_arguments,
-    parse_json,
     reasoning_event,
     text_event,
     with_options,

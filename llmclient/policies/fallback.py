@@ -1,7 +1,7 @@
 """Fallback chains: the models a call may go to, in order, and when to move on.
 
 A profile's model comes first, then its fallbacks (their own fallbacks after them, depth first,
-each model once). Each model gets its full retry policy (`llmclient.retry`); when its last error
+each model once). Each model gets its full retry policy (`llmclient.policies.retry`); when its last error
 is one the profile falls back on (default: rate limit, server error, timeout, connection error,
 context window exceeded), the call moves to the next model. Every failed attempt is recorded, so
 `response.retries` tells which model answered after which failures, and an error that ends the
@@ -16,44 +16,44 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from llmclient.errors import ConfigurationError, LLMError, UnsupportedCapabilityError
-from llmclient.retry import record
+from llmclient.policies.retry import record
 from llmclient.types import RetryRecord
 
 if TYPE_CHECKING:
-    from llmclient.client import Client
+    from llmclient.policies.route import Route
 
 R = TypeVar("R")
-OneModel = Callable[["Client", list[RetryRecord]], R]
+OneModel = Callable[["Route", list[RetryRecord]], R]
 
 
-def through_chain(chain: Sequence[Client], one_model: OneModel[R], falls_back_on: Callable[[LLMError], bool]) -> tuple[R, list[RetryRecord]]:
-    """`one_model(client, history)` on each client of `chain` until one answers."""
+def through_chain(chain: Sequence[Route], one_model: OneModel[R], falls_back_on: Callable[[LLMError], bool]) -> tuple[R, list[RetryRecord]]:
+    """`one_model(route, history)` on each route of `chain` until one answers."""
     history: list[RetryRecord] = []
     last_api_error: LLMError | None = None
-    for position, client in enumerate(chain):
+    for position, route in enumerate(chain):
         try:
-            return one_model(client, history), history
+            return one_model(route, history), history
         except LLMError as error:
             last_api_error = _next_or_raise(chain, position, error, last_api_error, history, falls_back_on)
     assert last_api_error is not None
     raise _with_history(last_api_error, history)
 
 
-async def athrough_chain(chain: Sequence[Client], one_model: Callable[[Client, list[RetryRecord]], Awaitable[R]],
+async def athrough_chain(chain: Sequence[Route], one_model: Callable[[Route, list[RetryRecord]], Awaitable[R]],
                          falls_back_on: Callable[[LLMError], bool]) -> tuple[R, list[RetryRecord]]:
     """`through_chain` for asyncio."""
     history: list[RetryRecord] = []
     last_api_error: LLMError | None = None
-    for position, client in enumerate(chain):
+    for position, route in enumerate(chain):
         try:
-            return await one_model(client, history), history
+            return await one_model(route, history), history
         except LLMError as error:
             last_api_error = _next_or_raise(chain, position, error, last_api_error, history, falls_back_on)
     assert last_api_error is not None
     raise _with_history(last_api_error, history)
 
 
-def _next_or_raise(chain: Sequence[Client], position: int, error: LLMError, last_api_error: LLMError | None,
+def _next_or_raise(chain: Sequence[Route], position: int, error: LLMError, last_api_error: LLMError | None,
                    history: list[RetryRecord], falls_back_on: Callable[[LLMError], bool]) -> LLMError | None:
     """The error to raise if the chain ends here, or raise now when the call must not go on."""
     if isinstance(error, (UnsupportedCapabilityError, ConfigurationError)) and position > 0:

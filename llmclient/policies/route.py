@@ -1,0 +1,144 @@
+"""One model a call can go to, and one send to it: the rate limits configured for the model and
+its retry policy, around its `Pipeline`. `Client` builds one `Route` per model of a profile's
+chain; `fallback` moves along them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from llmclient import cassettes, files
+from llmclient.assemble import Assembler
+from llmclient.errors import ConfigurationError
+from llmclient.policies import ratelimit, retry
+from llmclient.policies.retry import RetryPolicy
+from llmclient.providers import ProviderSpec
+from llmclient.request import Request
+from llmclient.streaming import Delivery
+from llmclient.types import Response, RetryRecord
+
+if TYPE_CHECKING:
+    import httpx
+
+    from llmclient.pipeline import Pipeline
+
+
+class Route:
+    """`spec`'s model `model_id` at `base_url`: checks a request for it, and sends one with the
+    rate limits and the retry policy around the pipeline (connections pooled per route)."""
+
+    def __init__(self, spec: ProviderSpec, model_id: str, base_url: str, timeout: float | None,
+                 retry_policy: RetryPolicy, api_key: str | None) -> None:
+        self.spec = spec
+        self.model_id = model_id
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry_policy = retry_policy
+        self.assembler = Assembler(spec, model_id)
+        self._api_key = api_key
+        self._lock = threading.Lock()
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def model(self) -> str:
+        return f"{self.spec.name}/{self.model_id}"
+
+    def check(self, request: Request) -> None:
+        """What is refused before any request: files this model cannot take, then a missing key."""
+        files.check(request.messages, self.spec, self.model_id)
+        self.key()
+
+    def key(self) -> str:
+        try:
+            return self.spec.api_key(self._api_key)
+        except ConfigurationError:
+            if cassettes.replaying():
+                return cassettes.REPLAY_API_KEY  # nothing is sent in replay, so no real key is needed
+            raise
+
+    def complete(self, request: Request, history: list[RetryRecord]) -> Response:
+        pipeline, prepared = self._prepared(request, stream=False)
+
+        def attempt() -> Response:
+            permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
+            started = time.perf_counter()
+            response = pipeline.response(pipeline.send(prepared, stream=False), started)
+            permit.settle(_tokens_used(response, permit.estimated_tokens))
+            return response
+
+        return retry.call(attempt, self.retry_policy, self.model, history)
+
+    async def acomplete(self, request: Request, history: list[RetryRecord]) -> Response:
+        pipeline, prepared = self._prepared(request, stream=False)
+
+        async def attempt() -> Response:
+            permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
+            started = time.perf_counter()
+            response = pipeline.response(await pipeline.asend(prepared, stream=False), started)
+            permit.settle(_tokens_used(response, permit.estimated_tokens))
+            return response
+
+        return await retry.acall(attempt, self.retry_policy, self.model, history)
+
+    def open(self, request: Request, history: list[RetryRecord]) -> Delivery:
+        """A stream's HTTP answer, open and 2xx (an error status is raised, so it is retried)."""
+        pipeline, prepared = self._prepared(request, stream=True)
+
+        def attempt() -> Delivery:
+            permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
+            answer = pipeline.send(prepared, stream=True)
+            if answer.status_code >= 400:
+                raise pipeline.http_error(answer)
+            return Delivery(answer, self.assembler, permit)
+
+        return retry.call(attempt, self.retry_policy, self.model, history)
+
+    async def aopen(self, request: Request, history: list[RetryRecord]) -> Delivery:
+        pipeline, prepared = self._prepared(request, stream=True)
+
+        async def attempt() -> Delivery:
+            permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
+            answer = await pipeline.asend(prepared, stream=True)
+            if answer.status_code >= 400:
+                raise pipeline.http_error(answer)
+            return Delivery(answer, self.assembler, permit)
+
+        return await retry.acall(attempt, self.retry_policy, self.model, history)
+
+    def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
+
+    async def aclose(self) -> None:
+        if self._pipeline is not None:
+            await self._pipeline.aclose()
+
+    def _prepared(self, request: Request, *, stream: bool) -> tuple[Pipeline, httpx.Request]:
+        self.check(request)
+        pipeline = self.pipeline()
+        return pipeline, pipeline.prepare(request, self.key(), stream=stream)
+
+    def pipeline(self) -> Pipeline:
+        with self._lock:
+            if self._pipeline is None:
+                from llmclient.pipeline import Pipeline  # imports httpx: not before the first call
+
+                kind = Pipeline
+                if self.spec.wire == "litellm":
+                    from llmclient.litellm_route import LitellmPipeline as kind
+
+                self._pipeline = kind(self.spec, self.model_id, self.base_url, self.timeout, self.assembler)
+            return self._pipeline
+
+
+def _estimate(request: Request) -> int:
+    """Tokens the call may use, for a tokens-per-minute limit (settled with the real usage)."""
+    chars = sum(len(m.text) for m in request.messages)
+    return ratelimit.estimate_tokens(chars, request.max_tokens)
+
+
+def _tokens_used(response: Response, estimate: int) -> int:
+    usage = response.usage
+    return estimate if usage is None else usage.input_tokens + usage.output_tokens
