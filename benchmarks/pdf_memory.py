@@ -1,15 +1,16 @@
 """Peak memory of sending a 10 MB PDF, as a ratio to the file's size.
 
 A PDF goes to the provider base64-encoded inside a JSON body. Built as one document in memory
-(what litellm and the SDKs do), that body holds the file several times over: its base64 text,
-the data URL, the JSON text and its bytes. llmclient sends a file attached by path as a stand-in
-through litellm and splices the file's base64 into the body as it is sent, read from disk in
-chunks (`llmclient.upload`), so the peak should stay a small fraction of the file. Bytes given in
-memory are base64-encoded once when attached (the text, built in place) and then sliced.
+(what the SDKs do), that body holds the file several times over: its base64 text, the data URL,
+the JSON text and its bytes. llmclient's wire modules put a file attached by path in the body as
+a `FileData`, and the transport streams its base64 into the body as it is sent, read from disk in
+chunks (`llmclient.transport.FileBody`), so the peak should stay a small fraction of the file.
+Bytes given in memory are base64-encoded once when attached (the text, built in place) and then
+sliced.
 
 The call goes to a loopback server (in this process, reading the body in chunks and discarding
-it, counting what arrived) through the real client: attachment, capability checks, litellm's
-request building, httpx. Peak RSS is Linux's VmHWM, reset just before the call
+it, counting what arrived) through the real client: attachment, capability checks, the wire's
+request encoding, httpx. Peak RSS is Linux's VmHWM, reset just before the call
 (`/proc/self/clear_refs`), minus the RSS at that moment. The baseline, measured in the same run:
 the same file's base64 text in a JSON body sent with bare httpx (the least a whole-document
 client can do).
@@ -133,7 +134,7 @@ def measure(case: str, pdf: Path) -> tuple[int, int]:
         "path": lambda: client.complete("Summarise", files=[pdf]),
         "apath": lambda: asyncio.run(client.acomplete("Summarise", files=[pdf])),
         "bytes": lambda: client.complete("Summarise", files=[in_memory]),
-        "anthropic": lambda: anthropic.complete("Summarise", files=[pdf]),  # litellm's HTTP handler route
+        "anthropic": lambda: anthropic.complete("Summarise", files=[pdf]),  # the Anthropic wire
     }
     peak = peak_added(actions[case])
     httpd.shutdown()

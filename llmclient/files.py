@@ -102,7 +102,7 @@ def _whole_file_on_disk(item: IO[bytes]) -> Path | None:
 
 
 def _from_disk(path: Path) -> FilePart:
-    """An image or PDF stays on disk (the request body streams it, see `llmclient.upload`);
+    """An image or PDF stays on disk (the request body streams it, see `llmclient.transport.FileBody`);
     text is read now, since it is sent as text rather than base64."""
     if not path.is_file():
         raise InvalidRequestError(f"no file at {path}")
