@@ -31,6 +31,11 @@ class Assembler:
         self.spec = spec
         self.model_id = model_id
         self.codec = codec(spec.wire)
+        # Priced as the provider that answered: litellm's model strings name it first
+        # ("bedrock/...", "azure/..."), as the price table's keys do.
+        self._priced_by = spec.name
+        if spec.wire == "litellm" and "/" in model_id:
+            self._priced_by = model_id.split("/", 1)[0]
 
     def http_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIError:
         text = body.decode("utf-8", errors="replace")
@@ -70,6 +75,7 @@ class Assembler:
     def _build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: date | None) -> Response:
         normalised = normalise_usage(self.spec.wire, decoded.raw_usage)
         model = decoded.model or self.model_id
+        priced_model = decoded.model or self.model_id.removeprefix(self._priced_by + "/")
         return Response(
             text=decoded.text,
             reasoning=decoded.reasoning or None,
@@ -78,7 +84,7 @@ class Assembler:
             raw_finish_reason=decoded.raw_finish_reason,
             usage=normalised,
             cost=pricing.cost(
-                self.spec.name, model, normalised, decoded.raw_usage, on=on, base_url=self.spec.base_url,
+                self._priced_by, priced_model, normalised, decoded.raw_usage, on=on, base_url=self.spec.base_url or None,
                 service_tier=decoded.service_tier,
             ),
             model=model,

@@ -6,6 +6,7 @@ Against a real loopback server (tests/fault_server.py) speaking the OpenAI wire,
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import subprocess
 import sys
 
@@ -70,3 +71,11 @@ def test_litellm_errors_are_our_typed_errors_and_our_retry_layer_retries_them(fa
     with pytest.raises(RateLimitError):
         litellm_client(fault_server, retry=FAST).complete("Hi")
     assert fault_server.count == 5
+
+
+def test_a_litellm_call_is_priced_as_the_provider_that_answered(fault_server: FaultServer) -> None:
+    # gpt-4o-mini: $0.15 input / $0.60 output per 1M tokens (platform.openai.com/docs/pricing)
+    fault_server.script(succeed("Paris.", input_tokens=1000, output_tokens=200, model="gpt-4o-mini"))
+    response = litellm_client(fault_server).complete("Capital of France?")
+    assert response.cost is not None and response.cost.total == Decimal("0.00027")  # 1000 x 0.15e-6 + 200 x 0.60e-6
+    assert response.cost.prices is not None and response.cost.prices.model == "openai/gpt-4o-mini"
