@@ -46,7 +46,7 @@ def captured_requests(provider: str, scenario_name: str) -> list[dict[str, Any]]
             return play_response(request)
 
         cassette.play_response = play
-        model = f"{provider}/{scenario.model or target.model_for(scenario.requires)}"
+        model = f"{provider}/{target.model_for(scenario.requires, scenario.model)}"
         try:
             with Client(model, api_key=scenario.api_key, retry=scenario.retry) as client:
                 scenario.call(client)

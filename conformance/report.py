@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance.runner import Cell
 
-MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported"}
+MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}
 
 
 def summary(cells: Sequence[Cell], seconds: float, timing: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -39,9 +39,10 @@ def render_text(cells: Sequence[Cell], seconds: float) -> str:
             for p, c in zip(providers, columns)))
     failures = [cell for cell in cells if cell.outcome == "fail"]
     counts = {outcome: sum(cell.outcome == outcome for cell in cells) for outcome in MARK}
-    lines.append(f"\n{counts['pass']} pass, {counts['fail']} FAIL, {counts['unsupported']} unsupported "
-                 f"({len(cells)} cells) in {seconds:.1f} s")
+    lines.append(f"\n{counts['pass']} pass, {counts['fail']} FAIL, {counts['unsupported']} unsupported, "
+                 f"{counts['known']} known FAIL ({len(cells)} cells) in {seconds:.1f} s")
     lines += [f"FAIL {cell.provider}/{cell.scenario}: {cell.detail}" for cell in failures]
+    lines += [f"known FAIL {cell.provider}/{cell.scenario}: {cell.detail}" for cell in cells if cell.outcome == "known"]
     return "\n".join(lines)
 
 
@@ -56,6 +57,9 @@ def render_markdown(cells: Sequence[Cell], seconds: float) -> str:
     lines += ["", f"{len(cells)} cells in {seconds:.1f} s."]
     if failures:
         lines += ["", "## Failures", ""] + [f"- `{c.provider}/{c.scenario}`: {c.detail}" for c in failures]
+    known = [cell for cell in cells if cell.outcome == "known"]
+    if known:
+        lines += ["", "## Known failures", ""] + [f"- `{c.provider}/{c.scenario}`: {c.detail}" for c in known]
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,8 @@ BUILTIN_MODELS = {
     "openrouter": "openai/gpt-4o-mini",
     "deepseek": "deepseek-chat",
     "mistral": "mistral-small-latest",
+    # The long-tail route: litellm builds, sends and parses the same OpenAI calls (its own column).
+    "litellm": "openai/gpt-4o-mini",
 }
 
 
@@ -36,6 +38,7 @@ CAPABILITY_MODELS = {
     ("groq", "vision"): "meta-llama/llama-4-scout-17b-16e-instruct",
     ("openai", "reasoning"): "o4-mini",
     ("openrouter", "reasoning"): "openai/o4-mini",
+    ("litellm", "reasoning"): "openai/o4-mini",
     ("groq", "reasoning"): "openai/gpt-oss-20b",
     ("groq", "prompt_cache"): "openai/gpt-oss-20b",
     ("groq", "structured_output"): "openai/gpt-oss-20b",  # Groq's json_schema mode is not on llama-3.3  # Groq caches prompts on gpt-oss, not on llama-3.3
@@ -50,7 +53,11 @@ class Target:
     model: str
     added: ProviderSpec | None = None  # the spec of a provider the configuration file adds
 
-    def model_for(self, needs: frozenset[str]) -> str:
+    def model_for(self, needs: frozenset[str], named: str | None = None) -> str:
+        """The model a scenario runs: the one it names (behind the target's route prefix, e.g.
+        litellm's "openai/"), else the one with the capabilities it needs, else the target's."""
+        if named is not None:
+            return self.model.rpartition("/")[0] + "/" + named if self.provider == "litellm" else named
         return next((CAPABILITY_MODELS[(self.provider, c)] for c in sorted(needs) if (self.provider, c) in CAPABILITY_MODELS),
                     self.model)
 

@@ -10,6 +10,7 @@ never come here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -19,10 +20,12 @@ from typing import Any
 
 import httpx
 
-from llmclient.errors import APIConnectionError, ConfigurationError, LLMError, RequestTimeoutError
+from llmclient.errors import APIConnectionError, ConfigurationError, LLMError, MalformedResponseError, RequestTimeoutError
 from llmclient.pipeline import Pipeline
 from llmclient.providers import KEYLESS_PLACEHOLDER
 from llmclient.request import Request
+from llmclient.transport import FileBody
+from llmclient.wire import FileData, StreamErrorEvent
 from llmclient.wire import openai as openai_wire
 
 _litellm: ModuleType | None = None
@@ -57,7 +60,7 @@ class LitellmPipeline(Pipeline):
     comes back as an httpx.Response carrying litellm's OpenAI-format JSON (or SSE chunks)."""
 
     def prepare(self, request: Request, api_key: str, *, stream: bool) -> httpx.Request:
-        body = openai_wire.encode(request, self.spec, self.model_id, stream=stream).body
+        body = _with_file_contents(openai_wire.encode(request, self.spec, self.model_id, stream=stream).body)
         keywords: dict[str, Any] = {**body, "model": self.model_id, "max_retries": 0,  # our retry layer is the only one
                                     "timeout": self.timeout, "_skip_mcp_handler": True}
         if self.spec.max_tokens_field in keywords:
@@ -96,21 +99,70 @@ _CODES = {"ContextWindowExceededError": "context_length_exceeded", "ContentPolic
 
 def error_answer(exc: Exception, pipeline: Pipeline) -> httpx.Response:
     """litellm's failure as the HTTP error answer it stands for (then classified like any other
-    provider's), or, when no answer came (timeout, connection), our error raised."""
+    provider's), or our error raised when there was no error answer: a timeout, a connection
+    failure, or a 200 whose body litellm could not parse."""
     where = f"litellm call to {pipeline.model_id}"
+    context: dict[str, Any] = {"provider": pipeline.spec.name, "model": pipeline.model_id}
     if isinstance(exc, LLMError):
         raise exc
     if type(exc).__name__ == "Timeout" or isinstance(exc, httpx.TimeoutException):
-        raise RequestTimeoutError(f"{where} timed out: {exc}", provider=pipeline.spec.name, model=pipeline.model_id) from exc
+        raise RequestTimeoutError(f"{where} timed out: {exc}", **context) from exc
     if type(exc).__name__ == "APIConnectionError" or isinstance(exc, httpx.TransportError):
-        raise APIConnectionError(f"{where} failed: {exc}", provider=pipeline.spec.name, model=pipeline.model_id) from exc
+        raise APIConnectionError(f"{where} failed: {exc}", **context) from exc
+    if _caused_by(exc, json.JSONDecodeError):  # litellm calls that a 500; the provider said 200
+        raise MalformedResponseError(f"{where}: the answer is not valid JSON: {exc}", **context) from exc
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) and 400 <= status < 600 else 500
-    error = {"message": str(getattr(exc, "message", exc)), "type": type(exc).__name__, "code": _CODES.get(type(exc).__name__)}
-    original = getattr(exc, "response", None)  # the provider's answer, for its Retry-After
-    headers = {k: v for k, v in original.headers.items() if k.lower().startswith(("retry-after", "x-ratelimit"))} \
-        if isinstance(original, httpx.Response) else {}
-    return httpx.Response(status, headers=headers, json={"error": error}, request=httpx.Request("POST", _NOWHERE))
+    return httpx.Response(status, headers=_wait_headers(exc), json={"error": _error(exc)},
+                          request=httpx.Request("POST", _NOWHERE))
+
+
+def stream_error(exc: Exception, pipeline: Pipeline) -> LLMError:
+    """A failure after a stream began: an error event inside a 200 answer (no HTTP status)."""
+    try:
+        error_answer(exc, pipeline)
+    except LLMError as raised:
+        return raised
+    return pipeline.assembler.stream_error(StreamErrorEvent({"error": _error(exc)}))
+
+
+def _error(exc: Exception) -> dict[str, Any]:
+    """The error object of an answer: litellm's message, its class name as the type (a code for
+    the classes that say more than a status), and the status litellm gave it."""
+    error: dict[str, Any] = {"message": str(getattr(exc, "message", exc)), "type": type(exc).__name__,
+                             "code": _CODES.get(type(exc).__name__)}
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 600:
+        error["status_code"] = status  # read as the embedded status of an error inside a stream
+    return error
+
+
+def _wait_headers(exc: Exception) -> dict[str, str]:
+    """The provider's Retry-After and rate-limit headers, which litellm keeps beside the error."""
+    headers = getattr(exc, "litellm_response_headers", None) or {}
+    return {k: v for k, v in headers.items() if k.lower().startswith(("retry-after", "x-ratelimit"))}
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _with_file_contents(body: Any) -> Any:
+    """`body` with each streamed file (`FileData`) as its text: litellm builds the JSON itself."""
+    if isinstance(body, FileData):
+        return body.prefix + b"".join(FileBody([body])).decode("ascii")
+    if isinstance(body, dict):
+        return {key: _with_file_contents(value) for key, value in body.items()}
+    if isinstance(body, list):
+        return [_with_file_contents(item) for item in body]
+    return body
 
 
 def _json_answer(result: Any) -> httpx.Response:
@@ -128,12 +180,12 @@ class _Chunks(httpx.SyncByteStream):
         self._result, self._pipeline = result, pipeline
 
     def __iter__(self) -> Iterator[bytes]:
+        # No closing [DONE] of our own: a stream litellm ends without a finish reason was cut short.
         try:
             for chunk in self._result:
                 yield _event(chunk)
         except Exception as exc:
-            raise self._pipeline.http_error(error_answer(exc, self._pipeline)) from exc
-        yield b"data: [DONE]\n\n"
+            raise stream_error(exc, self._pipeline) from exc
 
 
 class _AsyncChunks(httpx.AsyncByteStream):
@@ -145,5 +197,4 @@ class _AsyncChunks(httpx.AsyncByteStream):
             async for chunk in self._result:
                 yield _event(chunk)
         except Exception as exc:
-            raise self._pipeline.http_error(error_answer(exc, self._pipeline)) from exc
-        yield b"data: [DONE]\n\n"
+            raise stream_error(exc, self._pipeline) from exc
