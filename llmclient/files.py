@@ -213,13 +213,18 @@ def place_tool_result_files(messages: list[Message]) -> list[Message]:
     return placed
 
 
+def downloads(messages: list[Message], spec: ProviderSpec) -> bool:
+    """Whether sending `messages` to `spec` downloads a file first (see `inline_remote_files`)."""
+    return any(part.url is not None and not spec.fetches(part.media_type) for m in messages for part in m.files)
+
+
 def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str, timeout: float | None) -> list[Message]:
     """`messages` with each URL file the provider does not download itself downloaded and inlined
     (as real clients do, e.g. for Gemini, or PDFs to OpenAI)."""
     def remote(part: object) -> bool:
         return isinstance(part, FilePart) and part.url is not None and not spec.fetches(part.media_type)
 
-    if not any(remote(p) for m in messages for p in m.files):
+    if not downloads(messages, spec):
         return messages
     return [m if not any(remote(p) for p in m.files) else
             m.model_copy(update={"content": [_fetched(p, spec, model, timeout) if isinstance(p, FilePart) and remote(p) else p

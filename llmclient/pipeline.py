@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -27,12 +26,14 @@ if TYPE_CHECKING:
     from llmclient.providers import ProviderSpec
 
 DEFAULT_TIMEOUT = 600.0
-"""Seconds for a whole call when neither the Client nor the configuration sets one."""
+"""Seconds for one attempt of a call when neither the Client nor the configuration sets one."""
+USER_AGENT = "llmclient/0.1"
 
 
 class Pipeline:
-    """The calls of one model at one base URL. `timeout` bounds a whole call (connect, send, every
-    read); for a stream it bounds the wait for the response head, then each wait between chunks."""
+    """The calls of one model at one base URL. `timeout` bounds each attempt whole (connect, send,
+    every read); for a stream it bounds the wait for the response head, then each wait between
+    chunks. Retries (`policies.retry`) are attempts of their own."""
 
     def __init__(self, spec: ProviderSpec, model_id: str, base_url: str, timeout: float | None,
                  assembler: Assembler | None = None) -> None:
@@ -45,8 +46,10 @@ class Pipeline:
         self._query = dict(spec.default_query)
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]]
-        self._async = weakref.WeakKeyDictionary()
+        # Keyed by the loop's id: the session refers to its loop, so a weak key would never die.
+        # An entry leaves when its closer runs (aclose(), or the loop's shutdown), or, for a loop
+        # closed without shutting its async generators down, when the next session is made.
+        self._async: dict[int, tuple[asyncio.AbstractEventLoop, Any, AsyncGenerator[None, None]]] = {}
 
     # --- no I/O (but for files a provider cannot fetch, downloaded here) -------------------------
 
@@ -67,14 +70,15 @@ class Pipeline:
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query)
         headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
-                   **wire.headers}
+                   "accept-encoding": "gzip, deflate", "user-agent": USER_AGENT, **wire.headers}
         if not self.spec.key_query:
             headers[self.spec.key_header] = f"{self.spec.key_prefix or ''}{api_key}"
         return transport.build_request("POST", url, headers, transport.json_body(wire.body))
 
     def response(self, answer: httpx.Response, started: float) -> Response:
-        """A read, non-streamed answer as a Response, or its typed error."""
-        if answer.status_code >= 400:
+        """A read, non-streamed answer as a Response, or its typed error (redirects included:
+        they are never followed, so the key goes nowhere else)."""
+        if answer.status_code >= 300:
             raise self.http_error(answer)
         return self.assembler.response(answer.content, started, call_date(answer.headers))
 
@@ -93,7 +97,7 @@ class Pipeline:
                     answer = self._sync_http().send(request, stream=True)
             except Exception as exc:
                 raise self._send_failed(exc, request) from exc
-            if not stream or answer.status_code >= 400:
+            if not stream or answer.status_code >= 300:
                 try:
                     answer.read()
                 except httpx.HTTPError as exc:
@@ -112,7 +116,7 @@ class Pipeline:
                         answer = await transport.async_send(await self._async_session(), request, stream=stream)
                 except Exception as exc:
                     raise self._send_failed(exc, request) from exc
-                if not answer.is_stream_consumed and (not stream or answer.status_code >= 400):
+                if not answer.is_stream_consumed and (not stream or answer.status_code >= 300):
                     try:
                         await answer.aread()
                     except httpx.HTTPError as exc:
@@ -131,9 +135,9 @@ class Pipeline:
             self._http = None
 
     async def aclose(self) -> None:
-        entry = self._async.pop(asyncio.get_running_loop(), None)
+        entry = self._async.get(id(asyncio.get_running_loop()))
         if entry is not None:
-            await entry[1].aclose()
+            await entry[2].aclose()
 
     def _sync_http(self) -> httpx.Client:
         with self._lock:
@@ -144,13 +148,16 @@ class Pipeline:
     async def _async_session(self) -> Any:
         # An aiohttp session belongs to the event loop it was made on, and is closed with it.
         loop = asyncio.get_running_loop()
-        entry = self._async.get(loop)
-        if entry is None or entry[0].closed:
+        entry = self._async.get(id(loop))
+        if entry is None or entry[0] is not loop or entry[1].closed:
+            for key, (other, _, _) in list(self._async.items()):
+                if other.is_closed():  # its sockets are freed with it; nothing can be awaited there
+                    del self._async[key]
             session = transport.async_session(self.timeout)
-            closer = _close_at_loop_shutdown(session)
+            closer = _close_at_loop_shutdown(session, self._async, id(loop))
             await anext(closer)
-            entry = self._async[loop] = (session, closer)
-        return entry[0]
+            entry = self._async[id(loop)] = (loop, session, closer)
+        return entry[1]
 
     def _send_failed(self, exc: Exception, request: httpx.Request) -> LLMError:
         if isinstance(exc, LLMError):  # a file that changed while its body streamed
@@ -168,12 +175,14 @@ class Pipeline:
         return transport_error(exc, f"reading the body of {_where(request)}", provider=self.spec.name, model=self.model_id)
 
 
-async def _close_at_loop_shutdown(session: Any) -> AsyncGenerator[None, None]:
+async def _close_at_loop_shutdown(session: Any, sessions: dict[int, Any], key: int) -> AsyncGenerator[None, None]:
     """Suspended until closed: by `aclose()`, or by the loop's shutdown (`asyncio.run` closes every
     live async generator), so a Client nobody closed leaves no open session or socket behind."""
     try:
         yield
     finally:
+        if sessions.get(key, (None, None))[1] is session:
+            del sessions[key]
         await session.close()
 
 

@@ -7,6 +7,7 @@ code exists only where a wire format differs (`llmclient.wire.<format>`).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -103,6 +104,8 @@ class ProviderSpec(BaseModel):
                 data["key_header"] = header
             if data.get("key_prefix") is None:
                 data["key_prefix"] = prefix
+            if data.get("wire") == "anthropic" and data.get("default_max_tokens") is None:
+                data["default_max_tokens"] = 4096  # the API requires max_tokens; every Claude model can write this many
         return data
 
     @field_validator("base_url")
@@ -129,6 +132,11 @@ class ProviderSpec(BaseModel):
                 f"or pass api_key= to Client",
                 provider=self.name,
             )
+        if not _HEADER_SAFE.fullmatch(key):  # the message must not echo the key
+            where = "api_key=" if explicit else f"the {self.api_key_env} environment variable"
+            raise ConfigurationError(
+                f"the API key for provider {self.name!r} from {where} holds whitespace, a control character or a "
+                f"non-ASCII character (a trailing newline from a file?): set the key alone", provider=self.name)
         return key
 
     def max_file_bytes(self, media_type: str) -> int:
@@ -143,6 +151,7 @@ class ProviderSpec(BaseModel):
 
 
 KEYLESS_PLACEHOLDER = "no-key-needed"
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: what a header or query can carry
 
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
@@ -166,7 +175,6 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         url_inputs=frozenset({"image", "pdf"}),
         files_in_tool_results="",
         cache_markers=True,
-        default_max_tokens=4096,  # required by the API; every Claude model can write this many
     ),
     ProviderSpec(
         name="gemini",

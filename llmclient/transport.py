@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from llmclient.errors import InvalidRequestError
+from llmclient.errors import InvalidRequestError, LLMError
 from llmclient.wire import FileData
 
 if TYPE_CHECKING:
@@ -68,8 +68,15 @@ def json_body(body: dict[str, Any]) -> bytes | FileBody:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     except TypeError:  # a FileData (anything else is refused by the slow path too)
         return FileBody(_pieces(body))
+    except UnicodeEncodeError as exc:
+        raise _unpaired(exc) from exc
     except ValueError as exc:
         raise InvalidRequestError(f"the request holds a number JSON cannot carry ({exc}); send finite numbers") from exc
+
+
+def _unpaired(exc: UnicodeEncodeError) -> InvalidRequestError:
+    return InvalidRequestError(f"the request's text holds {exc.object[exc.start:exc.end]!r}, a lone UTF-16 surrogate "
+                               f"that UTF-8 cannot carry (text decoded with errors='surrogateescape'?); fix the text")
 
 
 def _pieces(body: Any) -> list[bytes | FileData]:
@@ -78,7 +85,10 @@ def _pieces(body: Any) -> list[bytes | FileData]:
 
     def flush() -> None:
         if text:
-            out.append("".join(text).encode())
+            try:
+                out.append("".join(text).encode())
+            except UnicodeEncodeError as exc:
+                raise _unpaired(exc) from exc
             text.clear()
 
     def walk(value: Any) -> None:
@@ -232,18 +242,23 @@ async def async_send(session: Any, request: httpx.Request, *, stream: bool) -> h
     if isinstance(body, FileBody):
         headers["content-length"] = str(body.length)  # sent whole, not chunked
     try:
-        answer = await session.request(request.method, str(request.url), data=body, headers=headers)
+        # No redirects: following one would send the key to wherever it points (and turn the POST
+        # into a GET); a 3xx is an error answer like any other.
+        answer = await session.request(request.method, str(request.url), data=body, headers=headers,
+                                       allow_redirects=False)
         status = answer.status
         # aiohttp has decoded the body already: httpx must not try again.
         head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers
                 if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")]
-        if stream and status < 400:
+        if stream and status < 300:
             return httpx.Response(status, headers=head, stream=_AiohttpBody(answer), request=request)
         try:
             content = await answer.read()
         finally:
             answer.release()
     except Exception as exc:
+        if isinstance(exc.__cause__, LLMError):  # ours, raised while aiohttp sent the body (a file changed)
+            raise exc.__cause__ from None
         raise as_httpx_error(exc, request) from exc
     return httpx.Response(status, headers=head, content=content, request=request)
 
@@ -263,7 +278,10 @@ def as_httpx_error(exc: Exception, request: httpx.Request) -> Exception:
     ]
     for kind, mapped in kinds:
         if isinstance(exc, kind):
-            return mapped(str(exc) or type(exc).__name__, request=request)
+            # aiohttp's response errors print the URL, whose query may hold the key: their
+            # message alone is kept.
+            message = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+            return mapped(str(message) or type(exc).__name__, request=request)
     return exc
 
 

@@ -5,6 +5,7 @@ chain; `fallback` moves along them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -74,7 +75,7 @@ class Route:
         return retry.call(attempt, self.retry_policy, self.model, history)
 
     async def acomplete(self, request: Request, history: list[RetryRecord]) -> Response:
-        pipeline, prepared = self._prepared(request, stream=False)
+        pipeline, prepared = await self._aprepared(request, stream=False)
 
         async def attempt() -> Response:
             permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
@@ -86,25 +87,25 @@ class Route:
         return await retry.acall(attempt, self.retry_policy, self.model, history)
 
     def open(self, request: Request, history: list[RetryRecord]) -> Delivery:
-        """A stream's HTTP answer, open and 2xx (an error status is raised, so it is retried)."""
+        """A stream's HTTP answer, open and 2xx (any other status is raised, so it may be retried)."""
         pipeline, prepared = self._prepared(request, stream=True)
 
         def attempt() -> Delivery:
             permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
             answer = pipeline.send(prepared, stream=True)
-            if answer.status_code >= 400:
+            if answer.status_code >= 300:
                 raise pipeline.http_error(answer)
             return Delivery(answer, self.assembler, permit)
 
         return retry.call(attempt, self.retry_policy, self.model, history)
 
     async def aopen(self, request: Request, history: list[RetryRecord]) -> Delivery:
-        pipeline, prepared = self._prepared(request, stream=True)
+        pipeline, prepared = await self._aprepared(request, stream=True)
 
         async def attempt() -> Delivery:
             permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
             answer = await pipeline.asend(prepared, stream=True)
-            if answer.status_code >= 400:
+            if answer.status_code >= 300:
                 raise pipeline.http_error(answer)
             return Delivery(answer, self.assembler, permit)
 
@@ -122,6 +123,11 @@ class Route:
         self.check(request)
         pipeline = self.pipeline()
         return pipeline, pipeline.prepare(request, self.key(), stream=stream)
+
+    async def _aprepared(self, request: Request, *, stream: bool) -> tuple[Pipeline, httpx.Request]:
+        if files.downloads(request.messages, self.spec):  # a blocking download: not on the event loop
+            return await asyncio.to_thread(self._prepared, request, stream=stream)
+        return self._prepared(request, stream=stream)
 
     def pipeline(self) -> Pipeline:
         with self._lock:

@@ -223,12 +223,12 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         body["stream_options"] = {"include_usage": True}  # else compatible servers report no usage
     if choice not in (None, "auto", "none", "required") and not spec.named_tool_choice:
         tools, choice = [tool for tool in tools if tool.name == choice], "required"
-    if tools:
+    if tools:  # tool_choice without tools is refused by OpenAI: it goes only with them
         body["tools"] = [encode_tool(tool) for tool in tools]
-    if choice in ("auto", "none", "required"):
-        body["tool_choice"] = choice
-    elif choice is not None:
-        body["tool_choice"] = {"type": "function", "function": {"name": choice}}
+        if choice in ("auto", "none", "required"):
+            body["tool_choice"] = choice
+        elif choice is not None:
+            body["tool_choice"] = {"type": "function", "function": {"name": choice}}
     if request.max_tokens is not None:
         body[spec.max_tokens_field] = request.max_tokens
     for key, value in (("temperature", request.temperature), ("top_p", request.top_p), ("stop", request.stop)):
