@@ -5,7 +5,6 @@ chain; `fallback` moves along them.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -126,6 +125,8 @@ class Route:
 
     async def _aprepared(self, request: Request, *, stream: bool) -> tuple[Pipeline, httpx.Request]:
         if files.downloads(request.messages, self.spec):  # a blocking download: not on the event loop
+            import asyncio  # not at import time: sync users never pay for it
+
             return await asyncio.to_thread(self._prepared, request, stream=stream)
         return self._prepared(request, stream=stream)
 
