@@ -215,14 +215,14 @@ def place_tool_result_files(messages: list[Message]) -> list[Message]:
 
 def downloads(messages: list[Message], spec: ProviderSpec) -> bool:
     """Whether sending `messages` to `spec` downloads a file first (see `inline_remote_files`)."""
-    return any(part.url is not None and not spec.fetches(part.media_type) for m in messages for part in m.files)
+    return any(part.url is not None and not spec.fetches(part.url, part.media_type) for m in messages for part in m.files)
 
 
 def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str, timeout: float | None) -> list[Message]:
     """`messages` with each URL file the provider does not download itself downloaded and inlined
     (as real clients do, e.g. for Gemini, or PDFs to OpenAI)."""
     def remote(part: object) -> bool:
-        return isinstance(part, FilePart) and part.url is not None and not spec.fetches(part.media_type)
+        return isinstance(part, FilePart) and part.url is not None and not spec.fetches(part.url, part.media_type)
 
     if not downloads(messages, spec):
         return messages

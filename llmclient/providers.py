@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
+from urllib.parse import urlsplit
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -58,7 +59,8 @@ class ProviderSpec(BaseModel):
       server) works without a key: `KEYLESS_PLACEHOLDER` is sent instead.
     - `max_image_bytes`, `max_pdf_bytes`: the largest inline file the provider takes.
     - `url_inputs`: the kinds of file ("image", "pdf") the provider downloads itself from an
-      http(s) URL; a URL of another kind is downloaded by the client and sent inline.
+      http(s) URL; a URL of another kind is downloaded by the client and sent inline (but never
+      one on the provider's own API host: a file it holds, e.g. from Gemini's Files API).
     - `files_in_tool_results`: model ids starting with it take files inside a tool result
       ("" = every model); None = none do, and the files follow the results in a user turn.
     - `named_tool_choice`: False when the API cannot force one named tool; forcing one then
@@ -142,9 +144,12 @@ class ProviderSpec(BaseModel):
     def max_file_bytes(self, media_type: str) -> int:
         return self.max_image_bytes if media_type.startswith("image/") else self.max_pdf_bytes
 
-    def fetches(self, part_media_type: str) -> bool:
-        """Whether the provider downloads a file of this type from its URL itself."""
-        return ("image" if part_media_type.startswith("image/") else "pdf") in self.url_inputs
+    def fetches(self, url: str, media_type: str) -> bool:
+        """Whether the provider reads this file from its URL itself: a kind it downloads, or a file
+        it holds (a URL on its own API host, such as Gemini's Files API)."""
+        if urlsplit(url).hostname == urlsplit(self.base_url).hostname and self.base_url:
+            return True
+        return ("image" if media_type.startswith("image/") else "pdf") in self.url_inputs
 
     def takes_tool_result_files(self, model_id: str) -> bool:
         return self.files_in_tool_results is not None and model_id.startswith(self.files_in_tool_results)

@@ -154,3 +154,19 @@ def test_a_file_object_on_a_whole_file_streams_from_disk_like_its_path(tmp_path:
         opened.read(1)  # read part-way: what is left is what the caller meant, and it is no PNG
         with pytest.raises(UnsupportedCapabilityError, match="not a supported file type"):
             attachment(opened)
+
+
+def test_a_file_the_provider_holds_is_sent_by_its_uri_not_downloaded() -> None:
+    # Gemini downloads no URLs, so an image URL is fetched by the client; a Files API URI names a
+    # file Gemini holds (ai.google.dev/gemini-api/docs/files): it goes as fileData, untouched.
+    from llmclient.pipeline import Pipeline
+    from llmclient.providers import REGISTRY
+    from llmclient.types import FilePart, Message, TextPart
+
+    uri = "https://generativelanguage.googleapis.com/v1beta/files/abc-123"
+    spec = REGISTRY["gemini"]
+    message = Message(role="user", content=[TextPart(text="Summarise"), FilePart(media_type="application/pdf", name="f", url=uri)])
+    assert not spec.fetches("https://example.com/a.pdf", "application/pdf") and spec.fetches(uri, "application/pdf")
+    request = Pipeline(spec, "gemini-2.5-flash", spec.base_url, 5.0).prepare(Request.build([message]), "key", stream=False)
+    parts = json.loads(request.content)["contents"][0]["parts"]
+    assert parts[1] == {"fileData": {"mimeType": "application/pdf", "fileUri": uri}}
