@@ -66,6 +66,8 @@ class ProviderSpec(BaseModel):
     - `named_tool_choice`: False when the API cannot force one named tool; forcing one then
       offers only that tool and requires a tool call.
     - `cache_markers`: explicit cache breakpoints (`TextPart.cache`) are sent.
+    - `stream_usage`: a stream asks for its usage with `stream_options.include_usage` (OpenAI
+      wire). False where the API refuses the field and reports usage anyway (Mistral).
     - `pdf_block`: how the OpenAI wire sends a PDF: a `file` block (OpenAI's), or Mistral's
       `document_url` block (a URL or a data URL).
     - `max_tokens_field`: the body key of max_tokens on the OpenAI wire (`max_completion_tokens`
@@ -91,6 +93,7 @@ class ProviderSpec(BaseModel):
     files_in_tool_results: str | None = None
     named_tool_choice: bool = True
     cache_markers: bool = False
+    stream_usage: bool = True
     pdf_block: Literal["file", "document_url"] = "file"
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     default_max_tokens: int | None = Field(default=None, gt=0)
@@ -221,6 +224,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         max_pdf_bytes=50 * MB,
         url_inputs=frozenset({"image", "pdf"}),
         pdf_block="document_url",
+        stream_usage=False,  # 422 extra_forbidden; the last chunk carries usage unasked
         named_tool_choice=False,  # tool_choice is "auto" | "none" | "any" | "required"
     ),
     ProviderSpec(

@@ -220,7 +220,8 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     }
     if stream:
         body["stream"] = True
-        body["stream_options"] = {"include_usage": True}  # else compatible servers report no usage
+        if spec.stream_usage:
+            body["stream_options"] = {"include_usage": True}  # else most servers report no usage
     if choice not in (None, "auto", "none", "required") and not spec.named_tool_choice:
         tools, choice = [tool for tool in tools if tool.name == choice], "required"
     if tools:  # tool_choice without tools is refused by OpenAI: it goes only with them

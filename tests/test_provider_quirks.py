@@ -1,5 +1,6 @@
-"""Explicit cache breakpoints: sent as Anthropic cache_control (directly or through OpenRouter),
-left out for providers that cache on their own; Mistral's named tool_choice."""
+"""Per-provider quirks of the request encoders, as ProviderSpec fields: explicit cache breakpoints
+(Anthropic cache_control, directly or through OpenRouter; left out for providers that cache on
+their own), Mistral's named tool_choice and its refusal of stream_options."""
 
 from __future__ import annotations
 
@@ -57,3 +58,15 @@ def test_a_named_tool_choice_becomes_required_with_only_that_tool_for_mistral() 
     openai = body("openai", request)
     assert len(openai["tools"]) == 2
     assert openai["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+
+def test_stream_usage_is_asked_for_except_where_the_api_refuses_the_field() -> None:
+    # Mistral answers stream_options with 422 extra_forbidden and sends usage in its last chunk
+    # anyway; OpenAI and the other compatible servers report stream usage only when asked.
+    def streamed(provider: str) -> dict[str, Any]:
+        spec = REGISTRY[provider]
+        return codec(spec.wire).encode(Request.build("Hi"), spec, "m", stream=True).body
+
+    assert "stream_options" not in streamed("mistral") and streamed("mistral")["stream"] is True
+    assert streamed("openai")["stream_options"] == {"include_usage": True}
+    assert streamed("groq")["stream_options"] == {"include_usage": True}
