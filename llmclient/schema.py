@@ -24,7 +24,7 @@ from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from llmclient.errors import InvalidRequestError, SchemaValidationError
 from llmclient.policies.reask import AskLoop, Invalid, exhausted_error
-from llmclient.request import Request, Tool
+from llmclient.request import Request, ResponseFormat, Tool
 from llmclient.types import Attempt, Cost, Message, Response, Usage, sum_cost, sum_usage
 
 if TYPE_CHECKING:
@@ -159,10 +159,10 @@ def choose_strategy(spec: ProviderSpec, requested: Strategy | None = None) -> St
 
 def first_request(request: Request, target: Target[Any], strategy: Strategy) -> Request:
     """The request that asks for the schema in the strategy's way."""
-    if strategy == "native":
+    if strategy == "native":  # each wire sends it in its own form (response_format, responseJsonSchema, ...)
         schema, strict = target.strict_schema()
-        response_format = {"type": "json_schema", "json_schema": {"name": target.name, "schema": schema, "strict": strict}}
-        return request.model_copy(update={"options": {**request.options, "response_format": response_format}})
+        wanted = ResponseFormat(type="json_schema", json_schema=schema, name=target.name, strict=strict)
+        return request.model_copy(update={"response_format": wanted})
     if strategy == "tool":
         tool = Tool(name=target.name, description=f"Give the answer as {target.name}.", parameters=target.json_schema)
         return request.model_copy(update={"tools": [*request.tools, tool], "tool_choice": target.name})

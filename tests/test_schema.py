@@ -121,3 +121,32 @@ def test_strategy_override_and_bad_arguments(loopback: type[Server]) -> None:
     with pytest.raises(InvalidRequestError, match="max_retries must be an integer >= 0"):
         client("nat").structured("?", schema=City, max_retries=-1)
     assert len(loopback.bodies) == 1  # the bad calls sent nothing
+
+
+@pytest.mark.parametrize("provider", ["gemini", "cohere", "openai", "anthropic"])
+def test_the_native_strategy_asks_in_each_wire_s_own_form(provider: str) -> None:
+    # Gemini: generationConfig.responseMimeType + responseJsonSchema; Cohere: response_format
+    # json_object with the bare schema; OpenAI: response_format json_schema; Anthropic:
+    # output_config.format (their API references) - never OpenAI's field passed through as is.
+    from llmclient.providers import REGISTRY
+    from llmclient.request import Request
+    from llmclient.schema import Target, first_request
+    from llmclient.wire import codec
+
+    class City(BaseModel):
+        name: str
+
+    spec = REGISTRY[provider]
+    request = first_request(Request.build("Largest city of France?"), Target(City), "native")
+    body = codec(spec.wire).encode(request, spec, "m", stream=False).body
+    schema = {"type": "object", "title": "City", "properties": {"name": {"type": "string", "title": "Name"}},
+              "required": ["name"], "additionalProperties": False}  # pydantic's schema, closed for strict mode
+    if provider == "gemini":
+        assert "responseFormat" not in body and "response_format" not in body
+        assert body["generationConfig"] == {"responseMimeType": "application/json", "responseJsonSchema": schema}
+    elif provider == "cohere":
+        assert body["response_format"] == {"type": "json_object", "json_schema": schema}
+    elif provider == "openai":
+        assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "City", "schema": schema, "strict": True}}
+    else:
+        assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
