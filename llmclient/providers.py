@@ -66,6 +66,8 @@ class ProviderSpec(BaseModel):
     - `named_tool_choice`: False when the API cannot force one named tool; forcing one then
       offers only that tool and requires a tool call.
     - `cache_markers`: explicit cache breakpoints (`TextPart.cache`) are sent.
+    - `text_as_string`: content of text parts only is sent as one string (OpenAI wire), for APIs
+      that refuse a list of text parts (DeepSeek; Groq for system messages).
     - `stream_usage`: a stream asks for its usage with `stream_options.include_usage` (OpenAI
       wire). False where the API refuses the field and reports usage anyway (Mistral).
     - `pdf_block`: how the OpenAI wire sends a PDF: a `file` block (OpenAI's), or Mistral's
@@ -93,6 +95,7 @@ class ProviderSpec(BaseModel):
     files_in_tool_results: str | None = None
     named_tool_choice: bool = True
     cache_markers: bool = False
+    text_as_string: bool = False
     stream_usage: bool = True
     pdf_block: Literal["file", "document_url"] = "file"
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
@@ -199,6 +202,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         api_key_env="GROQ_API_KEY",
         capabilities=_CHAT | {"vision", "structured_output", "reasoning", "prompt_cache"},
         max_image_bytes=4 * MB,
+        text_as_string=True,  # 400 "'messages.0' : for 'role:system' ... must be a string"
     ),
     ProviderSpec(
         name="openrouter",
@@ -214,6 +218,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         base_url="https://api.deepseek.com",  # the stable API lives at the root
         api_key_env="DEEPSEEK_API_KEY",
         capabilities=frozenset({"tools", "streaming", "stream_tools", "reasoning", "prompt_cache"}),
+        text_as_string=True,  # 422 "invalid type: sequence, expected a string"
     ),
     ProviderSpec(
         name="mistral",

@@ -24,7 +24,6 @@ def body(provider: str, request: Request) -> dict[str, Any]:
     ("anthropic", {"type": "ephemeral", "ttl": "1h"}),
     ("openrouter", {"type": "ephemeral", "ttl": "1h"}),
     ("openai", None),
-    ("deepseek", None),
 ])
 def test_cache_breakpoints_only_where_the_provider_takes_them(provider: str, expected: dict[str, str] | None) -> None:
     sent = body(provider, Request.build(HISTORY))
@@ -70,3 +69,15 @@ def test_stream_usage_is_asked_for_except_where_the_api_refuses_the_field() -> N
     assert "stream_options" not in streamed("mistral") and streamed("mistral")["stream"] is True
     assert streamed("openai")["stream_options"] == {"include_usage": True}
     assert streamed("groq")["stream_options"] == {"include_usage": True}
+
+
+def test_text_only_content_is_one_string_where_a_list_is_refused() -> None:
+    # DeepSeek: 422 "invalid type: sequence, expected a string"; Groq: 400 "'messages.0' : for
+    # 'role:system' ... must be a string". A text file or a cache-marked system prompt makes a list.
+    request = Request.build([Message.system("Rules.", cache="5m"), Message.user("Hi")],
+                            files=[b"notes: plain words"])
+    for provider in ("deepseek", "groq"):
+        sent = body(provider, request)["messages"]
+        assert sent[0]["content"] == "Rules."
+        assert sent[1]["content"] == 'Hi\n\n<file name="bytes">\nnotes: plain words\n</file>'
+    assert body("openai", request)["messages"][0]["content"] == [{"type": "text", "text": "Rules."}]

@@ -215,8 +215,8 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     tools, choice = request.tools, request.tool_choice
     body: dict[str, Any] = {
         "model": model_id,
-        "messages": [encode_message(message, cache_markers=spec.cache_markers, pdf_block=spec.pdf_block)
-                     for message in request.messages],
+        "messages": [encode_message(message, cache_markers=spec.cache_markers, pdf_block=spec.pdf_block,
+                                    text_as_string=spec.text_as_string) for message in request.messages],
     }
     if stream:
         body["stream"] = True
@@ -249,7 +249,8 @@ def _response_format(wanted: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": schema}
 
 
-def encode_message(message: Message, *, cache_markers: bool = False, pdf_block: str = "file") -> dict[str, Any]:
+def encode_message(message: Message, *, cache_markers: bool = False, pdf_block: str = "file",
+                   text_as_string: bool = False) -> dict[str, Any]:
     """A message in the chat-completions request format."""
     content: Any = (
         message.content
@@ -257,6 +258,8 @@ def encode_message(message: Message, *, cache_markers: bool = False, pdf_block: 
         else [_text_block(part, cache_markers) if isinstance(part, TextPart) else _file_block(part, pdf_block)
               for part in message.content]
     )
+    if text_as_string and isinstance(content, list) and all(set(block) == {"type", "text"} for block in content):
+        content = "\n\n".join(block["text"] for block in content)
     out: dict[str, Any] = {"role": message.role, "content": content}
     if message.role == "assistant" and message.tool_calls:
         if not content:  # a turn of calls only has no content, as the official SDKs send it
