@@ -207,7 +207,8 @@ class Client:
     def _structured_call(self, prompt: Prompt | Request, schema: Any, strategy: Strategy | None, max_retries: int,
                          options: dict[str, Any]) -> tuple[Request, schema_module.Target[Any], Strategy]:
         _check_max_retries(max_retries)
-        return self._request(prompt, options), schema_module.Target(schema), schema_module.choose_strategy(self.spec, strategy)
+        chosen = schema_module.choose_strategy(self.spec, strategy, self.model_id)
+        return self._request(prompt, options), schema_module.Target(schema), chosen
 
     def _validator_loop(self, prompt: Prompt | Request, validators: Sequence[Validator] | None, max_retries: int | None,
                         options: dict[str, Any]) -> tuple[ValidatorLoop, int]:

@@ -66,6 +66,8 @@ class ProviderSpec(BaseModel):
     - `named_tool_choice`: False when the API cannot force one named tool; forcing one then
       offers only that tool and requires a tool call.
     - `cache_markers`: explicit cache breakpoints (`TextPart.cache`) are sent.
+    - `native_schema_models`: model-id prefixes whose native JSON-schema output works, where only
+      some models of a provider declaring `structured_output` have it (None: every model).
     - `text_as_string`: content of text parts only is sent as one string (OpenAI wire), for APIs
       that refuse a list of text parts (DeepSeek; Groq for system messages).
     - `stream_usage`: a stream asks for its usage with `stream_options.include_usage` (OpenAI
@@ -95,6 +97,7 @@ class ProviderSpec(BaseModel):
     files_in_tool_results: str | None = None
     named_tool_choice: bool = True
     cache_markers: bool = False
+    native_schema_models: tuple[str, ...] | None = None
     text_as_string: bool = False
     stream_usage: bool = True
     pdf_block: Literal["file", "document_url"] = "file"
@@ -157,6 +160,12 @@ class ProviderSpec(BaseModel):
             return True
         return ("image" if media_type.startswith("image/") else "pdf") in self.url_inputs
 
+    def native_schema(self, model_id: str) -> bool:
+        """Whether this model answers in a native JSON schema (`ResponseFormat`) itself."""
+        if "structured_output" not in self.capabilities:
+            return False
+        return self.native_schema_models is None or model_id.startswith(self.native_schema_models)
+
     def takes_tool_result_files(self, model_id: str) -> bool:
         return self.files_in_tool_results is not None and model_id.startswith(self.files_in_tool_results)
 
@@ -203,6 +212,9 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         capabilities=_CHAT | {"vision", "structured_output", "reasoning", "prompt_cache"},
         max_image_bytes=4 * MB,
         text_as_string=True,  # 400 "'messages.0' : for 'role:system' ... must be a string"
+        # console.groq.com/docs/structured-outputs: json_schema on these only ("does not support
+        # response format `json_schema`" from llama-3.3 and the rest).
+        native_schema_models=("openai/gpt-oss", "moonshotai/kimi-k2", "meta-llama/llama-4"),
     ),
     ProviderSpec(
         name="openrouter",

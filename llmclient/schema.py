@@ -146,13 +146,13 @@ def check_json_schema(value: Any, schema: Mapping[str, Any], where: str = "value
     return problems
 
 
-def choose_strategy(spec: ProviderSpec, requested: Strategy | None = None) -> Strategy:
-    """The one place the strategy is decided: the caller's choice, else the best the provider has."""
+def choose_strategy(spec: ProviderSpec, requested: Strategy | None = None, model_id: str = "") -> Strategy:
+    """The one place the strategy is decided: the caller's choice, else the best the model has."""
     if requested is not None:
         if requested not in STRATEGIES:
             raise InvalidRequestError(f"strategy= must be one of {', '.join(STRATEGIES)}, got {requested!r}")
         return requested
-    if "structured_output" in spec.capabilities:
+    if spec.native_schema(model_id):
         return "native"
     return "tool" if "tools" in spec.capabilities else "prompted"
 

@@ -81,3 +81,14 @@ def test_text_only_content_is_one_string_where_a_list_is_refused() -> None:
         assert sent[0]["content"] == "Rules."
         assert sent[1]["content"] == 'Hi\n\n<file name="bytes">\nnotes: plain words\n</file>'
     assert body("openai", request)["messages"][0]["content"] == [{"type": "text", "text": "Rules."}]
+
+
+def test_groq_answers_in_a_native_schema_only_on_the_models_that_have_it() -> None:
+    # console.groq.com/docs/structured-outputs: json_schema on gpt-oss, Kimi K2 and Llama 4; other
+    # models (llama-3.3-70b-versatile) answer 400, so they are asked through a forced tool.
+    from llmclient.schema import choose_strategy
+
+    groq = REGISTRY["groq"]
+    assert choose_strategy(groq, None, "openai/gpt-oss-20b") == "native"
+    assert choose_strategy(groq, None, "llama-3.3-70b-versatile") == "tool"
+    assert choose_strategy(REGISTRY["openai"], None, "gpt-4o-mini") == "native"  # every OpenAI model
