@@ -68,6 +68,9 @@ class ProviderSpec(BaseModel):
     - `cache_markers`: explicit cache breakpoints (`TextPart.cache`) are sent.
     - `native_schema_models`: model-id prefixes whose native JSON-schema output works, where only
       some models of a provider declaring `structured_output` have it (None: every model).
+    - `tool_call_ids`: "alnum9" where the API takes only ids of 9 letters and digits (Mistral):
+      other ids (from another provider, in a fallback or a replayed history) are mapped to such
+      an id, the same one for a call and its result.
     - `text_as_string`: content of text parts only is sent as one string (OpenAI wire), for APIs
       that refuse a list of text parts (DeepSeek; Groq for system messages).
     - `stream_usage`: a stream asks for its usage with `stream_options.include_usage` (OpenAI
@@ -98,6 +101,7 @@ class ProviderSpec(BaseModel):
     named_tool_choice: bool = True
     cache_markers: bool = False
     native_schema_models: tuple[str, ...] | None = None
+    tool_call_ids: Literal["any", "alnum9"] = "any"
     text_as_string: bool = False
     stream_usage: bool = True
     pdf_block: Literal["file", "document_url"] = "file"
@@ -242,6 +246,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
         url_inputs=frozenset({"image", "pdf"}),
         pdf_block="document_url",
         stream_usage=False,  # 422 extra_forbidden; the last chunk carries usage unasked
+        tool_call_ids="alnum9",  # 400 "Tool call id was ... but must be a-z, A-Z, 0-9, with a length of 9"
         named_tool_choice=False,  # tool_choice is "auto" | "none" | "any" | "required"
     ),
     ProviderSpec(

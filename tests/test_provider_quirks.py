@@ -92,3 +92,20 @@ def test_groq_answers_in_a_native_schema_only_on_the_models_that_have_it() -> No
     assert choose_strategy(groq, None, "openai/gpt-oss-20b") == "native"
     assert choose_strategy(groq, None, "llama-3.3-70b-versatile") == "tool"
     assert choose_strategy(REGISTRY["openai"], None, "gpt-4o-mini") == "native"  # every OpenAI model
+
+
+def test_mistral_gets_tool_call_ids_of_nine_letters_and_digits() -> None:
+    # Mistral: 400 "Tool call id was call_... but must be a-z, A-Z, 0-9, with a length of 9". An
+    # OpenAI id in the history (a fallback, a replay) is mapped; Mistral's own ids go as they are.
+    from llmclient import ToolCall
+
+    history = [Message.user("Weather?"),
+               Message.assistant("", [ToolCall(id="call_Qv3dWb5Tn8yLp2KcR7mXs4Hf", name="w", arguments={}),
+                                      ToolCall(id="3EpsLcLQ3", name="w", arguments={})]),
+               Message(role="tool", content="sunny", tool_call_id="call_Qv3dWb5Tn8yLp2KcR7mXs4Hf", name="w"),
+               Message(role="tool", content="rain", tool_call_id="3EpsLcLQ3", name="w")]
+    sent = body("mistral", Request.build(history))["messages"]
+    mapped, own = (call["id"] for call in sent[1]["tool_calls"])
+    assert len(mapped) == 9 and mapped.isalnum() and own == "3EpsLcLQ3"
+    assert [sent[2]["tool_call_id"], sent[3]["tool_call_id"]] == [mapped, own]  # each result still finds its call
+    assert body("openai", Request.build(history))["messages"][1]["tool_calls"][0]["id"] == "call_Qv3dWb5Tn8yLp2KcR7mXs4Hf"

@@ -7,7 +7,10 @@ Groq's legacy stream usage in `x_groq.usage`; error objects sent as a stream eve
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -216,7 +219,8 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     body: dict[str, Any] = {
         "model": model_id,
         "messages": [encode_message(message, cache_markers=spec.cache_markers, pdf_block=spec.pdf_block,
-                                    text_as_string=spec.text_as_string) for message in request.messages],
+                                    text_as_string=spec.text_as_string, alnum9_ids=spec.tool_call_ids == "alnum9")
+                     for message in request.messages],
     }
     if stream:
         body["stream"] = True
@@ -250,7 +254,7 @@ def _response_format(wanted: ResponseFormat) -> dict[str, Any]:
 
 
 def encode_message(message: Message, *, cache_markers: bool = False, pdf_block: str = "file",
-                   text_as_string: bool = False) -> dict[str, Any]:
+                   text_as_string: bool = False, alnum9_ids: bool = False) -> dict[str, Any]:
     """A message in the chat-completions request format."""
     content: Any = (
         message.content
@@ -265,12 +269,27 @@ def encode_message(message: Message, *, cache_markers: bool = False, pdf_block: 
         if not content:  # a turn of calls only has no content, as the official SDKs send it
             del out["content"]
         out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            {"id": _alnum9(c.id) if alnum9_ids else c.id, "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
             for c in message.tool_calls
         ]
-    elif message.role == "tool":
-        out["tool_call_id"] = message.tool_call_id  # results are matched by id; the name is not part of the API
+    elif message.role == "tool":  # results are matched by id; the name is not part of the API
+        call_id = message.tool_call_id or ""
+        out["tool_call_id"] = _alnum9(call_id) if alnum9_ids else call_id
     return out
+
+
+_ALNUM9 = re.compile(r"[A-Za-z0-9]{9}")
+_BASE62 = string.digits + string.ascii_letters
+
+
+def _alnum9(call_id: str) -> str:
+    """`call_id` if it is 9 letters and digits, else 9 derived from its hash (stable: a call and
+    its result get the same one)."""
+    if _ALNUM9.fullmatch(call_id):
+        return call_id
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
+    return "".join(_BASE62[(number // 62**i) % 62] for i in range(9))
 
 
 def _text_block(part: TextPart, cache_markers: bool) -> dict[str, Any]:
