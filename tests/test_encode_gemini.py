@@ -482,3 +482,18 @@ def test_options_may_not_replace_what_the_call_sets(options: dict[str, Any]) -> 
 ])
 def test_error_body(status: int, error_type: str | None, retry_after: float | None, expected: dict[str, Any]) -> None:
     assert gemini.error_body(status, "m", error_type, retry_after) == ({"error": expected}, {})
+
+
+def test_gemma_gets_the_instructions_in_the_first_user_turn() -> None:
+    # Gemma models on the Gemini API answer 400 "Developer instruction is not enabled for
+    # models/gemma-3-27b-it" to a systemInstruction.
+    from llmclient.providers import REGISTRY
+    from llmclient.request import Request
+    from llmclient.wire import gemini
+
+    request = Request.build("Capital of France?", system="Answer in one word.")
+    gemma = gemini.encode(request, REGISTRY["gemini"], "gemma-3-27b-it", stream=False).body
+    assert "systemInstruction" not in gemma
+    assert gemma["contents"] == [{"role": "user", "parts": [{"text": "Answer in one word."}, {"text": "Capital of France?"}]}]
+    flash = gemini.encode(request, REGISTRY["gemini"], "gemini-2.5-flash", stream=False).body
+    assert flash["systemInstruction"] == {"parts": [{"text": "Answer in one word."}]}

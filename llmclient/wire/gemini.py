@@ -161,7 +161,14 @@ _NO_SIGNATURE = base64.b64encode(b"skip_thought_signature_validator").decode()
 def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
     """A generateContent request; the model is named in the path, not the body."""
     body: dict[str, Any] = {"contents": _contents(request.messages, spec.takes_tool_result_files(model_id))}
-    if request.system is not None:
+    if request.system is not None and model_id.startswith("gemma-"):
+        # Gemma on the Gemini API refuses systemInstruction ("Developer instruction is not
+        # enabled"): the instructions open the first user turn, as Google's ADK sends them.
+        first = next((c for c in body["contents"] if c["role"] == "user"), None)
+        if first is None:
+            body["contents"].insert(0, first := {"role": "user", "parts": []})
+        first["parts"].insert(0, {"text": request.system})
+    elif request.system is not None:
         body["systemInstruction"] = {"parts": [{"text": request.system}]}
     if request.tools:
         body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in request.tools]}]
