@@ -24,6 +24,7 @@ from llmclient.errors import APIConnectionError, ConfigurationError, LLMError, M
 from llmclient.pipeline import Pipeline
 from llmclient.providers import KEYLESS_PLACEHOLDER
 from llmclient.request import Request
+from llmclient import transport
 from llmclient.transport import FileBody
 from llmclient.wire import FileData, StreamErrorEvent
 from llmclient.wire import openai as openai_wire
@@ -60,7 +61,7 @@ class LitellmPipeline(Pipeline):
     comes back as an httpx.Response carrying litellm's OpenAI-format JSON (or SSE chunks)."""
 
     def prepare(self, request: Request, api_key: str, *, stream: bool) -> httpx.Request:
-        body = _with_file_contents(openai_wire.encode(request, self.spec, self.model_id, stream=stream).body)
+        body = _with_file_contents(openai_wire.encode(self.placed(request), self.spec, self.model_id, stream=stream).body)
         keywords: dict[str, Any] = {**body, "model": self.model_id, "max_retries": 0,  # our retry layer is the only one
                                     "timeout": self.timeout, "_skip_mcp_handler": True}
         if self.spec.max_tokens_field in keywords:
@@ -74,6 +75,9 @@ class LitellmPipeline(Pipeline):
 
     def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         try:
+            simulated = _intercepted(request, self)  # llmclient.testing's faults, as for any provider
+            if simulated is not None:
+                return simulated
             result = load_litellm().completion(**request.extensions["litellm"])
         except Exception as exc:
             return error_answer(exc, self)
@@ -83,12 +87,20 @@ class LitellmPipeline(Pipeline):
 
     async def asend(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         try:
+            simulated = _intercepted(request, self)
+            if simulated is not None:
+                return simulated
             result = await load_litellm().acompletion(**request.extensions["litellm"])
         except Exception as exc:
             return error_answer(exc, self)
         if not stream:
             return _json_answer(result)
         return httpx.Response(200, headers=_SSE, stream=_AsyncChunks(result, self))
+
+
+def _intercepted(request: httpx.Request, pipeline: Pipeline) -> httpx.Response | None:
+    hook = transport.interceptor
+    return hook(request, pipeline.spec) if hook is not None else None
 
 
 _NOWHERE = "http://litellm.invalid/completion"

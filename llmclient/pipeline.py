@@ -56,13 +56,7 @@ class Pipeline:
     def prepare(self, request: Request, api_key: str, *, stream: bool) -> httpx.Request:
         """The HTTP request for `request` (already checked with `files.check`): files placed where
         the provider takes them, then encoded by the provider's wire."""
-        messages = request.messages
-        if any(m.role == "tool" and m.files for m in messages) and not self.spec.takes_tool_result_files(self.model_id):
-            messages = files.place_tool_result_files(messages)
-        messages = files.inline_remote_files(messages, self.spec, self.model_id, self.timeout)
-        if messages is not request.messages:
-            request = request.model_copy(update={"messages": messages})
-        wire = self._codec.encode(request, self.spec, self.model_id, stream=stream)
+        wire = self._codec.encode(self.placed(request), self.spec, self.model_id, stream=stream)
         query = self._query
         if self.spec.key_query:
             query = {**query, self.spec.key_query: api_key}
@@ -74,6 +68,15 @@ class Pipeline:
         if not self.spec.key_query:
             headers[self.spec.key_header] = f"{self.spec.key_prefix or ''}{api_key}"
         return transport.build_request("POST", url, headers, transport.json_body(wire.body))
+
+    def placed(self, request: Request) -> Request:
+        """`request` with its files where this provider takes them: files in tool results moved to
+        a user turn where results hold text only, URLs it cannot fetch downloaded and inlined."""
+        messages = request.messages
+        if any(m.role == "tool" and m.files for m in messages) and not self.spec.takes_tool_result_files(self.model_id):
+            messages = files.place_tool_result_files(messages)
+        messages = files.inline_remote_files(messages, self.spec, self.model_id, self.timeout)
+        return request if messages is request.messages else request.model_copy(update={"messages": messages})
 
     def response(self, answer: httpx.Response, started: float) -> Response:
         """A read, non-streamed answer as a Response, or its typed error (redirects included:

@@ -223,7 +223,7 @@ def sync_client(timeout: float) -> httpx.Client:
 
 def async_session(timeout: float) -> Any:
     """An aiohttp session for the running loop: a pooled connector, no total timeout (the pipeline
-    bounds a whole call itself), `timeout` for connecting and for each read."""
+    bounds each attempt whole itself), `timeout` for connecting and for each read."""
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=256)  # aiohttp's own verified TLS context, made once at its import
@@ -251,7 +251,7 @@ async def async_send(session: Any, request: httpx.Request, *, stream: bool) -> h
         head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers
                 if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")]
         if stream and status < 300:
-            return httpx.Response(status, headers=head, stream=_AiohttpBody(answer), request=request)
+            return httpx.Response(status, headers=head, stream=_AiohttpBody(answer, request), request=request)
         try:
             content = await answer.read()
         finally:
@@ -286,18 +286,18 @@ def as_httpx_error(exc: Exception, request: httpx.Request) -> Exception:
 
 
 class _AiohttpBody(httpx.AsyncByteStream):
-    def __init__(self, answer: Any) -> None:
+    """An aiohttp answer's body as httpx reads a stream, its failures as httpx's."""
+
+    def __init__(self, answer: Any, request: httpx.Request) -> None:
         self._answer = answer
+        self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._answer.content.iter_any():
                 yield chunk
         except Exception as exc:
-            raise as_httpx_error(exc, self._answer_request()) from exc
-
-    def _answer_request(self) -> httpx.Request:
-        return httpx.Request(self._answer.method, str(self._answer.url))
+            raise as_httpx_error(exc, self._request) from exc
 
     async def aclose(self) -> None:
         self._answer.release()

@@ -79,3 +79,16 @@ def test_a_litellm_call_is_priced_as_the_provider_that_answered(fault_server: Fa
     response = litellm_client(fault_server).complete("Capital of France?")
     assert response.cost is not None and response.cost.total == Decimal("0.00027")  # 1000 x 0.15e-6 + 200 x 0.60e-6
     assert response.cost.prices is not None and response.cost.prices.model == "openai/gpt-4o-mini"
+
+
+def test_simulated_faults_reach_the_litellm_route_too(fault_server: FaultServer) -> None:
+    from llmclient.testing import simulate_errors
+    from llmclient.testing import status as simulated_status
+    from llmclient.testing import timeout as simulated_timeout
+
+    fault_server.script(succeed("After the faults."))
+    with simulate_errors(simulated_status(503), simulated_timeout(), provider="litellm") as simulator:
+        response = litellm_client(fault_server, retry=RetryPolicy(max_attempts=3, initial_backoff=0, jitter=False)).complete("Hi")
+    assert response.text == "After the faults." and fault_server.count == 1
+    assert [r.error for r in response.retries] == ["ServerError", "RequestTimeoutError"]
+    assert len(simulator.injected) == 2
