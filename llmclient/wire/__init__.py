@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from llmclient.errors import InvalidRequestError
 from llmclient.types import FilePart, FinishReason, StreamEvent, ToolCall, ToolCallDelta, Usage
 from llmclient.wire.sse import SSEEvent
 
 if TYPE_CHECKING:
     from llmclient.providers import ProviderSpec
-    from llmclient.request import Request
+    from llmclient.request import Request, Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +49,48 @@ class WireRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def file_text(part: FilePart) -> str:
+    """A plain-text file as every wire sends it: a text block naming the file (every provider
+    reads text; none needs a capability for it)."""
+    if part.data is None:
+        raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline, not a URL or path")
+    return f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"
+
+
+def data_url(part: FilePart) -> str | FileData:
+    """An image or PDF as a URL: its own, or a data URL whose base64 streams into the body."""
+    return part.url if part.url is not None else FileData(part, f"data:{part.media_type};base64,")
+
+
+def cache_control(cache: str) -> dict[str, str]:
+    """Anthropic's cache breakpoint (also forwarded by OpenRouter): 5 minutes unless "1h"."""
+    return {"type": "ephemeral", **({"ttl": "1h"} if cache == "1h" else {})}
+
+
+def offered_tools(request: Request, named_choice: bool) -> tuple[list[Tool], str | None]:
+    """The tools to send and the tool_choice to ask for. Where the API cannot force one named tool
+    (`named_choice` False), forcing one offers only that tool and requires a call."""
+    choice = request.tool_choice
+    if choice in (None, "auto", "none", "required"):
+        return list(request.tools), choice
+    named = [tool for tool in request.tools if tool.name == choice]
+    if not named:  # Request.build refuses this; a Request made by hand may not
+        raise InvalidRequestError(f"tool_choice {choice!r} names no tool of this call")
+    return (list(request.tools), choice) if named_choice else (named, "required")
+
+
+def function_tool(tool: Tool) -> dict[str, Any]:
+    """A tool in the chat-completions form (OpenAI's, and Cohere v2's); no description when empty."""
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
 def with_options(body: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """`body` plus the call's provider options; an option naming a key the wire sets is refused."""
     clashes = sorted(set(options) & set(body))
     if clashes:
-        from llmclient.errors import InvalidRequestError
-
         raise InvalidRequestError(f"provider options may not set {clashes}: llmclient sets them from the call's "
                                   f"own arguments (messages, tools, max_tokens, ...)")
     return {**body, **options} if options else body

@@ -25,8 +25,11 @@ from llmclient.wire import (
     ToolCallAccumulator,
     WireFormatError,
     WireRequest,
+    cache_control,
+    file_text,
     first_of,
     int_at,
+    offered_tools,
     parse_arguments,
     reasoning_event,
     text_event,
@@ -155,16 +158,14 @@ def _content(message: Message, spec: ProviderSpec) -> list[dict[str, Any]]:
 def _text(text: str, cache: str | None, spec: ProviderSpec) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "text", "text": text}
     if cache is not None and spec.cache_markers:
-        block["cache_control"] = {"type": "ephemeral", **({"ttl": "1h"} if cache == "1h" else {})}
+        block["cache_control"] = cache_control(cache)
     return block
 
 
 def _file(part: FilePart) -> dict[str, Any]:
     """Plain text as a text block naming the file; an image or a PDF by URL or inline (base64)."""
     if part.is_text:
-        if part.data is None:
-            raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline, not a URL or path")
-        return {"type": "text", "text": f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"}
+        return {"type": "text", "text": file_text(part)}
     if not (part.is_image or part.media_type == "application/pdf"):
         raise UnsupportedCapabilityError(f"{part.name} is {part.media_type}: Anthropic takes images, PDFs and plain text")
     source: dict[str, Any] = (
@@ -175,10 +176,7 @@ def _file(part: FilePart) -> dict[str, Any]:
 
 
 def _add_tools(body: dict[str, Any], request: Request, spec: ProviderSpec) -> None:
-    tools, choice = list(request.tools), request.tool_choice
-    if choice is not None and choice not in _TOOL_CHOICES and not spec.named_tool_choice:
-        # This API cannot force one named tool: offer only that one, and require a call.
-        tools, choice = [tool for tool in tools if tool.name == choice], "required"
+    tools, choice = offered_tools(request, spec.named_tool_choice)
     if not tools:
         if choice in (None, "auto", "none"):
             return  # without tools these choices ask nothing, and tool_choice alone is refused

@@ -15,17 +15,20 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
+from llmclient.errors import UnsupportedCapabilityError
 from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage
 from llmclient.wire import (
     Decoded,
-    FileData,
     StreamErrorEvent,
     ToolCallAccumulator,
     WireFormatError,
     WireRequest,
+    data_url,
+    file_text,
     first_of,
+    function_tool,
     int_at,
+    offered_tools,
     parse_arguments,
     parse_json,
     reasoning_event,
@@ -36,7 +39,7 @@ from llmclient.wire.sse import SSEEvent
 
 if TYPE_CHECKING:
     from llmclient.providers import ProviderSpec
-    from llmclient.request import Request, ResponseFormat, Tool
+    from llmclient.request import Request, ResponseFormat
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "COMPLETE": "stop",
@@ -69,11 +72,12 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         if message.role != "system":
             messages.append(_message(message, where))
     body: dict[str, Any] = {"model": model_id, "messages": messages, "stream": stream}
-    tools, choice = _tool_choice(request)
+    # Cohere cannot force one named tool (whatever the spec says) and has no word for "auto".
+    tools, choice = offered_tools(request, named_choice=False)
     if tools:
-        body["tools"] = [_tool(tool) for tool in tools]
-    if choice is not None:
-        body["tool_choice"] = choice
+        body["tools"] = [function_tool(tool) for tool in tools]
+    if choice not in (None, "auto"):
+        body["tool_choice"] = choice.upper()  # NONE | REQUIRED
     for key, value in (("max_tokens", request.max_tokens), ("temperature", request.temperature),
                        ("p", request.top_p), ("stop_sequences", request.stop)):
         if value is not None:
@@ -115,37 +119,12 @@ def _block(part: TextPart | FilePart, where: _Where) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
     if part.is_text:
-        if part.data is None:
-            raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline data", **where)
-        return {"type": "text", "text": f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"}
+        return {"type": "text", "text": file_text(part)}
     if part.is_image:
-        url = part.url if part.url is not None else FileData(part, prefix=f"data:{part.media_type};base64,")
-        return {"type": "image_url", "image_url": {"url": url}}
+        return {"type": "image_url", "image_url": {"url": data_url(part)}}
     raise UnsupportedCapabilityError(
         f"{part.name} is {part.media_type}; Cohere's chat takes images and text only (no PDF or other "
         f"documents); no request was sent", **where)
-
-
-def _tool_choice(request: Request) -> tuple[list[Tool], str | None]:
-    """The tools to offer and Cohere's tool_choice. Cohere has no word for "auto" (its default)
-    and cannot force one named tool: a named choice offers only that tool and requires a call,
-    whatever `spec.named_tool_choice` says, since this wire has no other way to say it."""
-    choice = request.tool_choice
-    if choice is None or choice == "auto":
-        return request.tools, None
-    if choice in ("none", "required"):
-        return request.tools, choice.upper()
-    named = [tool for tool in request.tools if tool.name == choice]
-    if not named:
-        raise InvalidRequestError(f"tool_choice {choice!r} names no tool of this call")
-    return named, "REQUIRED"
-
-
-def _tool(tool: Tool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
-    if tool.description:
-        function["description"] = tool.description
-    return {"type": "function", "function": function}
 
 
 def _response_format(wanted: ResponseFormat) -> dict[str, Any]:

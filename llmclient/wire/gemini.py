@@ -27,8 +27,10 @@ from llmclient.wire import (
     StreamErrorEvent,
     WireFormatError,
     WireRequest,
+    file_text,
     first_of,
     int_at,
+    offered_tools,
     parse_arguments,
     parse_json,
     with_options,
@@ -170,10 +172,11 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         first["parts"].insert(0, {"text": request.system})
     elif request.system is not None:
         body["systemInstruction"] = {"parts": [{"text": request.system}]}
-    if request.tools:
-        body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in request.tools]}]
-    if request.tool_choice is not None:
-        body["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
+    tools, choice = offered_tools(request, spec.named_tool_choice)
+    if tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in tools]}]
+    if choice is not None:
+        body["toolConfig"] = {"functionCallingConfig": _calling_config(choice)}
     options = _camel_keys(request.options, "provider options")
     extra = options.pop("generationConfig", {})
     if not isinstance(extra, Mapping):
@@ -277,14 +280,10 @@ def _text_or_file(part: TextPart | FilePart) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"text": part.text}  # Gemini caches prompt prefixes itself: `cache` has no marker here
     if part.is_text:
-        return {"text": _file_text(part)}
+        return {"text": file_text(part)}
     if part.url is not None:
         return {"fileData": {"mimeType": part.media_type, "fileUri": part.url}}
     return {"inlineData": {"mimeType": part.media_type, "data": FileData(part)}}
-
-
-def _file_text(part: FilePart) -> str:
-    return f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"
 
 
 def _function_call(call: ToolCall) -> dict[str, Any]:
@@ -308,7 +307,7 @@ def _function_response(message: Message, names: Mapping[str, str], files_allowed
     blobs: list[dict[str, Any]] = []
     for part in message.files:
         if part.is_text:
-            texts.append(_file_text(part))
+            texts.append(file_text(part))
         elif not files_allowed or part.url is not None:
             where = "by URL" if files_allowed else "inside a tool result on this model"
             raise UnsupportedCapabilityError(f"Gemini takes no {part.media_type} file {where} ({part.name}); "

@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage
 from llmclient.wire import (
     Decoded,
-    FileData,
     StreamErrorEvent,
     ToolCallAccumulator,
     WireFormatError,
     WireRequest,
+    cache_control,
+    data_url,
+    file_text,
     first_of,
+    function_tool,
     int_at,
+    offered_tools,
     parse_arguments,
     reasoning_event,
     text_event,
@@ -33,7 +37,7 @@ from llmclient.wire.sse import SSEEvent
 
 if TYPE_CHECKING:
     from llmclient.providers import ProviderSpec
-    from llmclient.request import Request, ResponseFormat, Tool
+    from llmclient.request import Request, ResponseFormat
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": "stop",
@@ -215,7 +219,7 @@ def _reasoning(message: dict[str, Any]) -> str:
 def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
     """A chat-completions request. A named tool_choice where the API has none (Mistral) offers
     only that tool and requires a call."""
-    tools, choice = request.tools, request.tool_choice
+    tools, choice = offered_tools(request, spec.named_tool_choice)
     body: dict[str, Any] = {
         "model": model_id,
         "messages": [encode_message(message, cache_markers=spec.cache_markers, pdf_block=spec.pdf_block,
@@ -226,10 +230,8 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         body["stream"] = True
         if spec.stream_usage:
             body["stream_options"] = {"include_usage": True}  # else most servers report no usage
-    if choice not in (None, "auto", "none", "required") and not spec.named_tool_choice:
-        tools, choice = [tool for tool in tools if tool.name == choice], "required"
     if tools:  # tool_choice without tools is refused by OpenAI: it goes only with them
-        body["tools"] = [encode_tool(tool) for tool in tools]
+        body["tools"] = [function_tool(tool) for tool in tools]
         if choice in ("auto", "none", "required"):
             body["tool_choice"] = choice
         elif choice is not None:
@@ -295,33 +297,20 @@ def _alnum9(call_id: str) -> str:
 def _text_block(part: TextPart, cache_markers: bool) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "text", "text": part.text}
     if part.cache is not None and cache_markers:
-        block["cache_control"] = {"type": "ephemeral", **({"ttl": "1h"} if part.cache == "1h" else {})}
+        block["cache_control"] = cache_control(part.cache)
     return block
 
 
 def _file_block(part: FilePart, pdf_block: str) -> dict[str, Any]:
-    """A file as a content block. Plain text is a text block naming the file: every provider reads
-    it, none needs a capability. Inline bytes stream into the body as a data URL (`FileData`)."""
+    """A file as a content block; inline bytes stream into the body as a data URL (`FileData`)."""
     if part.is_text:
         return {"type": "text", "text": file_text(part)}
-    source: str | FileData = part.url if part.url is not None else FileData(part, f"data:{part.media_type};base64,")
+    source = data_url(part)
     if part.is_image:
         return {"type": "image_url", "image_url": {"url": source}}
     if pdf_block == "document_url":  # Mistral
         return {"type": "document_url", "document_url": source}
     return {"type": "file", "file": {"filename": part.name, "file_data": source}}
-
-
-def file_text(part: FilePart) -> str:
-    """A plain-text file as the text every wire sends for it."""
-    return f"<file name={json.dumps(part.name)}>\n{part.text}\n</file>"
-
-
-def encode_tool(tool: Tool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
-    if tool.description:
-        function["description"] = tool.description
-    return {"type": "function", "function": function}
 
 
 def error_body(status: int, message: str, error_type: str | None,
