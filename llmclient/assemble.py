@@ -120,13 +120,6 @@ class StreamAssembly:
             events = self._parser.feed(chunk)
         except UnicodeDecodeError as problem:
             raise self._assembler.malformed(problem, chunk) from problem
-        if len(events) == 1:  # the usual chunk: one event
-            try:
-                return self._decoder.feed(events[0])
-            except StreamErrorEvent as error:
-                raise self._assembler.stream_error(error) from error
-            except _SHAPE_ERRORS as problem:
-                raise self._assembler.malformed(problem, events[0].data) from problem
         return self._decode(events)
 
     def finish(self) -> Response:
@@ -144,12 +137,12 @@ class StreamAssembly:
 
     def _decode(self, events: list[SSEEvent]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        feed = self._decoder.feed
         for event in events:
             try:
-                out += feed(event)
+                decoded = self._decoder.feed(event)
             except StreamErrorEvent as error:
                 raise self._assembler.stream_error(error) from error
             except _SHAPE_ERRORS as problem:
                 raise self._assembler.malformed(problem, event.data) from problem
+            out = decoded if not out else out + decoded  # the usual chunk is one event: no copy
         return out

@@ -213,22 +213,24 @@ def place_tool_result_files(messages: list[Message]) -> list[Message]:
     return placed
 
 
+def _downloaded(part: object, spec: ProviderSpec) -> bool:
+    """Whether the client downloads this part for `spec`: a URL the provider does not read itself."""
+    return isinstance(part, FilePart) and part.url is not None and not spec.fetches(part.url, part.media_type)
+
+
 def downloads(messages: list[Message], spec: ProviderSpec) -> bool:
     """Whether sending `messages` to `spec` downloads a file first (see `inline_remote_files`)."""
-    return any(part.url is not None and not spec.fetches(part.url, part.media_type) for m in messages for part in m.files)
+    return any(_downloaded(part, spec) for m in messages for part in m.files)
 
 
 def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str, timeout: float | None) -> list[Message]:
     """`messages` with each URL file the provider does not download itself downloaded and inlined
     (as real clients do, e.g. for Gemini, or PDFs to OpenAI)."""
-    def remote(part: object) -> bool:
-        return isinstance(part, FilePart) and part.url is not None and not spec.fetches(part.url, part.media_type)
-
     if not downloads(messages, spec):
         return messages
-    return [m if not any(remote(p) for p in m.files) else
-            m.model_copy(update={"content": [_fetched(p, spec, model, timeout) if isinstance(p, FilePart) and remote(p) else p
-                                             for p in m.content]})
+    return [m if not any(_downloaded(p, spec) for p in m.files) else
+            m.model_copy(update={"content": [_fetched(p, spec, model, timeout) if isinstance(p, FilePart) and _downloaded(p, spec)
+                                             else p for p in m.content]})
             for m in messages]
 
 

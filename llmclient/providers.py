@@ -11,8 +11,8 @@ import re
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from urllib.parse import urlsplit
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -155,14 +155,14 @@ class ProviderSpec(BaseModel):
         return key
 
     def max_file_bytes(self, media_type: str) -> int:
-        return self.max_image_bytes if media_type.startswith("image/") else self.max_pdf_bytes
+        return self.max_image_bytes if _kind(media_type) == "image" else self.max_pdf_bytes
 
     def fetches(self, url: str, media_type: str) -> bool:
         """Whether the provider reads this file from its URL itself: a kind it downloads, or a file
         it holds (a URL on its own API host, such as Gemini's Files API)."""
-        if urlsplit(url).hostname == urlsplit(self.base_url).hostname and self.base_url:
+        if self.base_url and urlsplit(url).hostname == urlsplit(self.base_url).hostname:
             return True
-        return ("image" if media_type.startswith("image/") else "pdf") in self.url_inputs
+        return _kind(media_type) in self.url_inputs
 
     def native_schema(self, model_id: str) -> bool:
         """Whether this model answers in a native JSON schema (`ResponseFormat`) itself."""
@@ -172,6 +172,11 @@ class ProviderSpec(BaseModel):
 
     def takes_tool_result_files(self, model_id: str) -> bool:
         return self.files_in_tool_results is not None and model_id.startswith(self.files_in_tool_results)
+
+
+def _kind(media_type: str) -> Literal["image", "pdf"]:
+    """The kind of a file sent as binary (plain text goes as text): an image, else a PDF."""
+    return "image" if media_type.startswith("image/") else "pdf"
 
 
 KEYLESS_PLACEHOLDER = "no-key-needed"

@@ -129,15 +129,12 @@ async def acall(attempt: Callable[[], Awaitable[R]], policy: RetryPolicy, model:
     raise AssertionError("unreachable: tenacity either returns or re-raises")
 
 
-T = TypeVar("T")
-
-
-def _first_failure_then(error: LLMError, attempt: Callable[[], T]) -> Callable[[], T]:
+def _first_failure_then(error: LLMError, attempt: Callable[[], R]) -> Callable[[], R]:
     """An attempt that raises `error` (the first attempt's, already made) once, then calls
     `attempt`: tenacity judges that failure as if it had made the attempt itself."""
     pending = [error]
 
-    def replay() -> T:
+    def replay() -> R:
         if pending:
             raise pending.pop()
         return attempt()

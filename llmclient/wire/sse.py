@@ -47,18 +47,8 @@ class SSEParser:
             lines = text.split("\n")
             self._pending = lines.pop()
         events: list[SSEEvent] = []
-        for line in lines:  # the common lines (data, the blank line ending an event) inline
-            if line.startswith("data:"):
-                self._data.append(line[6:] if line.startswith(" ", 5) else line[5:])
-                self._has_data = True
-            elif not line and self._has_data:
-                data = self._data
-                events.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data)))
-                self._event, self._data, self._has_data = "", [], False
-            elif line.startswith("event:"):
-                self._event = line[7:] if line.startswith(" ", 6) else line[6:]
-            else:
-                self._line(line, events)
+        for line in lines:
+            self._line(line, events)
         return events
 
     def close(self) -> list[SSEEvent]:
@@ -80,8 +70,7 @@ class SSEParser:
         if line.startswith(":"):
             return
         field, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
+        value = value.removeprefix(" ")
         if field == "data":
             self._data.append(value)
             self._has_data = True
@@ -97,7 +86,7 @@ def _single_event(body: str) -> SSEEvent | None:
     kind = "message"
     if body.startswith("event:"):
         head, _, body = body.partition("\n")
-        kind = (head[7:] if head.startswith(" ", 6) else head[6:]) or "message"
+        kind = head[6:].removeprefix(" ") or "message"
     if not body.startswith("data:") or "\n" in body:
         return None
-    return SSEEvent(kind, body[6:] if body.startswith(" ", 5) else body[5:])
+    return SSEEvent(kind, body[5:].removeprefix(" "))
