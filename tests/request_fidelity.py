@@ -29,10 +29,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from llmclient import Client, FilePart, LLMError, Message, ProviderSpec, RetryPolicy, TextPart, ToolCall
+from llmclient import Client, FilePart, LLMError, Message, ProviderSpec, Request, RetryPolicy, TextPart, ToolCall
 from llmclient import register_provider, unregister_provider
 from llmclient.files import attachment
 from llmclient.providers import BUILTIN_PROVIDERS
+from llmclient.wire.gemini import synthetic_id
 from tests.call_shape import base64_bytes, extract_call
 from tests.reference_traffic import CORPUS, REPO
 
@@ -157,15 +158,6 @@ class Inexpressible(Exception):
     """The public API has no way to make this call."""
 
 
-def _synthetic_id(index: int, name: str) -> str:
-    """The id llmclient gives a Gemini call recorded without one (an id Gemini never sees)."""
-    try:
-        from llmclient.wire.gemini import synthetic_id
-    except ImportError:  # before the Gemini encoder landed
-        return f"call_{index}_{name}"
-    return synthetic_id(index, name)
-
-
 def _files(body: dict[str, Any]) -> dict[str, bytes]:
     """Every base64 payload in a recorded body (standard or URL-safe, data: URLs too), by sha256."""
     found: dict[str, bytes] = {}
@@ -220,7 +212,7 @@ def messages_of(call: dict[str, Any], body: dict[str, Any]) -> list[Message]:
             raise Inexpressible("a user turn holding a tool call")
         tool_calls = []
         for index, call_part in enumerate(calls):
-            call_id = call_part["id"] if call_part["id"] is not None else _synthetic_id(index, call_part["name"])
+            call_id = call_part["id"] if call_part["id"] is not None else synthetic_id(index, call_part["name"])
             if call_part["id"] is None:
                 unanswered.append((call_part["name"], call_id))
             tool_calls.append(ToolCall(id=call_id, name=call_part["name"], arguments=call_part["arguments"]))
@@ -252,6 +244,13 @@ def keywords_of(call: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in keywords.items() if value is not None}
 
 
+def request_of(call: dict[str, Any], body: dict[str, Any]) -> Request:
+    """The Request the public API builds for a recorded `call` (instructions alone when it has no
+    turns); its inline files are the recorded body's, found by digest."""
+    messages = messages_of(call, body)
+    return Request.build(messages or [Message(role="system", content=call["system"])], **keywords_of(call))
+
+
 def client_for(case: Case, base_url: str) -> Client:
     """A Client for the recorded model: built-in providers by name with `base_url` pointed at the
     loopback; the others registered as a user would add them."""
@@ -280,14 +279,13 @@ def drive(case: Case, server: Loopback) -> Outcome:
     server.serve(case)
     raised = None
     try:
-        messages = messages_of(call, case.body)
-        prompt = messages or [Message(role="system", content=call["system"])]  # instructions alone
+        request = request_of(call, case.body)
         with client_for(case, server.base_url) as client:
             if call["stream"]:
-                for _ in client.stream(prompt, **keywords_of(call)):
+                for _ in client.stream(request):
                     pass
             else:
-                client.complete(prompt, **keywords_of(call))
+                client.complete(request)
     except Inexpressible as exc:
         return _unsent(outcome, f"the public API cannot express this call: {exc}")
     except Exception as exc:  # noqa: BLE001 - whatever stopped the call is the finding

@@ -10,7 +10,6 @@ only undescribed feature is files inside a tool result are rebuilt with those fi
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ from llmclient.providers import REGISTRY, ProviderSpec
 from llmclient.request import Request, ResponseFormat, Tool
 from llmclient.types import FilePart, Message, TextPart, ToolCall
 from llmclient.wire import FileData, anthropic
+from tests.request_fidelity import request_of
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LLMCLIENT_REFERENCE_TRAFFIC", REPO.parent / "shared" / "reference-traffic")) / "anthropic"
@@ -58,57 +58,6 @@ FULLY_DESCRIBED = _recorded("")
 FILES_IN_TOOL_RESULTS = _recorded("files in tool result")
 needs_corpus = pytest.mark.skipif(not FULLY_DESCRIBED, reason=f"reference traffic not found at {CORPUS} "
                                   "(set LLMCLIENT_REFERENCE_TRAFFIC to its directory)")
-
-
-def _inline_files(body: Any) -> dict[str, tuple[str, str]]:
-    """sha256 of the decoded bytes -> (media type, base64) for every base64 source in a body."""
-    found: dict[str, tuple[str, str]] = {}
-    if isinstance(body, dict):
-        source = body.get("source")
-        if isinstance(source, dict) and source.get("type") == "base64":
-            found[hashlib.sha256(base64.b64decode(source["data"])).hexdigest()] = (source["media_type"], source["data"])
-        for value in body.values():
-            found.update(_inline_files(value))
-    elif isinstance(body, list):
-        for item in body:
-            found.update(_inline_files(item))
-    return found
-
-
-def _file_part(part: dict[str, Any], files: dict[str, tuple[str, str]]) -> FilePart:
-    if "url" in part:  # a URL source sends no media type; the kind (image or PDF) is what matters
-        return FilePart(media_type="application/pdf" if part["type"] == "pdf" else "image/jpeg", name="f", url=part["url"])
-    media_type, data = files[part["sha256"]]
-    return FilePart(media_type=media_type, name="f", data=data)
-
-
-def request_of(call: dict[str, Any], recorded: dict[str, Any]) -> Request:
-    """The Request a caller would make for `call` (files found in the recorded body by digest)."""
-    files = _inline_files(recorded)
-    messages = [Message(role="system", content=call["system"])] if call["system"] is not None else []
-    for turn in call["messages"]:
-        if turn["role"] == "tool":
-            messages += [Message(role="tool", content=p["text"], tool_call_id=p["id"], name=p["name"]) for p in turn["parts"]]
-            continue
-        content: list[TextPart | FilePart] = [
-            TextPart(text=p["text"]) if p["type"] == "text" else _file_part(p, files)
-            for p in turn["parts"] if p["type"] != "tool_call"
-        ]
-        calls = [ToolCall(id=p["id"], name=p["name"], arguments=p["arguments"]) for p in turn["parts"] if p["type"] == "tool_call"]
-        messages.append(Message(role=turn["role"], content=content, tool_calls=calls))
-    choice = call["tool_choice"]
-    response_format = call["response_format"]
-    return Request(
-        messages=messages,
-        tools=[Tool(name=t["name"], description=t["description"] or "", parameters=t["parameters"]) for t in call["tools"]],
-        tool_choice=choice["name"] if isinstance(choice, dict) else choice,
-        max_tokens=call["max_tokens"],
-        temperature=call["temperature"],
-        top_p=call["top_p"],
-        stop=call["stop"],
-        response_format=None if response_format is None else ResponseFormat(type=response_format["type"],
-                                                                           json_schema=response_format.get("schema")),
-    )
 
 
 def sent(body: Any) -> Any:

@@ -22,6 +22,7 @@ from llmclient.providers import REGISTRY
 from llmclient.request import Request, ResponseFormat, Tool
 from llmclient.types import FilePart, Message, TextPart, ToolCall
 from llmclient.wire import FileData, cohere
+from tests.request_fidelity import request_of
 
 SPEC = REGISTRY["cohere"]
 MODEL = "command-a-03-2025"
@@ -44,40 +45,11 @@ def _recorded() -> list[Any]:
     return cases
 
 
-def _request(call: dict[str, Any]) -> Request:
-    """The `Request` a caller would make for a corpus `call` (its shape: the corpus README)."""
-    messages: list[Message] = []
-    for turn in call["messages"]:
-        parts = turn["parts"]
-        if turn["role"] == "tool":
-            (result,) = parts
-            messages.append(Message(role="tool", content=result["text"], tool_call_id=result["id"], name=result["name"]))
-            continue
-        assert all(part["type"] in ("text", "tool_call") for part in parts), "files have no Request form here"
-        text = "".join(part["text"] for part in parts if part["type"] == "text")
-        calls = [ToolCall(id=p["id"], name=p["name"], arguments=p["arguments"]) for p in parts if p["type"] == "tool_call"]
-        messages.append(Message(role=turn["role"], content=text, tool_calls=calls))
-    choice = call["tool_choice"]
-    fmt = call["response_format"]
-    return Request.build(
-        messages,
-        system=call["system"],
-        tools=[Tool(name=t["name"], description=t["description"] or "", parameters=t["parameters"]) for t in call["tools"]],
-        tool_choice=choice["name"] if isinstance(choice, dict) else choice,
-        max_tokens=call["max_tokens"],
-        temperature=call["temperature"],
-        top_p=call["top_p"],
-        stop=call["stop"],
-        response_format=None if fmt is None else fmt if fmt["type"] == "json_object" else
-        {"type": "json_schema", "json_schema": {"schema": fmt["schema"], **({"name": fmt["name"]} if fmt["name"] else {})}},
-    )
-
-
 @pytest.mark.parametrize(("cassette", "call"), _recorded())
 def test_recorded_request_is_reproduced(cassette: Path, call: dict[str, Any]) -> None:
     recorded = yaml.safe_load(cassette.read_text())["interactions"][0]["request"]
     sent = json.loads(recorded["body"])
-    wire = cohere.encode(_request(call), SPEC, sent["model"], stream=call["stream"])
+    wire = cohere.encode(request_of(call, sent), SPEC, sent["model"], stream=call["stream"])
     assert SPEC.base_url + wire.path == recorded["uri"]
     assert wire.body == sent
     assert dict(wire.headers) == {}

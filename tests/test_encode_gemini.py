@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from llmclient.providers import ProviderSpec
 from llmclient.request import Request, ResponseFormat, Tool
 from llmclient.types import FilePart, Message, TextPart, ToolCall
 from llmclient.wire import FileData, WireRequest, gemini
+from tests.request_fidelity import request_of
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LLMCLIENT_REFERENCE_TRAFFIC", REPO.parent / "shared" / "reference-traffic")) / "gemini"
@@ -87,62 +87,6 @@ def _recorded() -> list[Any]:
 def _decoded(data: str) -> bytes:
     """Standard or URL-safe base64 (the SDK sends the latter), padding optional."""
     return base64.b64decode(data + "=" * (-len(data) % 4), altchars=b"-_")
-
-
-def _inline_files(value: Any, found: dict[str, str]) -> dict[str, str]:
-    """sha256 of each inline file in a recorded body -> its standard base64."""
-    if isinstance(value, dict):
-        for key in ("inlineData", "inline_data"):
-            if key in value:
-                raw = _decoded(value[key]["data"])
-                found[hashlib.sha256(raw).hexdigest()] = base64.b64encode(raw).decode()
-        for item in value.values():
-            _inline_files(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _inline_files(item, found)
-    return found
-
-
-def request_from_call(call: dict[str, Any], body: dict[str, Any]) -> Request:
-    """The `Request` a caller makes for `call`; inline files come from the recorded body by digest."""
-    files = _inline_files(body, {})
-    messages = [Message.system(call["system"])] if call["system"] is not None else []
-    unanswered: list[ToolCall] = []  # calls recorded without an id, answered by name in order
-    for turn in call["messages"]:
-        if turn["role"] == "tool":
-            (result,) = turn["parts"]
-            call_id = result["id"]
-            if call_id is None:
-                made = next(c for c in unanswered if c.name == result["name"])
-                unanswered.remove(made)
-                call_id = made.id
-            messages.append(Message(role="tool", content=result["text"], tool_call_id=call_id, name=result["name"]))
-            continue
-        content: list[TextPart | FilePart] = []
-        calls: list[ToolCall] = []
-        for part in turn["parts"]:
-            if part["type"] == "text":
-                content.append(TextPart(text=part["text"]))
-            elif part["type"] in ("image", "pdf"):
-                media_type = part.get("media_type", "application/pdf")
-                source = {"url": part["url"]} if "url" in part else {"data": files[part["sha256"]]}
-                content.append(FilePart(media_type=media_type, name="f", **source))
-            else:
-                assert part["type"] == "tool_call", part
-                made = ToolCall(id=part["id"] or gemini.synthetic_id(len(calls), part["name"]),
-                                name=part["name"], arguments=part["arguments"])
-                calls.append(made)
-                unanswered += [made] if part["id"] is None else []
-        messages.append(Message(role=turn["role"], content=content, tool_calls=calls))
-    choice, wanted = call["tool_choice"], call["response_format"]
-    return Request(
-        messages=messages,
-        tools=[Tool(name=t["name"], description=t["description"] or "", parameters=t["parameters"]) for t in call["tools"]],
-        tool_choice=choice["name"] if isinstance(choice, dict) else choice,
-        max_tokens=call["max_tokens"], temperature=call["temperature"], top_p=call["top_p"], stop=call["stop"],
-        response_format=None if wanted is None else ResponseFormat(type=wanted["type"], json_schema=wanted.get("schema")),
-    )
 
 
 def plain(value: Any) -> Any:
@@ -279,7 +223,7 @@ def test_recorded_request(name: str) -> None:
     call = json.loads((CORPUS / f"{name}.expected.json").read_text())["call"]
     recorded = json.loads(sent["body"])
     model = re.search(r"/models/([^:/]+):", sent["uri"]).group(1)  # type: ignore[union-attr]
-    wire = gemini.encode(request_from_call(call, recorded), SPEC, model, stream=call["stream"])
+    wire = gemini.encode(request_of(call, recorded), SPEC, model, stream=call["stream"])
     assert SPEC.base_url + wire.path == sent["uri"]
     assert wire.headers == {}
     assert plain(wire.body) == as_we_send(recorded)

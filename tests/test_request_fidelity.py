@@ -170,7 +170,8 @@ def test_a_difference_in_the_sent_body_is_caught(corpus: list[fidelity.Case], se
     case = next(c for c in corpus if c.provider == "openai" and not c.expected["stream"]
                 and c.expected["call"]["temperature"] is None and c.expected["status"] == 200)
     original = Client.complete
-    monkeypatch.setattr(Client, "complete", lambda self, prompt, **kw: original(self, prompt, **{**kw, "temperature": 1.5}))
+    monkeypatch.setattr(Client, "complete",
+                        lambda self, request, **kw: original(self, request.model_copy(update={"temperature": 1.5}), **kw))
     outcome = fidelity.drive(case, server)
     assert [name for name, passed in outcome.fields.items() if not passed] == ["temperature"]
     assert "1.5" in outcome.detail["temperature"]
