@@ -65,9 +65,10 @@ class ResponseFormat(BaseModel):
         spec = value.get("json_schema")
         if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
             raise InvalidRequestError('response_format json_schema needs "json_schema": {"schema": {...}}')
-        unknown = set(spec) - {"name", "schema", "strict", "description"} or set(value) - {"type", "json_schema"}
-        if unknown:
-            raise InvalidRequestError(f"response_format has keys llmclient does not know: {sorted(unknown)}")
+        unknown = (set(spec) - {"name", "schema", "strict"}) | (set(value) - {"type", "json_schema"})
+        if unknown:  # e.g. OpenAI's json_schema.description, which no other provider has a place for
+            raise InvalidRequestError(f"response_format has keys llmclient does not send: {sorted(unknown)}; "
+                                      f"describe the answer in the schema's own \"description\" instead")
         name, strict = spec.get("name"), spec.get("strict")
         if name is not None and not (isinstance(name, str) and _TOOL_NAME.fullmatch(name)):
             raise InvalidRequestError(f"response_format name {name!r} must be 1-64 letters, digits, '_' or '-'")

@@ -47,6 +47,8 @@ def test_invalid_request_error_is_a_bad_request_and_a_value_error() -> None:
         ("hi", {"response_format": {"type": "text"}}, 'response_format must be {"type": "json_object"}'),
         ("hi", {"response_format": {"type": "json_schema", "json_schema": {"name": "a"}}},
          'response_format json_schema needs "json_schema": {"schema": {...}}'),
+        ("hi", {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}, "description": "d"}}},
+         "response_format has keys llmclient does not send: ['description']"),
         (
             [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}],
             {},
