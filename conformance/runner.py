@@ -9,6 +9,7 @@ hand-written fixture; on top, every response must satisfy the usage invariants o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -64,6 +65,8 @@ def _run(target: Target, scenario: Scenario, mode: Mode, cassettes: Path, fixtur
     missing = sorted(scenario.requires - target.spec.capabilities)
     if missing:
         return result("unsupported", f"capability not declared: {', '.join(missing)}")
+    if target.spec.wire == "litellm" and importlib.util.find_spec("litellm") is None:
+        return result("unsupported", "litellm is not installed: pip install 'llmclient[litellm]' for its column")
     cassette = cassette_path(target.provider, scenario.name, cassettes)
     fixture = fixture_path(target.provider, scenario.name, fixtures)
     if scenario.interactions == 0:  # must fail before any request: replay an empty cassette

@@ -131,3 +131,26 @@ def test_a_zero_request_scenario_fails_if_a_request_is_made(dirs: tuple[Path, Pa
     (dirs[1] / "openai" / "file_unsupported_type.json").write_text(json.dumps({"error": "UnsupportedCapabilityError"}))
     cell = run_cell(Target("openai", "gpt-4o-mini"), sends_anyway, cassettes=dirs[0], fixtures=dirs[1])
     assert cell.outcome == "fail" and "expected 'UnsupportedCapabilityError', got 'ReplayMismatchError'" in cell.detail
+
+
+def test_the_litellm_column_without_litellm_is_unsupported_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `pip install -e .` alone has no litellm: its column says so instead of failing every cell.
+    import importlib.util
+
+    from conformance.targets import targets
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litellm" else real(name, *a))
+    litellm = next(t for t in targets() if t.provider == "litellm")
+    cell = run_cell(litellm, BY_NAME["text"])
+    assert (cell.outcome, cell.detail) == ("unsupported", "litellm is not installed: pip install 'llmclient[litellm]' for its column")
+
+
+def test_a_known_failure_shows_as_such_and_turns_into_a_failure_when_it_passes(dirs: tuple[Path, Path]) -> None:
+    fixture = dirs[1] / "openai" / "text.json"
+    expected = json.loads(fixture.read_text())
+    fixture.write_text(json.dumps({**expected, "known_failure": "a note"}))
+    assert run(dirs).outcome == "fail"
+    fixture.write_text(json.dumps({**expected, "text": "not what the cassette says", "known_failure": "a note"}))
+    cell = run(dirs)
+    assert cell.outcome == "known" and cell.detail.startswith("a note (observed: text:")
