@@ -115,7 +115,7 @@ def measure(case: str, pdf: Path) -> tuple[int, int]:
     register_provider(ProviderSpec(name="bench", base_url=url, api_key_env="BENCH_KEY",
                                    capabilities=frozenset({"pdf", "vision"})))
     client = Client("bench/m", api_key="k")
-    tiny = Path(__file__).resolve().parent.parent / "fixtures" / "tiny.pdf"
+    tiny = Path(__file__).resolve().parent.parent / "llmclient" / "conformance" / "inputs" / "tiny.pdf"
     anthropic = Client("anthropic/claude-sonnet-4-5", base_url=url.removesuffix("/v1"), api_key="k")
     anthropic.complete("warm up", files=[tiny])
     client.complete("warm up", files=[tiny])  # imports and connection pools, outside the measurement

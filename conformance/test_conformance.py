@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.runner import run_cell
-from conformance.scenarios import SCENARIOS, Scenario
-from conformance.targets import Target, targets
+from llmclient.conformance.runner import run_cell
+from llmclient.conformance.scenarios import SCENARIOS, Scenario
+from llmclient.conformance.targets import Target, targets
 
 CELLS = [(target, scenario) for target in targets() for scenario in SCENARIOS]
 

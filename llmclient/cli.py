@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 def _conformance(args: argparse.Namespace, out: TextIO) -> int:
     try:
         import conformance
-        from conformance import report
+        from llmclient.conformance import report
     except ImportError as exc:  # the suite ships with the repository, next to cassettes/
         raise ConfigurationError(f"the conformance suite is not installed ({exc}); run from a checkout: pip install -e .") from exc
     if args.record and not args.provider:

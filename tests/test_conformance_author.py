@@ -2,7 +2,7 @@
 llmclient sends today, byte for byte, including keys the replay matcher ignores (temperature,
 response_format, stream_options) and both requests of a retried call. A difference means the
 encoding changed: if that was intended, refresh the cassette with
-`python -m conformance.author PROVIDER SCENARIO --write`."""
+`python -m llmclient.conformance.author PROVIDER SCENARIO --write`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.author import captured_requests
-from conformance.runner import cassette_path
-from conformance.scenarios import SCENARIOS
-from conformance.targets import targets
+from llmclient.conformance.author import captured_requests
+from llmclient.conformance.runner import cassette_path
+from llmclient.conformance.scenarios import SCENARIOS
+from llmclient.conformance.targets import targets
 
 FIELDS = ("method", "uri", "headers", "body")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.runner import Cell, run_cell
-from conformance.scenarios import BY_NAME
-from conformance.targets import Target
+from llmclient.conformance.runner import Cell, run_cell
+from llmclient.conformance.scenarios import BY_NAME
+from llmclient.conformance.targets import Target
 from llmclient import ProviderSpec, register_provider, unregister_provider
 from tests.test_cassettes import SECRET_KEY, _Provider, provider  # noqa: F401  (provider is a fixture)
 
@@ -137,7 +137,7 @@ def test_the_litellm_column_without_litellm_is_unsupported_not_a_failure(monkeyp
     # `pip install -e .` alone has no litellm: its column says so instead of failing every cell.
     import importlib.util
 
-    from conformance.targets import targets
+    from llmclient.conformance.targets import targets
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litellm" else real(name, *a))

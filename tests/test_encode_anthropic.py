@@ -35,7 +35,7 @@ from tests.request_fidelity import request_of
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LLMCLIENT_REFERENCE_TRAFFIC", REPO.parent / "shared" / "reference-traffic")) / "anthropic"
 ANTHROPIC = REGISTRY["anthropic"]
-PNG_B64 = base64.b64encode((REPO / "fixtures" / "tiny.png").read_bytes()).decode()
+PNG_B64 = base64.b64encode((REPO / "llmclient" / "conformance" / "inputs" / "tiny.png").read_bytes()).decode()
 MODEL = "claude-sonnet-4-5"
 
 

@@ -16,7 +16,7 @@ from llmclient.files import attachment, base64_text, sniff
 from llmclient.transport import json_body
 from llmclient.wire.openai import encode_message
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "llmclient" / "conformance" / "inputs"
 PNG = (FIXTURES / "tiny.png").read_bytes()
 PDF = (FIXTURES / "tiny.pdf").read_bytes()
 

@@ -17,7 +17,7 @@ import pytest
 
 from llmclient import Client, Message, ToolCall, UnsupportedCapabilityError
 
-PNG = (Path(__file__).resolve().parent.parent / "fixtures" / "tiny.png").read_bytes()
+PNG = (Path(__file__).resolve().parent.parent / "llmclient" / "conformance" / "inputs" / "tiny.png").read_bytes()
 PNG_B64 = base64.b64encode(PNG).decode()
 CALL = ToolCall(id="call_1", name="get_chart", arguments={})
 

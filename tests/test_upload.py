@@ -81,7 +81,7 @@ def test_a_resend_carries_the_whole_file_again(tmp_path: Path, fault_server: Fau
 
 
 def test_bytes_and_images_are_spliced_the_same_way(tmp_path: Path, fault_server: FaultServer) -> None:
-    png = (Path(__file__).resolve().parent.parent / "fixtures" / "tiny.png").read_bytes()
+    png = (Path(__file__).resolve().parent.parent / "llmclient" / "conformance" / "inputs" / "tiny.png").read_bytes()
     pdf = write_pdf(tmp_path / "report.pdf")
     client_for("openai", fault_server).complete("Compare", files=[tmp_path / "report.pdf", png, pdf])
     content = fault_server.requests[0].body["messages"][-1]["content"]

@@ -3,7 +3,7 @@
 Write a cassette's responses by hand (from the reference traffic and the provider's API
 reference), then run
 
-    python -m conformance.author PROVIDER SCENARIO [--write]
+    python -m llmclient.conformance.author PROVIDER SCENARIO [--write]
 
 It replays the scenario matching only method, host and path, in order, and prints every request
 exactly as llmclient sends it (URI, headers that matter, body). `--write` puts those requests into
@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from conformance.scenarios import BY_NAME
-from conformance.targets import registered, targets
-from conformance.runner import cassette_path
+from llmclient.conformance.scenarios import BY_NAME
+from llmclient.conformance.targets import registered, targets
+from llmclient.conformance.runner import cassette_path
 from llmclient import Client, LLMError
 from llmclient.cassettes import ELIDE_OVER, REDACTED, SECRET_HEADERS, _replay_scope, elided_body
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from conformance.scenarios import SCENARIOS, Observed, Scenario, tool_call_projection
-from conformance.targets import ROOT, Target, registered
+from llmclient.conformance.scenarios import SCENARIOS, Observed, Scenario, tool_call_projection
+from llmclient.conformance.targets import ROOT, Target, registered
 from llmclient import Client, LLMError, Response
 from llmclient.cassettes import Mode, use_cassette
 
@@ -31,11 +31,22 @@ FIXTURES = ROOT / "fixtures" / "conformance"
 
 @dataclass
 class Cell:
+    """One (provider, scenario) result, with what the report shows of it."""
+
     provider: str
     scenario: str
     outcome: Outcome
-    detail: str = ""
+    detail: str = ""  # "; ".join(problems), or why the cell is unsupported / a known failure
     seconds: float = 0.0
+    # Each request the suite captured, in order, as its projection: the wire-independent call
+    # (system, messages with parts, tools, tool_choice, response_format, max_tokens, stream, ...)
+    # plus "model" and "endpoint" (METHOD URL).
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Each response's projection (text, finish_reason, raw_finish_reason, tool_calls, usage, cost,
+    # cost_source), or for an error {"error", "status_code", "retry_after", "message"}.
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    expected: dict[str, Any] | None = None  # the fixture as read (None: none, or not reached)
+    problems: list[str] = field(default_factory=list)  # every difference, request half first
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

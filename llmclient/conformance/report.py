@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance.runner import Cell
+from llmclient.conformance.runner import Cell
 
 MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}
 

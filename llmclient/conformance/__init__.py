@@ -10,9 +10,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from conformance.runner import Cell, run_cell
-from conformance.scenarios import BY_NAME, SCENARIOS, Scenario
-from conformance.targets import Target, targets
+from llmclient.conformance.runner import Cell, run_cell
+from llmclient.conformance.scenarios import BY_NAME, SCENARIOS, Scenario
+from llmclient.conformance.targets import Target, targets
 
 
 def run(providers: Sequence[str] = (), scenarios: Sequence[str] = (), **options: Any) -> tuple[list[Cell], float, dict[str, Any]]:
