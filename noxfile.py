@@ -1,5 +1,6 @@
 """Project sessions. They run in the environment nox itself runs in (the dev venv the README sets
-up), so a session never re-resolves dependencies or reaches for the network.
+up), so a session never re-resolves dependencies or reaches for the network (one exception: on a
+machine without /usr/bin/chromium, `tests` first installs Debian's, for the HTML report's browser test).
 
     nox -s tests typecheck      what CI runs (tests include the conformance suite as pytest)
     nox -s conformance          the provider x scenario matrix, offline, with its report
@@ -9,7 +10,10 @@ up), so a session never re-resolves dependencies or reaches for the network.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import nox
 
@@ -18,12 +22,27 @@ nox.options.sessions = ["tests", "typecheck"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = sys.executable  # the interpreter nox runs under: the project's venv
+CHROMIUM = Path("/usr/bin/chromium")  # the browser tests/test_conformance_html.py drives (Debian's package)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, the reference-traffic replay and the secret lint of cassettes/ and fixtures/."""
+    if not CHROMIUM.exists():
+        _install_chromium(session)
     session.run(PYTHON, "-m", "pytest", *session.posargs)
+
+
+def _install_chromium(session: nox.Session) -> None:
+    """Debian's chromium (not `playwright install`, which downloads a browser of its own)."""
+    if shutil.which("apt-get") is None:
+        session.error(f"{CHROMIUM} is missing and there is no apt-get: install chromium there by hand")
+    # sudo drops the environment: pass DEBIAN_FRONTEND through env(1) as well.
+    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run(*apt, "update", "-qq", external=True, env=env, silent=True)  # a fresh image has no lists
+    session.run(*apt, "install", "-y", "-qq", "--no-install-recommends", "chromium",
+                external=True, env=env, silent=True)  # dpkg is chatty; nox shows its output if it fails
 
 
 @nox.session

@@ -4,38 +4,44 @@
         Client("openai/gpt-4o-mini").complete("Hi")
     cassette.assert_all_played()
 
-Modes: `replay` (nothing reaches the network; an unmatched request raises ReplayMismatchError),
-`record` (every request goes out and the cassette is rewritten with exactly what was recorded),
-`auto` (replay what the cassette holds, record what it lacks). Requests match on method, host,
-a lenient path (a leading `/beta` is dropped, `/v1alpha` reads as `/v1beta`) and the query minus
-`beta`/`key`; a cassette holding several calls to one endpoint also matches the body's
-model/messages/tools/stream (not max_tokens or temperature), so a reordered test cannot get
-another call's reply. A request body over 256 KB is stored as its SHA-256 and size, and matched
-on them. Recording scrubs keys from headers, query strings and bodies; `scan_secrets`
-checks committed files.
+Modes: `replay` (nothing reaches the network; an unmatched request raises ReplayMismatchError
+naming the first field where it differs from the closest recorded one), `record` (every request
+goes out and the cassette is rewritten with exactly what was recorded), `auto` (replay what the
+cassette holds, record what it lacks). Requests match on method, host, a lenient path (a leading
+`/beta` is dropped, `/v1alpha` reads as `/v1beta`), the query minus `beta`/`key`, and the body
+compared semantically: as parsed JSON (key order and spacing do not matter; every field does:
+model, messages, tools, parameters), for every cassette, one interaction or many. A request body
+over 256 KB is stored as its SHA-256 and size, and matched on them. `match="endpoint"` drops the
+body comparison, for replaying a recording with a request other than the one recorded. Every
+request the block sends is kept, as sent, in `CassetteSession.sent`. Recording scrubs keys from
+headers, query strings and bodies; `scan_secrets` checks committed files.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import re
 import threading
-from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
+from llmclient.cassette_match import (
+    ELIDE_OVER,
+    SECRET_QUERY,
+    elided_body,
+    match_body,
+    match_path,
+    match_query,
+    raw_body,
+)
 from llmclient.errors import ConfigurationError, ReplayMismatchError
 
 Mode = Literal["replay", "record", "auto"]
 REPLAY_API_KEY = "replay-placeholder-key"
 REDACTED = "REDACTED"
-ELIDE_OVER = 256 * 1024
-ELIDED_KEY = "llmclient_elided_body"
 
 SECRET_HEADERS = frozenset(
     {
@@ -52,9 +58,6 @@ SECRET_HEADERS = frozenset(
         "anthropic-organization-id",
     }
 )
-SECRET_QUERY = frozenset({"key", "api_key", "token"})
-_IGNORED_QUERY = frozenset({"beta"}) | SECRET_QUERY
-_BODY_KEYS = ("model", "messages", "system", "tools", "stream", "contents", "systemInstruction")
 
 # Key formats of the providers we talk to, and bearer tokens. A provider's error body may echo
 # a key's ends ("Incorrect API key provided: sk-abc...WXYZ"): masked too.
@@ -79,13 +82,25 @@ def replaying() -> bool:
     return _replay_depth > 0
 
 
+@dataclass(frozen=True)
+class SentRequest:
+    """A request as it left llmclient inside a cassette block (before any scrubbing or matching)."""
+
+    method: str
+    uri: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class CassetteSession:
-    """The cassette in use; ask it, after the calls, whether everything recorded was played."""
+    """The cassette in use: what was sent through it, and, after the calls, whether everything
+    recorded was played."""
 
     path: Path
     mode: Mode
     _cassette: Any
+    sent: list[SentRequest] = field(default_factory=list)
 
     @property
     def play_count(self) -> int:
@@ -109,51 +124,88 @@ class CassetteSession:
             )
 
 
+Match = Literal["request", "endpoint"]
+MATCHERS = {"lenient_path": match_path, "llm_query": match_query, "llm_body": match_body}
+_RECORD_MODES = {"replay": "none", "record": "all", "auto": "new_episodes"}
+
+
+def vcr_config(mode: Mode = "replay", *, match: Match = "request") -> dict[str, Any]:
+    """vcrpy's settings for llmclient's scrubbing and matching (`vcr.VCR(**vcr_config())`, after
+    `register_matchers`): what `use_cassette` and the pytest plugin's `vcr_config` both use."""
+    if mode not in _RECORD_MODES:
+        raise ConfigurationError(f"cassette mode must be 'replay', 'record' or 'auto', got {mode!r}")
+    if match not in ("request", "endpoint"):
+        raise ConfigurationError(f"cassette match must be 'request' or 'endpoint', got {match!r}")
+    return {
+        "record_mode": _RECORD_MODES[mode],
+        "decode_compressed_response": True,
+        "drop_unused_requests": mode == "record",
+        "filter_headers": [(name, REDACTED) for name in sorted(SECRET_HEADERS)],
+        "filter_query_parameters": [(name, REDACTED) for name in sorted(SECRET_QUERY)],
+        # vcrpy also passes every incoming request through this hook before matching: in replay a
+        # long body must stay whole so that it is matched against what the cassette holds.
+        "before_record_request": _scrub_request if mode != "replay" else _scrub_request_keep_length,
+        "before_record_response": _scrub_response,
+        "match_on": ["method", "host", "lenient_path", "llm_query", *(["llm_body"] if match == "request" else [])],
+    }
+
+
+def register_matchers(recorder: Any) -> None:
+    for name, matcher in MATCHERS.items():
+        recorder.register_matcher(name, matcher)
+
+
 @contextmanager
-def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = False) -> Iterator[CassetteSession]:
+def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = False,
+                 match: Match = "request") -> Iterator[CassetteSession]:
     """Replay or record the HTTP traffic of every llmclient call inside the block.
 
     `strict=True` also fails the block, when it ends without error, if an interaction was left
-    unplayed.
+    unplayed. `match="endpoint"` matches on method, host, path and query only (see the module).
     """
     import vcr
 
-    if mode not in ("replay", "record", "auto"):
-        raise ConfigurationError(f"cassette mode must be 'replay', 'record' or 'auto', got {mode!r}")
+    settings = vcr_config(mode, match=match)
     path = Path(path)
     if mode == "replay" and not path.is_file():
         raise ConfigurationError(f"no cassette at {path}: record it first with mode='record'")
-    several_calls = {"to one endpoint": False}
+    recorder = vcr.VCR(**settings)
+    register_matchers(recorder)
+    with _replay_scope(mode == "replay"), ExitStack() as stack:
+        try:
+            cassette = stack.enter_context(recorder.use_cassette(str(path)))
+        except Exception as exc:  # yaml's, or a shape vcrpy cannot read
+            raise ConfigurationError(
+                f"{path} is not a readable vcrpy cassette ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}): "
+                f"fix its YAML (a mapping with `interactions:`, each a request and a response) or record it again"
+            ) from exc
+        sent = _capture_sent(cassette)
+        session = CassetteSession(path, mode, cassette, sent)
+        yield session
+        if strict:
+            session.assert_all_played()
 
-    def llm_body(r1: Any, r2: Any) -> None:
-        if _elided(r1) is not None or _elided(r2) is not None:  # stored as a digest: match on it, always
-            assert _body_digest(r1) == _body_digest(r2), "the (long) request bodies differ"
-            return
-        if several_calls["to one endpoint"]:
-            assert _body_key(r1) == _body_key(r2), "the request bodies differ (model/messages/tools/stream)"
 
-    recorder = vcr.VCR(
-        record_mode={"replay": "none", "record": "all", "auto": "new_episodes"}[mode],
-        decode_compressed_response=True,
-        drop_unused_requests=mode == "record",
-        filter_headers=[(name, REDACTED) for name in sorted(SECRET_HEADERS)],
-        filter_query_parameters=[(name, REDACTED) for name in sorted(SECRET_QUERY)],
-        # vcrpy also passes every incoming request through this hook before matching: in replay a
-        # long body must stay whole so that it is matched against what the cassette holds.
-        before_record_request=_scrub_request if mode != "replay" else _scrub_request_keep_length,
-        before_record_response=_scrub_response,
-    )
-    recorder.register_matcher("lenient_path", _match_path)
-    recorder.register_matcher("llm_query", _match_query)
-    recorder.register_matcher("llm_body", llm_body)
-    with _replay_scope(mode == "replay"):
-        with recorder.use_cassette(str(path), match_on=["method", "host", "lenient_path", "llm_query", "llm_body"]) as cassette:
-            endpoints = Counter(_endpoint(request) for request in cassette.requests)
-            several_calls["to one endpoint"] = any(count > 1 for count in endpoints.values())
-            session = CassetteSession(path, mode, cassette)
-            yield session
-            if strict:
-                session.assert_all_played()
+def _capture_sent(cassette: Any) -> list[SentRequest]:
+    """From now on, every request the cassette is asked about, once each, as it was sent. vcrpy
+    hands the request it built from the real one to its filter several times (to match, to play,
+    to record), and the filtered copies too: the first sight of a request that is not a copy is
+    the request as sent."""
+    sent: list[SentRequest] = []
+    seen: dict[int, Any] = {}  # holding each request (and copy) keeps its id unique
+    filtered = cassette._before_record_request
+
+    def capture(request: Any) -> Any:
+        if id(request) not in seen:
+            seen[id(request)] = request
+            headers = {str(name): str(value) for name, value in request.headers.items()}
+            sent.append(SentRequest(request.method, request.uri, headers, raw_body(request)))
+        copy = filtered(request)
+        seen[id(copy)] = copy
+        return copy
+
+    cassette._before_record_request = capture
+    return sent
 
 
 @contextmanager
@@ -171,71 +223,6 @@ def _replay_scope(active: bool) -> Iterator[None]:
             _replay_depth -= 1
 
 
-def _normal_path(path: str) -> str:
-    if path.startswith("/beta/"):
-        path = path[len("/beta") :]
-    return path.replace("/v1alpha/", "/v1beta/", 1)
-
-
-def _match_path(r1: Any, r2: Any) -> None:
-    assert _normal_path(r1.path) == _normal_path(r2.path), f"{r1.path} != {r2.path}"
-
-
-def _query_key(request: Any) -> list[tuple[str, str]]:
-    return sorted((k, v) for k, v in parse_qsl(urlsplit(request.uri).query) if k not in _IGNORED_QUERY)
-
-
-def _match_query(r1: Any, r2: Any) -> None:
-    assert _query_key(r1) == _query_key(r2), "the query strings differ"
-
-
-def _endpoint(request: Any) -> tuple[str, str, str]:
-    return request.method, request.host, _normal_path(request.path)
-
-
-def _body_key(request: Any) -> Any:
-    body = request.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(body or "null")
-    except ValueError:
-        return body
-    if not isinstance(data, dict):
-        return data
-    return {key: data[key] for key in _BODY_KEYS if key in data}
-
-
-def elided_body(body: bytes) -> str:
-    """How a request body over `ELIDE_OVER` bytes is stored: its digest and size, not its text
-    (a 3 MB context-window prompt or a 10 MB PDF does not belong in a cassette)."""
-    return json.dumps({ELIDED_KEY: {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}})
-
-
-def _raw_body(request: Any) -> bytes:
-    body = request.body or b""
-    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
-
-
-def _elided(request: Any) -> dict[str, Any] | None:
-    body = _raw_body(request)
-    if not body.startswith(b'{"' + ELIDED_KEY.encode()):
-        return None
-    try:
-        value = json.loads(body)[ELIDED_KEY]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _body_digest(request: Any) -> tuple[str, int]:
-    elided = _elided(request)
-    if elided is not None:
-        return str(elided.get("sha256")), int(elided.get("bytes", -1))
-    body = _raw_body(request)
-    return hashlib.sha256(body).hexdigest(), len(body)
-
-
 def mask_secrets(text: str) -> str:
     """`text` with every key-like string replaced by REDACTED."""
     for pattern in SECRET_PATTERNS.values():
@@ -244,17 +231,22 @@ def mask_secrets(text: str) -> str:
 
 
 def _scrub_request(request: Any) -> Any:
-    if request.body and len(_raw_body(request)) > ELIDE_OVER:
-        request.body = elided_body(_raw_body(request)).encode("utf-8")
+    if request.body and len(raw_body(request)) > ELIDE_OVER:
+        request.body = elided_body(raw_body(request)).encode("utf-8")
         return request
     return _scrub_request_keep_length(request)
 
 
 def _scrub_request_keep_length(request: Any) -> Any:
     if request.body:
-        body = request.body.decode("utf-8", errors="replace") if isinstance(request.body, bytes) else request.body
-        request.body = mask_secrets(body).encode("utf-8")
+        request.body = _masked_body(raw_body(request))
     return request
+
+
+@functools.lru_cache(maxsize=8)
+def _masked_body(body: bytes) -> bytes:
+    # vcrpy filters one request several times (to match, to play, to record): mask a body once.
+    return mask_secrets(body.decode("utf-8", errors="replace")).encode("utf-8")
 
 
 def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,13 @@
 """`llmclient` on the command line.
 
-    llmclient conformance [--provider P ...] [--scenario S ...] [--report DIR]
+    llmclient conformance [--config FILE] [--cassettes DIR] [--fixtures DIR] [--provider P ...]
+                          [--scenario S ...] [--report DIR]
                                                             the provider x scenario matrix, offline
-    llmclient conformance --record --provider P [--scenario S]   record real cassettes (needs P's key)
-    llmclient replay cassettes/openai/text.yaml [--stream]   replay a cassette offline and show
+    llmclient conformance --record --provider P [--scenario S]   record real cassettes (needs P's
+                                                            key), generate the fault ones
+    llmclient conformance --draft-expected --provider P      draft expected values from cassettes
+    llmclient replay cassettes/openai/text.yaml [--stream] [--config FILE]
+                                                            replay a cassette offline and show
                                                             the response, its usage and cost
     llmclient providers                                     the provider registry
     llmclient models prices [PROVIDER/MODEL | PROVIDER]     prices per 1M tokens, with source and date
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -42,9 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     conformance = commands.add_parser("conformance", help="run the provider conformance suite from cassettes")
     conformance.add_argument("--provider", action="append", default=[], help="only this provider (repeatable)")
     conformance.add_argument("--scenario", action="append", default=[], help="only this scenario (repeatable)")
-    conformance.add_argument("--report", type=Path, default=Path("reports"), help="where to write the JSON and Markdown report")
-    conformance.add_argument("--record", action="store_true",
-                             help="record real cassettes through the scrubbing pipeline, then replay them (needs keys)")
+    conformance.add_argument("--config", type=Path, help="the llmclient.toml (or pyproject.toml) whose [conformance] "
+                             "table is the matrix and whose [providers] declare its providers (default: found from here)")
+    conformance.add_argument("--cassettes", type=Path, help="the cassettes folder (default: cassettes/ beside the config)")
+    conformance.add_argument("--fixtures", type=Path,
+                             help="the expected-values folder (default: fixtures/conformance/ beside the config)")
+    conformance.add_argument("--report", type=Path, default=Path("reports"),
+                             help="where to write the JSON, Markdown and HTML report")
+    action = conformance.add_mutually_exclusive_group()
+    action.add_argument("--record", action="store_true",
+                        help="record real cassettes through the scrubbing pipeline (needs keys), generate the fault "
+                             "ones, then replay them")
+    action.add_argument("--draft-expected", action="store_true",
+                        help="draft expected values from the recorded bodies, marked as drafts until reviewed")
+    conformance.add_argument("--overwrite", action="store_true", help="with --draft-expected: replace existing fixtures")
     conformance.set_defaults(run=_conformance)
 
     replay = commands.add_parser("replay", help="replay a cassette offline; print the response, usage and cost")
@@ -52,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--model", help="provider/model (default: the cassette's folder and its first request's model)")
     replay.add_argument("--prompt", help="the prompt (default: the last user message of the first recorded request)")
     replay.add_argument("--stream", action="store_true", help="stream, printing deltas as they arrive")
+    replay.add_argument("--config", type=Path, help="the configuration declaring the provider (default: found from here)")
     replay.set_defaults(run=_replay)
 
     models = commands.add_parser("models", help="model information").add_subparsers(required=True, metavar="WHAT")
@@ -70,19 +87,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _conformance(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        import conformance
-        from llmclient.conformance import report
-    except ImportError as exc:  # the suite ships with the repository, next to cassettes/
-        raise ConfigurationError(f"the conformance suite is not installed ({exc}); run from a checkout: pip install -e .") from exc
-    if args.record and not args.provider:
-        raise ConfigurationError("--record needs --provider: recording spends real requests on that provider's key")
-    try:
-        if args.record:
-            conformance.run(args.provider, args.scenario, mode="record")
-        cells, seconds, timing = conformance.run(args.provider, args.scenario)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from exc
+    from llmclient import conformance
+    from llmclient.conformance import report
+
+    suite = conformance.load_suite(args.config, cassettes=args.cassettes, fixtures=args.fixtures)
+    targets, scenarios = conformance.chosen(suite, args.provider, args.scenario)
+    if (args.record or args.draft_expected) and not args.provider:
+        raise ConfigurationError(f"--{'record' if args.record else 'draft-expected'} needs --provider: "
+                                 f"{'recording spends real requests on that provider' if args.record else 'drafts are per provider'}")
+    failed_recordings = 0
+    if args.record:
+        from llmclient.conformance.record import record
+
+        recordings = record(suite, targets, scenarios)
+        for recording in recordings:
+            out.write(f"{recording}\n")
+        failed_recordings = sum(not recording.ok for recording in recordings)
+        out.write(f"{failed_recordings} recording(s) failed or refused of {len(recordings)}\n\n")
+    if args.draft_expected:
+        from llmclient.conformance.draft import draft_all
+
+        for provider, scenario, result in draft_all(targets, scenarios, suite.cassettes, suite.fixtures,
+                                                    overwrite=args.overwrite):
+            out.write(f"{provider}/{scenario}: {'drafted ' if isinstance(result, Path) else ''}{result}\n")
+        out.write("Review every draft against its cassette and the cited price, then delete its draft keys.\n")
+        return 0
+    cells, seconds, timing = conformance.run(suite, args.provider, args.scenario)
     out.write(report.render_text(cells, seconds) + "\n")
     if timing["litellm_imported_by_builtin_providers"]:
         out.write("litellm was imported by a built-in provider's cells: their call path must not reach it\n")
@@ -91,13 +121,19 @@ def _conformance(args: argparse.Namespace, out: TextIO) -> int:
                   f"(its import included): {seconds - timing['builtin_providers_seconds']:.1f} s\n")
     for path in report.write(args.report, cells, seconds, timing):
         out.write(f"wrote {path}\n")
-    return 1 if any(cell.outcome == "fail" for cell in cells) else 0
+    return 1 if failed_recordings or any(cell.outcome == "fail" for cell in cells) else 0
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     from llmclient.cassettes import use_cassette
     from llmclient.client import Client
 
+    if args.config is not None:  # the provider may be one this file declares
+        from llmclient.config import load_config, reset_config
+
+        load_config(args.config)  # refuses a bad file here, naming it
+        os.environ["LLMCLIENT_CONFIG"] = str(args.config.resolve())
+        reset_config()
     request = _first_request(args.cassette)
     model = args.model or f"{args.cassette.parent.name}/{request.get('model', '')}"
     prompt = args.prompt or _last_user_text(request)

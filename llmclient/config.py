@@ -28,7 +28,8 @@ The format (every table rejects unknown keys, so a typo fails at load time)::
     [providers.cerebras]                # ...or a new one (needs base_url + api_key_env)
     base_url = "https://api.cerebras.ai/v1"
     api_key_env = "CEREBRAS_API_KEY"
-    wire = "openai"                     # optional; also `capabilities = ["tools", ...]`
+    wire = "openai"                     # optional; also `capabilities = ["tools", ...]` and any other
+                                        # ProviderSpec field (max_image_bytes, stream_usage, ...)
 
     [profiles.fast]
     model = "groq/llama-3.3-70b-versatile"        # always a "provider/model" string
@@ -41,6 +42,12 @@ The format (every table rejects unknown keys, so a typo fails at load time)::
     [aliases]
     quick = "fast"                      # alias -> profile, alias, or model
     cheap = "openai/gpt-4o-mini"
+
+    [conformance.models]                # the matrix `llmclient conformance` runs: provider -> model
+    openai = "gpt-4o-mini"
+    cerebras = "llama-3.3-70b"
+    [conformance.capability_models.openai]
+    reasoning = "o4-mini"               # the model for scenarios needing a capability the main one lacks
 
 Profile and alias names never contain "/", so a name with "/" is always a model string.
 Errors name the file, the dotted key (`profiles.fast.retry.max_attempts`) and what is wrong.
@@ -183,6 +190,14 @@ def _problems(config: Config, prefix: tuple[str, ...], default_key: str) -> list
         except ValueError as exc:
             problems.append(f"{key('providers', name)}: {exc}")
     providers = set(REGISTRY) | set(config.providers)
+
+    if config.conformance is not None:
+        matrix = config.conformance
+        for name in [*matrix.models, *(n for n in matrix.capability_models if n not in matrix.models)]:
+            if name not in providers:
+                where = "models" if name in matrix.models else "capability_models"
+                problems.append(f"{key('conformance', where, name)}: {name!r} is not a provider (known: "
+                                f"{', '.join(sorted(providers))}); declare it under [providers.{name}] with base_url and api_key_env")
 
     for name in sorted(set(config.aliases) & set(config.profiles)):
         problems.append(f"{key('aliases', name)}: {name!r} is also a profile; rename one of them")

@@ -104,6 +104,33 @@ class ProviderSettings(_Table):
     rpm: _PerMinute | None = None
     tpm: _PerMinute | None = None
     models: dict[str, ModelLimits] = Field(default_factory=dict)
+    # The ProviderSpec quirks, for a provider declared here (see llmclient.providers.ProviderSpec).
+    default_query: dict[str, str] | None = None
+    keyless: bool | None = Field(default=None, strict=True)
+    key_header: str | None = None
+    key_prefix: str | None = None
+    key_query: str | None = None
+    max_image_bytes: int | None = Field(default=None, gt=0, strict=True)
+    max_pdf_bytes: int | None = Field(default=None, gt=0, strict=True)
+    url_inputs: frozenset[Literal["image", "pdf"]] | None = None
+    files_in_tool_results: str | None = None
+    named_tool_choice: bool | None = Field(default=None, strict=True)
+    cache_markers: bool | None = Field(default=None, strict=True)
+    native_schema_models: tuple[str, ...] | None = None
+    tool_call_ids: Literal["any", "alnum9"] | None = None
+    text_as_string: bool | None = Field(default=None, strict=True)
+    stream_usage: bool | None = Field(default=None, strict=True)
+    pdf_block: Literal["file", "document_url"] | None = None
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None
+    default_max_tokens: int | None = Field(default=None, gt=0, strict=True)
+
+
+class ConformanceSettings(_Table):
+    """`[conformance]`: the provider x scenario matrix `llmclient conformance` runs."""
+
+    models: dict[_ProviderName, str] = Field(min_length=1)  # provider -> the model its cells run
+    # provider -> capability -> the model for scenarios needing it, where the main one lacks it
+    capability_models: dict[_ProviderName, dict[Capability, str]] = Field(default_factory=dict)
 
 
 class Profile(_Table):
@@ -147,6 +174,7 @@ class Config(_Table):
     providers: dict[_ProviderName, ProviderSettings] = Field(default_factory=dict)
     profiles: dict[_Name, Profile] = Field(default_factory=dict)
     aliases: dict[_Name, str] = Field(default_factory=dict)
+    conformance: ConformanceSettings | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @property
@@ -272,7 +300,7 @@ def merged_retry(default: RetrySettings, overrides: RetryOverrides) -> RetrySett
 
 def spec_from(name: str, settings: ProviderSettings) -> ProviderSpec:
     """A registered spec with the overrides applied, or a new spec; raises ValueError/ValidationError."""
-    overrides = settings.model_dump(include={"api_key_env", "base_url", "capabilities"}, exclude_none=True)
+    overrides = settings.model_dump(exclude={"wire", "timeout", "rpm", "tpm", "models"}, exclude_none=True)
     base = REGISTRY.get(name)
     if base is None:
         missing = [key for key in ("base_url", "api_key_env") if key not in overrides]
@@ -312,6 +340,7 @@ _TABLES: dict[tuple[str, ...], type[BaseModel]] = {
     ("retry",): RetrySettings,
     ("providers", "*"): ProviderSettings,
     ("providers", "*", "models", "*"): ModelLimits,
+    ("conformance",): ConformanceSettings,
     ("profiles", "*"): Profile,
     ("profiles", "*", "retry"): RetryOverrides,
 }

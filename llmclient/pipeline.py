@@ -18,6 +18,7 @@ import httpx
 
 from llmclient import files, transport
 from llmclient.assemble import Assembler, call_date
+from llmclient.cassette_match import mismatch_detail
 from llmclient.errors import APIError, LLMError, ReplayMismatchError, RequestTimeoutError, transport_error
 from llmclient.request import Request
 from llmclient.types import Response
@@ -168,8 +169,9 @@ class Pipeline:
         if type(exc).__name__ == "CannotOverwriteExistingCassetteException":  # vcrpy, in a replay
             cassette = getattr(getattr(exc, "cassette", None), "_path", "the cassette")
             return ReplayMismatchError(
-                f"no recorded interaction for {_where(request)} in {cassette} (replay mode sends nothing to the "
-                f"network; record it with mode='record' or fix the request)", provider=self.spec.name, model=self.model_id)
+                f"no recorded interaction for {_where(request)} in {cassette}{mismatch_detail(exc)} (replay mode "
+                f"sends nothing to the network; record it with mode='record' or fix the request)",
+                provider=self.spec.name, model=self.model_id)
         if isinstance(exc, httpx.TransportError):
             return transport_error(exc, _where(request), provider=self.spec.name, model=self.model_id)
         raise exc

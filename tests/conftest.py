@@ -7,7 +7,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +82,19 @@ def _no_network() -> Iterator[None]:
     tried = _attempts[start:]
     if tried:
         pytest.fail("test tried to use the network: " + "; ".join(tried), pytrace=False)
+
+
+_EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="llmclient-tests-")) / "llmclient.toml"
+_EMPTY_CONFIG.write_text("# no configuration: the unit tests do not read the checkout's llmclient.toml\n")
+
+
+@pytest.fixture(autouse=True)
+def _no_checkout_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The checkout's llmclient.toml declares providers (cerebras) and the conformance matrix; a
+    unit test starts from no configuration unless it sets one up itself."""
+    from llmclient.config import reset_config
+
+    monkeypatch.setenv("LLMCLIENT_CONFIG", str(_EMPTY_CONFIG))
+    reset_config()
+    yield
+    reset_config()

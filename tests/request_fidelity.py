@@ -34,7 +34,7 @@ from llmclient import register_provider, unregister_provider
 from llmclient.files import attachment
 from llmclient.providers import BUILTIN_PROVIDERS
 from llmclient.wire.gemini import synthetic_id
-from tests.call_shape import base64_bytes, extract_call
+from llmclient.conformance.call_shape import base64_bytes, extract_call
 from tests.reference_traffic import CORPUS, REPO
 
 FIELDS = ("sent", "system", "messages", "tools", "tool_choice", "response_format",

@@ -332,7 +332,7 @@ BAD = [
         "'context_window'",  # the allowed values are listed
     ),
     ("[retry]\nmax_attempt = 3\n", "retry.max_attempt", "did you mean 'max_attempts'"),
-    ("[profile.fast]\nmodel = 'openai/x'\n", "profile", "allowed keys: aliases, default, profiles, providers, retry"),
+    ("[profile.fast]\nmodel = 'openai/x'\n", "profile", "allowed keys: aliases, conformance, default, profiles, providers, retry"),
     ("[providers.openai]\nrpm = '500'\n", "providers.openai.rpm", "integer"),
     ("[providers.openai]\ntimeout = -1.0\n", "providers.openai.timeout", "greater than 0"),
     ("[providers.openai]\nbase_url = 'ftp://proxy'\n", "providers.openai.base_url", "absolute http(s) URL"),

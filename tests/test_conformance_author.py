@@ -6,21 +6,22 @@ encoding changed: if that was intended, refresh the cassette with
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from llmclient.conformance.author import captured_requests
-from llmclient.conformance.runner import cassette_path
 from llmclient.conformance.scenarios import SCENARIOS
-from llmclient.conformance.targets import targets
+from llmclient.conformance.targets import load_suite
 
 FIELDS = ("method", "uri", "headers", "body")
+SUITE = load_suite(Path(__file__).resolve().parent.parent / "llmclient.toml")
 
 
 def stored_requests(provider: str, scenario: str) -> list[dict[str, Any]]:
-    interactions = yaml.safe_load(cassette_path(provider, scenario).read_text())["interactions"]
+    interactions = yaml.safe_load(SUITE.cassette(provider, scenario).read_text())["interactions"]
     return [{field: interaction["request"][field] for field in FIELDS} for interaction in interactions]
 
 
@@ -32,14 +33,16 @@ def first_difference(stored: list[dict[str, Any]], sent: list[dict[str, Any]]) -
     return "the extra requests differ"
 
 
-@pytest.mark.parametrize("provider", [target.provider for target in targets()])
+@pytest.mark.parametrize("provider", [target.provider for target in SUITE.targets])
 def test_every_cassette_holds_exactly_the_requests_llmclient_sends(provider: str) -> None:
     checked, differing = 0, []
     for scenario in SCENARIOS:
-        if scenario.interactions == 0 or not cassette_path(provider, scenario.name).is_file():
+        cassette = SUITE.cassette(provider, scenario.name)
+        if scenario.interactions == 0 or not cassette.is_file():
             continue  # refused before any request, or a capability the provider lacks
         stored = stored_requests(provider, scenario.name)
-        sent = [{field: request[field] for field in FIELDS} for request in captured_requests(provider, scenario.name)]
+        sent = [{field: request[field] for field in FIELDS}
+                for request in captured_requests(SUITE.target(provider), scenario, cassette)]
         checked += 1
         if sent != stored:
             differing.append(f"{scenario.name}: {len(stored)} request(s) stored, {len(sent)} sent; "

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llmclient.conformance.record import record_cell
 from llmclient.conformance.runner import Cell, run_cell
 from llmclient.conformance.scenarios import BY_NAME
-from llmclient.conformance.targets import Target
+from llmclient.conformance.targets import Suite, Target, load_suite
 from llmclient import ProviderSpec, register_provider, unregister_provider
 from tests.test_cassettes import SECRET_KEY, _Provider, provider  # noqa: F401  (provider is a fixture)
 
+REPO = Path(__file__).resolve().parent.parent
 TEXT_CASSETTE = Path(__file__).resolve().parent / "cassettes" / "openai" / "text.yaml"
 EXPECTED = {
     "text": "Paris.", "finish_reason": "stop", "raw_finish_reason": "stop", "tool_calls": [],
@@ -101,27 +103,80 @@ def test_record_mode_records_through_the_scrubbing_pipeline_then_replays(
 
     monkeypatch.setenv("LOOPBACK_API_KEY", SECRET_KEY)
     target = Target("loopback", "local-model", REGISTRY["loopback"])
-    cassettes, fixtures = tmp_path / "cassettes", tmp_path / "fixtures"
-    (fixtures / "loopback").mkdir(parents=True)
+    suite = Suite((target,), tmp_path / "cassettes", tmp_path / "fixtures")
+    (suite.fixtures / "loopback").mkdir(parents=True)
     # Written from the loopback server's canned answer (tests/test_cassettes.py ANSWER); no price known.
-    (fixtures / "loopback" / "text.json").write_text(json.dumps({
+    (suite.fixtures / "loopback" / "text.json").write_text(json.dumps({
         "text": "pong", "finish_reason": "stop", "cost": None,
         "usage": {"input_tokens": 5, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0}}))
-    recorded = run_cell(target, BY_NAME["text"], mode="record", cassettes=cassettes, fixtures=fixtures)
-    assert (recorded.outcome, len(_Provider.requests)) == ("pass", 1)
-    cassette = (cassettes / "loopback" / "text.yaml").read_text()
+    recorded = record_cell(suite, target, BY_NAME["text"])
+    assert (recorded.result, recorded.statuses, len(_Provider.requests)) == ("recorded", [200], 1)
+    assert recorded.bytes == suite.cassette("loopback", "text").stat().st_size > 0
+    assert {"authorization header", "openai-organization header", "set-cookie header"} <= set(recorded.scrubbed)
+    cassette = suite.cassette("loopback", "text").read_text()
     assert SECRET_KEY not in cassette and "REDACTED" in cassette
-    replayed = run_cell(target, BY_NAME["text"], cassettes=cassettes, fixtures=fixtures)
+    replayed = run_cell(target, BY_NAME["text"], cassettes=suite.cassettes, fixtures=suite.fixtures)
     assert (replayed.outcome, len(_Provider.requests)) == ("pass", 1)  # the replay sent nothing
 
 
-def test_server_faults_are_never_recorded(provider: str, tmp_path: Path) -> None:
+def test_a_recording_that_contradicts_its_scenario_is_refused_not_written(
+        provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from llmclient import REGISTRY
 
-    cell = run_cell(Target("loopback", "m", REGISTRY["loopback"]), BY_NAME["error_server"], mode="record",
-                    cassettes=tmp_path, fixtures=tmp_path)
-    assert (cell.outcome, _Provider.requests) == ("fail", [])
-    assert cell.detail.startswith("no cassette at")  # replayed from the authored cassette, never provoked
+    target = Target("loopback", "local-model", REGISTRY["loopback"])
+    suite = Suite((target,), tmp_path / "cassettes", tmp_path / "fixtures")
+    # The loopback server accepts any key: error_auth "recorded" there is a 200, not a 401.
+    refused = record_cell(suite, target, BY_NAME["error_auth"])
+    assert (refused.result, refused.statuses, refused.ok) == ("refused", [200], False)
+    assert "error_auth needs 401/403, the provider answered 200; nothing written" in refused.detail
+    assert not suite.cassette("loopback", "error_auth").exists()
+    assert list(suite.cassettes.rglob("*.yaml")) == []  # no scratch file left behind either
+
+
+def test_a_recording_with_no_network_fails_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A closed loopback port stands in for "no network": nothing answers.
+    spec = ProviderSpec(name="nowhere", base_url="http://127.0.0.1:9/v1", api_key_env="NOWHERE_API_KEY")
+    monkeypatch.setenv("NOWHERE_API_KEY", "a-key")
+    target = Target("nowhere", "m", spec)
+    suite = Suite((target,), tmp_path / "cassettes", tmp_path / "fixtures")
+    failed = record_cell(suite, target, BY_NAME["text"])
+    assert (failed.result, failed.ok) == ("failed", False)
+    assert failed.detail.startswith("nothing was recorded") and "APIConnectionError" in failed.detail
+    assert not suite.cassette("nowhere", "text").exists()
+
+
+def test_fault_cassettes_are_generated_from_the_wire_fault_bodies(tmp_path: Path) -> None:
+    # A provider speaking the OpenAI wire with only its text and stream_text recorded: every fault
+    # scenario gets a cassette built from llmclient.wire.openai's fault bodies, and replays as the
+    # contract says (fixtures below written from the contract, DESIGN section 2).
+    target = Target("openai", "gpt-4o-mini")
+    suite = Suite((target,), tmp_path / "cassettes", tmp_path / "fixtures")
+    for name in ("text", "stream_text"):
+        (suite.cassettes / "openai").mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "cassettes" / "openai" / f"{name}.yaml", suite.cassette("openai", name))
+    expected = {
+        "error_rate_limit": {"error": "RateLimitError", "status_code": 429, "retry_after": 2.0},
+        "error_server": {"error": "ServerError", "status_code": 500},
+        "error_overloaded": {"error": "ServerError", "status_code": 503},
+        "error_malformed": {"error": "MalformedResponseError"},
+        "error_truncated_stream": {"error": "MalformedResponseError", "status_code": None},
+        "error_stream_event": {"error": "ServerError", "status_code": None},
+    }
+    (suite.fixtures / "openai").mkdir(parents=True)
+    for name, fixture in expected.items():
+        generated = record_cell(suite, target, BY_NAME[name])
+        assert (generated.result, generated.ok) == ("generated", True), generated.detail
+        assert "Generated by `llmclient conformance --record`" in suite.cassette("openai", name).read_text()
+        suite.fixture("openai", name).write_text(json.dumps(fixture))
+        cell = run_cell(target, BY_NAME[name], cassettes=suite.cassettes, fixtures=suite.fixtures)
+        assert cell.outcome == "pass", f"{name}: {cell.detail}"
+    assert record_cell(suite, target, BY_NAME["error_server"]).result == "kept"  # never overwritten
+
+
+def test_faults_need_the_recorded_answers_they_build_on(tmp_path: Path) -> None:
+    target = Target("openai", "gpt-4o-mini")
+    failed = record_cell(Suite((target,), tmp_path, tmp_path), target, BY_NAME["retry_rate_limit"])
+    assert failed.result == "failed" and "record text first" in failed.detail
 
 
 def test_a_zero_request_scenario_fails_if_a_request_is_made(dirs: tuple[Path, Path]) -> None:
@@ -137,12 +192,10 @@ def test_the_litellm_column_without_litellm_is_unsupported_not_a_failure(monkeyp
     # `pip install -e .` alone has no litellm: its column says so instead of failing every cell.
     import importlib.util
 
-    from llmclient.conformance.targets import targets
-
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litellm" else real(name, *a))
-    litellm = next(t for t in targets() if t.provider == "litellm")
-    cell = run_cell(litellm, BY_NAME["text"])
+    suite = load_suite(REPO / "llmclient.toml")
+    cell = run_cell(suite.target("litellm"), BY_NAME["text"], cassettes=suite.cassettes, fixtures=suite.fixtures)
     assert (cell.outcome, cell.detail) == ("unsupported", "litellm is not installed: pip install 'llmclient[litellm]' for its column")
 
 

@@ -56,14 +56,22 @@ def test_cli_reports_a_missing_cassette_as_an_error(capsys: pytest.CaptureFixtur
 def test_cli_conformance_writes_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
+    monkeypatch.delenv("LLMCLIENT_CONFIG")  # the checkout's llmclient.toml holds the matrix
     assert main(["conformance", "--provider", "openai", "--scenario", "text", "--report", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "conformance-report.json").read_text())
-    assert report["results"] == [{"provider": "openai", "scenario": "text", "outcome": "pass", "detail": "",
-                                  "seconds": report["results"][0]["seconds"]}]
+    [result] = report["results"]
+    assert {key: result[key] for key in ("provider", "scenario", "outcome", "detail", "problems")} == {
+        "provider": "openai", "scenario": "text", "outcome": "pass", "detail": "", "problems": []}
+    assert result["requests"][0]["messages"] == [
+        {"role": "user", "parts": [{"type": "text", "text": "What is the capital of France? Answer in one word."}]}]
+    assert result["responses"][0]["text"] == "Paris."  # cassettes/openai/text.yaml's answer
     assert report["seconds"] > 0
     assert "| text | pass |" in (tmp_path / "conformance-report.md").read_text()
     assert "1 pass, 0 FAIL, 0 unsupported" in capsys.readouterr().out
 
 
-def test_cli_conformance_rejects_unknown_names() -> None:
+def test_cli_conformance_rejects_unknown_names(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("LLMCLIENT_CONFIG")
     assert main(["conformance", "--provider", "nosuch", "--report", "/tmp/unused"]) == 2
+    assert "unknown provider 'nosuch'" in capsys.readouterr().err

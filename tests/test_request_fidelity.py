@@ -19,7 +19,7 @@ import pytest
 
 from llmclient import Client
 from tests import request_fidelity as fidelity
-from tests.call_shape import extract_call
+from llmclient.conformance.call_shape import extract_call
 from tests.reference_traffic import CORPUS
 
 RATCHET = Path(__file__).with_name("request_fidelity_ratchet.json")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from llmclient.conformance.html_report import render_html
 from llmclient.conformance.runner import Cell
 
 MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}
@@ -30,7 +31,7 @@ def _grid(cells: Sequence[Cell]) -> tuple[list[str], list[str], dict[tuple[str, 
 
 def render_text(cells: Sequence[Cell], seconds: float) -> str:
     providers, scenarios, grid = _grid(cells)
-    width = max(len(s) for s in scenarios) + 2
+    width = max(len(s) for s in [*scenarios, "scenario"]) + 2
     columns = [max(len(p), 11) + 1 for p in providers]
     lines = ["scenario".ljust(width) + "".join(p.ljust(c) for p, c in zip(providers, columns))]
     for scenario in scenarios:
@@ -67,6 +68,8 @@ def write(directory: Path, cells: Sequence[Cell], seconds: float, timing: dict[s
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "conformance-report.json"
     md_path = directory / "conformance-report.md"
+    html_path = directory / "conformance-report.html"
     json_path.write_text(json.dumps(summary(cells, seconds, timing), indent=2) + "\n")
     md_path.write_text(render_markdown(cells, seconds))
-    return [json_path, md_path]
+    html_path.write_text(render_html(cells, seconds, timing), encoding="utf-8")
+    return [json_path, md_path, html_path]

@@ -1,10 +1,16 @@
-"""Runs one (provider, scenario) cell from its cassette and checks it against its fixture.
+"""Runs one (provider, scenario) cell from its cassette and checks both halves of the exchange.
 
-An outcome is `pass`, `fail` (with the reason), `unsupported` (the provider does not declare
+The request half: every request the client sent inside the cassette block is captured (before
+vcrpy matches it) and projected to its wire-independent meaning (`expect.projection`); it must
+carry what the scenario sends (`Scenario.sends`) and name the model the cell runs. The response
+half: what the calls returned (or raised) must equal the hand-written fixture, and every response
+must satisfy the usage invariants of the contract.
+
+An outcome is `pass`, `fail` (with every problem), `unsupported` (the provider does not declare
 the capability the scenario needs: never counted as a pass) or `known`: a failure its fixture
 explains under `known_failure` (a defect of a route whose parsing llmclient does not own, e.g.
-litellm's). A known failure that passes is a `fail`, so the note cannot go stale. Checks compare equality with the
-hand-written fixture; on top, every response must satisfy the usage invariants of the contract.
+litellm's). A known failure that passes is a `fail`, so the note cannot go stale; a fixture still
+marked `draft` is a `fail` until a person has reviewed it.
 """
 
 from __future__ import annotations
@@ -17,16 +23,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from llmclient.conformance.scenarios import SCENARIOS, Observed, Scenario, tool_call_projection
-from llmclient.conformance.targets import ROOT, Target, registered
-from llmclient import Client, LLMError, Response
-from llmclient.cassettes import Mode, use_cassette
+from llmclient import Client, ConfigurationError, LLMError, Response
+from llmclient.cassettes import use_cassette
+from llmclient.conformance.expect import projection, request_problems
+from llmclient.conformance.scenarios import INPUTS, Observed, Scenario, tool_call_projection
+from llmclient.conformance.targets import Target, registered
 
 Outcome = Literal["pass", "fail", "unsupported", "known"]
-CASSETTES = ROOT / "cassettes"
 # Zero-request scenarios replay this: any request at all finds no match and fails the cell.
-EMPTY_CASSETTE = CASSETTES / "no-requests.yaml"
-FIXTURES = ROOT / "fixtures" / "conformance"
+EMPTY_CASSETTE = INPUTS / "no-requests.yaml"
 
 
 @dataclass
@@ -52,64 +57,137 @@ class Cell:
         return asdict(self)
 
 
-def cassette_path(provider: str, scenario: str, root: Path = CASSETTES) -> Path:
-    return root / provider / f"{scenario}.yaml"
-
-
-def fixture_path(provider: str, scenario: str, root: Path = FIXTURES) -> Path:
-    return root / provider / f"{scenario}.json"
-
-
-def run_cell(target: Target, scenario: Scenario, *, mode: Mode = "replay",
-             cassettes: Path = CASSETTES, fixtures: Path = FIXTURES) -> Cell:
+def run_cell(target: Target, scenario: Scenario, *, cassettes: Path, fixtures: Path) -> Cell:
+    """Replay the cell's cassette and check it against its fixture."""
     started = time.perf_counter()
     with registered([target]):
-        cell = _run(target, scenario, mode, cassettes, fixtures)
+        cell = _run(target, scenario, cassettes, fixtures)
     cell.seconds = round(time.perf_counter() - started, 4)
     return cell
 
 
-def _run(target: Target, scenario: Scenario, mode: Mode, cassettes: Path, fixtures: Path) -> Cell:
-    def result(outcome: Outcome, detail: str = "") -> Cell:
-        return Cell(target.provider, scenario.name, outcome, detail)
-
+def unsupported(target: Target, scenario: Scenario) -> str | None:
+    """Why the target cannot run the scenario, or None."""
     missing = sorted(scenario.requires - target.spec.capabilities)
     if missing:
-        return result("unsupported", f"capability not declared: {', '.join(missing)}")
+        return f"capability not declared: {', '.join(missing)}"
     if target.spec.wire == "litellm" and importlib.util.find_spec("litellm") is None:
-        return result("unsupported", "litellm is not installed: pip install 'llmclient[litellm]' for its column")
-    cassette = cassette_path(target.provider, scenario.name, cassettes)
-    fixture = fixture_path(target.provider, scenario.name, fixtures)
+        return "litellm is not installed: pip install 'llmclient[litellm]' for its column"
+    return None
+
+
+def call(target: Target, scenario: Scenario) -> Observed:
+    """The scenario's calls, through the public API, with the model the cell runs."""
+    with Client(cell_model(target, scenario), api_key=scenario.api_key, retry=scenario.retry) as client:
+        return scenario.call(client)
+
+
+def cell_model(target: Target, scenario: Scenario) -> str:
+    return f"{target.provider}/{target.model_for(scenario.requires, scenario.model)}"
+
+
+def _run(target: Target, scenario: Scenario, cassettes: Path, fixtures: Path) -> Cell:
+    cell = Cell(target.provider, scenario.name, "fail")
+    reason = unsupported(target, scenario)
+    if reason:
+        cell.outcome, cell.detail = "unsupported", reason
+        return cell
+    cassette = cassettes / target.provider / f"{scenario.name}.yaml"
     if scenario.interactions == 0:  # must fail before any request: replay an empty cassette
-        cassette, mode = EMPTY_CASSETTE, "replay"
-    if mode != "replay" and not scenario.recordable:
-        mode = "replay"  # a server fault cannot be provoked on demand: keep the authored cassette
-    if mode == "replay" and not cassette.is_file():
-        return result("fail", f"no cassette at {_shown(cassette)}")
+        cassette = EMPTY_CASSETTE
+    if not cassette.is_file():
+        return _failed(cell, [f"no cassette at {cassette}: record it (llmclient conformance --record --provider "
+                              f"{target.provider}) or author it (AUTHORING.md)"])
+    observed, unplayed = Observed(), []
     try:
-        with use_cassette(cassette, mode=mode) as session:
-            model = f"{target.provider}/{target.model_for(scenario.requires, scenario.model)}"
-            with Client(model, api_key=scenario.api_key, retry=scenario.retry) as client:
-                observed = scenario.call(client)
-            unplayed = session.unplayed if mode == "replay" else []
-    except LLMError as error:  # a mismatch or a scenario that should not have raised
-        return result("fail", f"{type(error).__name__}: {error}")
-    if not fixture.is_file():
-        return result("fail", f"no expected values at {_shown(fixture)}: write them by hand from the cassette")
-    expected = json.loads(fixture.read_text())
-    problems = check(scenario, observed, expected)
+        with use_cassette(cassette, mode="replay") as session:
+            try:
+                observed = call(target, scenario)
+            except LLMError as error:  # a mismatch, or a scenario that should not have raised
+                observed = Observed(error=error, raised=True)
+            unplayed = session.unplayed
+    except ConfigurationError as error:  # an unreadable cassette
+        return _failed(cell, [str(error)])
+    cell.requests = [projection(sent, target.spec.wire) for sent in session.sent]
+    cell.responses = _responses(observed)
+    problems = request_problems(scenario.sends, [r for r in cell.requests if r["endpoint"].startswith("POST ")])
+    model = target.model_for(scenario.requires, scenario.model)
+    problems += [f"request {i + 1}: model: expected {model!r}, sent {r.get('model')!r}"
+                 for i, r in enumerate(r for r in cell.requests if r["endpoint"].startswith("POST "))
+                 if r.get("model") is not None and r["model"] not in (model, model.rpartition("/")[2])]
+    fixture = fixtures / target.provider / f"{scenario.name}.json"
+    expected = _fixture(fixture, problems)
+    if expected is None:
+        return _failed(cell, problems)
+    cell.expected = expected
+    if observed.raised and scenario.kind != "error":
+        problems.append(f"raised {type(observed.error).__name__}: {observed.error}")
+    else:
+        problems += check(scenario, observed, expected)
     if unplayed:
         problems.append(f"{len(unplayed)} recorded interaction(s) never requested: {'; '.join(unplayed)}")
+    if expected.get("draft"):
+        problems.insert(0, f"{fixture} is a draft: check every value against the cassette and the cited "
+                           f"price, then delete its \"draft\" and \"draft_note\" keys")
     known = expected.get("known_failure")
-    if known and problems:
-        return result("known", f"{known} (observed: {'; '.join(problems)})")
-    if known:
-        return result("fail", f"passes, but {_shown(fixture)} lists it as a known failure: remove known_failure")
-    return result("fail", "; ".join(problems)) if problems else result("pass")
+    cell.problems = problems
+    if known and problems and not expected.get("draft"):
+        cell.outcome, cell.detail = "known", f"{known} (observed: {'; '.join(problems)})"
+    elif known:
+        cell.detail = f"passes, but {fixture} lists it as a known failure: remove known_failure"
+        cell.problems = [*problems, cell.detail]
+    elif problems:
+        cell.detail = "; ".join(problems)
+    else:
+        cell.outcome = "pass"
+    return cell
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+def _failed(cell: Cell, problems: list[str]) -> Cell:
+    cell.problems, cell.detail = problems, "; ".join(problems)
+    return cell
+
+
+def _fixture(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        problems.append(f"no expected values at {path}: write them by hand from the cassette, or draft them "
+                        f"with llmclient conformance --draft-expected")
+        return None
+    try:
+        expected = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        problems.append(f"{path} is not valid JSON ({exc}): fix it")
+        return None
+    if not isinstance(expected, dict):
+        problems.append(f"{path} must hold a JSON object of expected values")
+        return None
+    return expected
+
+
+def _responses(observed: Observed) -> list[dict[str, Any]]:
+    shown = [response_projection(response) for response in observed.responses]
+    if observed.error is not None:
+        error = observed.error
+        shown.append({"error": type(error).__name__, "status_code": error.status_code,
+                      "retry_after": error.retry_after, "message": error.message})
+    return shown
+
+
+def response_projection(response: Response) -> dict[str, Any]:
+    """What a cell compares of a response (and the report shows)."""
+    usage = response.usage.model_dump(exclude={"iterations", "total_tokens"}) if response.usage else None
+    cost = response.cost
+    return {
+        "text": response.text,
+        "finish_reason": response.finish_reason,
+        "raw_finish_reason": response.raw_finish_reason,
+        "tool_calls": tool_call_projection(response.tool_calls),
+        "usage": usage,
+        "cost": None if cost is None else str(cost.total.normalize()),
+        "cost_source": None if cost is None else cost.source,
+        "computed_cost": None if cost is None or cost.computed_total is None else str(cost.computed_total.normalize()),
+        "price_tier": None if cost is None or cost.prices is None else cost.prices.above_input_tokens,
+    }
 
 
 def check(scenario: Scenario, observed: Observed, expected: dict[str, Any]) -> list[str]:
@@ -146,19 +224,7 @@ def _check_retries(observed: Observed, expected: dict[str, Any]) -> list[str]:
 
 
 def _check_response(response: Response, want: dict[str, Any]) -> list[str]:
-    usage = response.usage.model_dump(exclude={"iterations", "total_tokens"}) if response.usage else None
-    got = {
-        "text": response.text,
-        "finish_reason": response.finish_reason,
-        "raw_finish_reason": response.raw_finish_reason,
-        "tool_calls": tool_call_projection(response.tool_calls),
-        "usage": usage,
-        "cost": None if response.cost is None else str(response.cost.total.normalize()),
-        "cost_source": None if response.cost is None else response.cost.source,
-        "computed_cost": None if response.cost is None or response.cost.computed_total is None
-        else str(response.cost.computed_total.normalize()),
-        "price_tier": None if response.cost is None or response.cost.prices is None else response.cost.prices.above_input_tokens,
-    }
+    got = response_projection(response)
     problems = [f"{key}: expected {want[key]!r}, got {got[key]!r}" for key in got
                 if key in want and _normal(key, want[key]) != _normal(key, got[key])]
     missing = [key for key in ("text", "finish_reason", "usage", "cost") if key not in want]
@@ -213,8 +279,3 @@ def _check_error(observed: Observed, expected: dict[str, Any]) -> list[str]:
     if "error" not in expected:
         problems.append("the fixture does not say the expected error class")
     return problems
-
-
-def run_matrix(chosen_targets: list[Target], scenarios: tuple[Scenario, ...] | list[Scenario] = SCENARIOS,
-               **options: Any) -> list[Cell]:
-    return [run_cell(target, scenario, **options) for target in chosen_targets for scenario in scenarios]

@@ -8,7 +8,8 @@ by hand from the cassette body and a cited price, never by this code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from llmclient import Client, LLMError, Message, Response, ToolCall, regex
+from llmclient.conformance.expect import Contains, Json, OneOf
 from llmclient.providers import Capability
 from llmclient.policies.retry import NO_RETRY, RetryPolicy
 
@@ -27,8 +29,8 @@ WEATHER_TWO_CITIES = "What is the weather in Paris and in Tokyo? Check both citi
 WEATHER_RESULT = {"temperature_c": 18, "conditions": "sunny"}
 LONG_STORY = "Write a long story about a lighthouse keeper."
 COUNT = "Count from 1 to 5, separated by commas and spaces."
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-LONG_SYSTEM = (FIXTURES / "long_system.txt").read_text()
+INPUTS = Path(__file__).resolve().with_name("inputs")
+LONG_SYSTEM = (INPUTS / "long_system.txt").read_text()
 STRAWBERRY = "How many times does the letter r appear in the word strawberry? Answer with the number only."
 # Past the 200k-token price threshold of long-context models (about 255k tokens), under their 1M window.
 LONG_PROMPT = "zqxjv " * 85_000 + "\n\nHow many words above are not 'zqxjv'? Answer with the number only."
@@ -68,6 +70,7 @@ class Observed:
     error: LLMError | None = None
     value: Any = None  # a structured scenario's validated value
     slept: list[float] = field(default_factory=list)  # the retry layer's waits, in seconds
+    raised: bool = False  # the error escaped the scenario (it did not expect one)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class Scenario:
     interactions: int = 1
     recordable: bool = True  # False: a server fault no request can provoke; authored only
     retry: RetryPolicy = NO_RETRY  # recordings hold one attempt per call, except the retry scenarios'
+    # What each request must carry, in order (see `expect`): the scenario's request half.
+    sends: tuple[Mapping[str, Any], ...] = ()
 
 
 def _complete(prompt: Any, **options: Any) -> Callable[[Client], Observed]:
@@ -184,75 +189,139 @@ MULTI_TURN = [
     Message.user("What is my name? Answer in one word."),
 ]
 
+# --- what the requests carry (the request half of each cell), written from the scenario's inputs --
+
+def _text(text: str | Contains) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _user(*parts: Any) -> dict[str, Any]:
+    return {"role": "user", "parts": [_text(part) if isinstance(part, (str, Contains)) else part for part in parts]}
+
+
+def _asks(*turns: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """One request: exactly these turns (no system text unless given, not streamed unless said)."""
+    return {"messages": list(turns), "system": None, "stream": False, **fields}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# The function tool `get_weather` declares (its docstring, one required string parameter).
+WEATHER_TOOL = {"name": "get_weather", "description": "Get the current weather for a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+CITY_FACTS_SCHEMA = {"type": "object", "required": ["city", "country", "population_millions"], "properties": {
+    "city": {"type": "string"}, "country": {"type": "string"}, "population_millions": {"type": "number"}}}
+CITY_FACTS_TOOL = {"name": "CityFacts", "parameters": CITY_FACTS_SCHEMA}
+# Forcing one named tool: by name, or "required" where the API cannot name one (it is the only tool).
+FORCED_CITY_FACTS = OneOf(({"name": "CityFacts"}, "required"))
+CAPITAL = _asks(_user(CAPITAL_WORD))
+COUNTING = _asks(_user(COUNT), stream=True)
+ASKS_WEATHER = _asks(_user(WEATHER), tools=[WEATHER_TOOL])
+ASKS_CITY_FACTS = _asks(_user(CITY_FACTS), tools=[CITY_FACTS_TOOL], tool_choice=FORCED_CITY_FACTS)
+SYSTEM_TEXT = "Answer in exactly one word, in lowercase, without punctuation."
+CACHED_SYSTEM = {**CAPITAL, "system": LONG_SYSTEM}
+
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("text", "a one-word answer: text, finish stop, usage, cost", "response", _complete(CAPITAL_WORD)),
+    Scenario("text", "a one-word answer: text, finish stop, usage, cost", "response", _complete(CAPITAL_WORD),
+             sends=(CAPITAL,)),
     Scenario("system_prompt", "a system instruction is followed", "response",
-             _complete("What is the capital of France?", system="Answer in exactly one word, in lowercase, without punctuation.")),
-    Scenario("multi_turn", "earlier turns are sent and used", "response", _complete(MULTI_TURN)),
-    Scenario("max_tokens", "a max_tokens cut finishes with 'length'", "response", _complete(LONG_STORY, max_tokens=16)),
+             _complete("What is the capital of France?", system=SYSTEM_TEXT),
+             sends=(_asks(_user("What is the capital of France?"), system=SYSTEM_TEXT),)),
+    Scenario("multi_turn", "earlier turns are sent and used", "response", _complete(MULTI_TURN),
+             sends=(_asks(_user("My name is Ada. Please remember it."),
+                          {"role": "assistant", "parts": [_text("Nice to meet you, Ada! I'll remember your name.")]},
+                          _user("What is my name? Answer in one word.")),)),
+    Scenario("max_tokens", "a max_tokens cut finishes with 'length'", "response", _complete(LONG_STORY, max_tokens=16),
+             sends=(_asks(_user(LONG_STORY), max_tokens=16),)),
     Scenario("stream_text", "deltas concatenate to the text; usage once, as reported", "stream", _stream(COUNT),
-             requires=frozenset({"streaming"})),
+             requires=frozenset({"streaming"}), sends=(COUNTING,)),
     Scenario("tool_call", "one client tool call with parsed arguments", "response",
-             _complete(WEATHER, tools=[get_weather]), requires=frozenset({"tools"})),
+             _complete(WEATHER, tools=[get_weather]), requires=frozenset({"tools"}), sends=(ASKS_WEATHER,)),
     Scenario("parallel_tool_calls", "two tool calls in one turn", "response",
-             _complete(WEATHER_TWO_CITIES, tools=[get_weather]), requires=frozenset({"parallel_tools"})),
+             _complete(WEATHER_TWO_CITIES, tools=[get_weather]), requires=frozenset({"parallel_tools"}),
+             sends=(_asks(_user(WEATHER_TWO_CITIES), tools=[WEATHER_TOOL]),)),
     Scenario("stream_tool_call", "tool-call arguments streamed as fragments", "stream",
-             _stream(WEATHER, tools=[get_weather]), requires=frozenset({"stream_tools"})),
+             _stream(WEATHER, tools=[get_weather]), requires=frozenset({"stream_tools"}),
+             sends=({**ASKS_WEATHER, "stream": True},)),
     Scenario("tool_round_trip", "a tool result sent back yields the final answer", "response", _tool_round_trip,
-             requires=frozenset({"tools"}), interactions=2),
-    Scenario("image_input", "an attached PNG is seen (fixtures/tiny.png, solid red)", "response",
-             _complete(IMAGE_QUESTION, files=[FIXTURES / "tiny.png"]), requires=frozenset({"vision"})),
+             requires=frozenset({"tools"}), interactions=2,
+             sends=(ASKS_WEATHER, _asks(_user(WEATHER),
+                                        {"role": "assistant", "parts": [{"type": "tool_call", "name": "get_weather"}]},
+                                        {"role": "tool", "parts": [{"type": "tool_result", "name": "get_weather",
+                                                                    "text": Json(WEATHER_RESULT)}]},
+                                        tools=[WEATHER_TOOL]))),
+    Scenario("image_input", "an attached PNG is seen (inputs/tiny.png, solid red)", "response",
+             _complete(IMAGE_QUESTION, files=[INPUTS / "tiny.png"]), requires=frozenset({"vision"}),
+             sends=(_asks(_user(IMAGE_QUESTION, {"type": "image", "media_type": "image/png",
+                                                 "sha256": _sha256(INPUTS / "tiny.png")})),)),
     Scenario("image_url", "an image given by URL is fetched by the provider and seen", "response",
-             _complete(IMAGE_URL_QUESTION, files=[IMAGE_URL]), requires=frozenset({"vision"})),
-    Scenario("pdf_input", "an attached PDF is read (fixtures/tiny.pdf)", "response",
-             _complete(PDF_QUESTION, files=[FIXTURES / "tiny.pdf"]), requires=frozenset({"pdf"})),
+             _complete(IMAGE_URL_QUESTION, files=[IMAGE_URL]), requires=frozenset({"vision"}),
+             # by URL where the provider fetches it, else downloaded and sent inline
+             sends=(_asks(_user(IMAGE_URL_QUESTION, OneOf(({"type": "image", "url": IMAGE_URL},
+                                                           {"type": "image", "media_type": "image/jpeg"})))),)),
+    Scenario("pdf_input", "an attached PDF is read (inputs/tiny.pdf)", "response",
+             _complete(PDF_QUESTION, files=[INPUTS / "tiny.pdf"]), requires=frozenset({"pdf"}),
+             sends=(_asks(_user(PDF_QUESTION, {"type": "pdf", "sha256": _sha256(INPUTS / "tiny.pdf")})),)),
     Scenario("structured_native", "a pydantic model through the provider's JSON-schema mode", "response",
-             _structured(), requires=frozenset({"structured_output"})),
+             _structured(), requires=frozenset({"structured_output"}),
+             sends=(_asks(_user(CITY_FACTS), response_format={"type": "json_schema", "schema": CITY_FACTS_SCHEMA},
+                          tools=[]),)),
     Scenario("structured_tool", "a pydantic model through one forced tool call", "response",
-             _structured("tool"), requires=frozenset({"tools"})),
+             _structured("tool"), requires=frozenset({"tools"}), sends=(ASKS_CITY_FACTS,)),
     Scenario("structured_prompted", "a pydantic model from instructions and JSON in the text", "response",
-             _structured("prompted")),
+             _structured("prompted"),
+             sends=(_asks(_user(CITY_FACTS), system=Contains('"population_millions"'), tools=[], response_format=None),)),
     Scenario("structured_reask", "an invalid first answer goes back as the tool's result; the second validates",
-             "response", _structured("tool"), requires=frozenset({"tools"}), interactions=2),
+             "response", _structured("tool"), requires=frozenset({"tools"}), interactions=2,
+             sends=(ASKS_CITY_FACTS, {**ASKS_CITY_FACTS, "messages": [
+                 _user(CITY_FACTS), {"role": "assistant", "parts": [{"type": "tool_call", "name": "CityFacts"}]},
+                 {"role": "tool", "parts": [{"type": "tool_result", "name": "CityFacts", "text": Contains("population_millions")}]}]})),
     Scenario("validator_reask", "an answer a validator refuses is asked again with the reason; the second passes",
-             "response", _validator_reask, interactions=2),
+             "response", _validator_reask, interactions=2,
+             sends=(CAPITAL, _asks(_user(CAPITAL_WORD), {"role": "assistant", "parts": [{"type": "text"}]},
+                                   _user(Contains("[A-Z]+"))))),
     Scenario("retry_rate_limit", "429 with Retry-After, then 200: the wait honours Retry-After, the answer comes",
-             "response", _retried, interactions=2, recordable=False, retry=RETRYING),
+             "response", _retried, interactions=2, recordable=False, retry=RETRYING, sends=(CAPITAL, CAPITAL)),
     Scenario("retry_server_error", "503 (Anthropic: 529 overloaded), then 200: backoff, then the answer",
-             "response", _retried, interactions=2, recordable=False, retry=RETRYING),
+             "response", _retried, interactions=2, recordable=False, retry=RETRYING, sends=(CAPITAL, CAPITAL)),
     Scenario("billing_cache_read", "a cached system prompt: cache reads at the cache price", "response",
              _complete([Message.system(LONG_SYSTEM, cache="5m"), Message.user(CAPITAL_WORD)]),
-             requires=frozenset({"prompt_cache"})),
+             requires=frozenset({"prompt_cache"}), sends=(CACHED_SYSTEM,)),
     Scenario("billing_cache_write", "a 1-hour cache write, priced apart from input", "response",
              _complete([Message.system(LONG_SYSTEM, cache="1h"), Message.user(CAPITAL_WORD)]),
-             requires=frozenset({"cache_write"})),
+             requires=frozenset({"cache_write"}), sends=(CACHED_SYSTEM,)),
     Scenario("billing_reasoning", "reasoning tokens inside output, priced as the table says", "response",
-             _complete(STRAWBERRY, reasoning_effort="low"), requires=frozenset({"reasoning"})),
+             _complete(STRAWBERRY, reasoning_effort="low"), requires=frozenset({"reasoning"}),
+             sends=(_asks(_user(STRAWBERRY)),)),
     Scenario("billing_tiered", "a request above 200k input tokens priced at the long-context tier", "response",
              _complete(LONG_PROMPT, extra_headers={"anthropic-beta": "context-1m-2025-08-07"}),
-             requires=frozenset({"tiered_pricing"})),
+             requires=frozenset({"tiered_pricing"}), sends=(_asks(_user(LONG_PROMPT)),)),
     Scenario("file_unsupported_type", "a ZIP attached -> UnsupportedCapabilityError, zero requests", "error",
              _raises(_complete(IMAGE_QUESTION, files=[ZIP_BYTES])), requires=frozenset({"vision"}), interactions=0),
     Scenario("file_oversized", "a 26 MB image -> BadRequestError naming the limit, zero requests", "error",
              _oversized_image, requires=frozenset({"vision"}), interactions=0),
     Scenario("error_auth", "401 -> AuthenticationError", "error", _raises(_complete(CAPITAL_WORD)),
-             api_key="invalid-key-for-conformance"),
+             api_key="invalid-key-for-conformance", sends=(CAPITAL,)),
     Scenario("error_not_found", "an unknown model -> the provider's error for it", "error",
-             _raises(_complete(CAPITAL_WORD)), model="no-such-model"),
+             _raises(_complete(CAPITAL_WORD)), model="no-such-model", sends=(CAPITAL,)),
     Scenario("error_bad_request", "an out-of-range temperature -> BadRequestError", "error",
-             _raises(_complete(CAPITAL_WORD, temperature=5))),
+             _raises(_complete(CAPITAL_WORD, temperature=5)), sends=({**CAPITAL, "temperature": 5},)),
     Scenario("error_context_window", "a prompt past the context window -> ContextWindowExceededError", "error",
-             _context_window),
+             _context_window, sends=(_asks(_user(context_prompt())),)),
     Scenario("error_rate_limit", "429 with Retry-After -> RateLimitError.retry_after", "error",
-             _raises(_complete(CAPITAL_WORD)), recordable=False),
-    Scenario("error_server", "500 -> ServerError", "error", _raises(_complete(CAPITAL_WORD)), recordable=False),
-    Scenario("error_overloaded", "503 / Anthropic 529 -> the overloaded class", "error", _raises(_complete(CAPITAL_WORD)), recordable=False),
+             _raises(_complete(CAPITAL_WORD)), recordable=False, sends=(CAPITAL,)),
+    Scenario("error_server", "500 -> ServerError", "error", _raises(_complete(CAPITAL_WORD)), recordable=False,
+             sends=(CAPITAL,)),
+    Scenario("error_overloaded", "503 / Anthropic 529 -> the overloaded class", "error", _raises(_complete(CAPITAL_WORD)),
+             recordable=False, sends=(CAPITAL,)),
     Scenario("error_malformed", "a 200 body that is not JSON -> MalformedResponseError", "error",
-             _raises(_complete(CAPITAL_WORD)), recordable=False),
+             _raises(_complete(CAPITAL_WORD)), recordable=False, sends=(CAPITAL,)),
     Scenario("error_truncated_stream", "a stream cut before its end -> MalformedResponseError", "error",
-             _raises(_stream(COUNT)), requires=frozenset({"streaming"}), recordable=False),
+             _raises(_stream(COUNT)), requires=frozenset({"streaming"}), recordable=False, sends=(COUNTING,)),
     Scenario("error_stream_event", "an error event inside a 200 stream -> its class", "error",
-             _raises(_stream(COUNT)), requires=frozenset({"streaming"}), recordable=False),
+             _raises(_stream(COUNT)), requires=frozenset({"streaming"}), recordable=False, sends=(COUNTING,)),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

@@ -1,74 +1,112 @@
-"""Which model of each provider the conformance suite runs, and providers added by configuration.
+"""Which providers and models the suite runs, and where their cassettes and expected values are.
 
-Built-in providers use the models below. Any other provider is one table in
-`conformance/providers.toml` (its `ProviderSpec` fields plus the `model` to run); it is
-registered with `register_provider` and then runs the same scenarios from its own cassettes.
+The matrix is configuration: the `[conformance]` table of an `llmclient.toml` (or
+`[tool.llmclient]`) names the provider of each column and the model its cells run; a provider
+that is not built in is declared in the same file's `[providers.<name>]` table, the one `Client`,
+`llmclient replay` and the proxy read::
+
+    [providers.cerebras]
+    base_url = "https://api.cerebras.ai/v1"
+    api_key_env = "CEREBRAS_API_KEY"
+    capabilities = ["tools", "streaming"]
+
+    [conformance.models]
+    cerebras = "llama-3.3-70b"
+    [conformance.capability_models.cerebras]
+    vision = "llama-4-scout"           # scenarios needing vision run this model
+
+Cassettes and expected values sit beside that file (`cassettes/<provider>/<scenario>.yaml`,
+`fixtures/conformance/<provider>/<scenario>.json`) unless given elsewhere.
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from llmclient import REGISTRY, ConfigurationError, ProviderSpec, register_provider, unregister_provider
-
-ROOT = Path(__file__).resolve().parent.parent
-PROVIDERS_FILE = Path(__file__).with_name("providers.toml")
-
-BUILTIN_MODELS = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5",
-    "gemini": "gemini-2.5-flash",
-    "groq": "llama-3.3-70b-versatile",
-    "openrouter": "openai/gpt-4o-mini",
-    "deepseek": "deepseek-chat",
-    "mistral": "mistral-small-latest",
-    # The long-tail route: litellm builds, sends and parses the same OpenAI calls (its own column).
-    "litellm": "openai/gpt-4o-mini",
-}
-
-
-# Where the conformance model lacks a capability its provider offers, the model that has it.
-CAPABILITY_MODELS = {
-    ("groq", "vision"): "meta-llama/llama-4-scout-17b-16e-instruct",
-    ("openai", "reasoning"): "o4-mini",
-    ("openrouter", "reasoning"): "openai/o4-mini",
-    ("litellm", "reasoning"): "openai/o4-mini",
-    ("groq", "reasoning"): "openai/gpt-oss-20b",
-    ("groq", "prompt_cache"): "openai/gpt-oss-20b",
-    ("groq", "structured_output"): "openai/gpt-oss-20b",  # Groq's json_schema mode is not on llama-3.3  # Groq caches prompts on gpt-oss, not on llama-3.3
-    ("deepseek", "reasoning"): "deepseek-reasoner",
-    ("gemini", "tiered_pricing"): "gemini-2.5-pro",
-}
+from llmclient.config import load_config
+from llmclient.config_schema import Config
 
 
 @dataclass(frozen=True)
 class Target:
     provider: str
     model: str
-    added: ProviderSpec | None = None  # the spec of a provider the configuration file adds
+    added: ProviderSpec | None = None  # the spec of a provider the configuration declares
+    capability_models: Mapping[str, str] = field(default_factory=dict)
 
     def model_for(self, needs: frozenset[str], named: str | None = None) -> str:
         """The model a scenario runs: the one it names (behind the target's route prefix, e.g.
         litellm's "openai/"), else the one with the capabilities it needs, else the target's."""
         if named is not None:
-            return self.model.rpartition("/")[0] + "/" + named if self.provider == "litellm" else named
-        return next((CAPABILITY_MODELS[(self.provider, c)] for c in sorted(needs) if (self.provider, c) in CAPABILITY_MODELS),
-                    self.model)
+            return self.model.rpartition("/")[0] + "/" + named if self.spec.wire == "litellm" else named
+        return next((self.capability_models[c] for c in sorted(needs) if c in self.capability_models), self.model)
 
     @property
     def spec(self) -> ProviderSpec:
-        return self.added or REGISTRY[self.provider]
+        if self.added is not None:
+            return self.added
+        if self.provider not in REGISTRY:
+            raise ConfigurationError(f"{self.provider!r} is not a provider: declare it under [providers.{self.provider}]")
+        return REGISTRY[self.provider]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A matrix to run: its targets, and the folders holding its cassettes and expected values."""
+
+    targets: tuple[Target, ...]
+    cassettes: Path
+    fixtures: Path
+    config: Path | None = None  # the file the matrix came from
+
+    def cassette(self, provider: str, scenario: str) -> Path:
+        return self.cassettes / provider / f"{scenario}.yaml"
+
+    def fixture(self, provider: str, scenario: str) -> Path:
+        return self.fixtures / provider / f"{scenario}.json"
+
+    def target(self, provider: str) -> Target:
+        for target in self.targets:
+            if target.provider == provider:
+                return target
+        raise ConfigurationError(f"{provider!r} is not in the matrix of {self.config or 'the configuration'}; "
+                                 f"its providers: {', '.join(t.provider for t in self.targets)}")
+
+
+def load_suite(config: str | Path | None = None, *, cassettes: str | Path | None = None,
+               fixtures: str | Path | None = None, cwd: Path | None = None) -> Suite:
+    """The matrix of `config` (else of the configuration found from `cwd`), with its folders:
+    given ones, else `cassettes/` and `fixtures/conformance/` beside the configuration file."""
+    loaded = load_config(config, cwd=cwd)
+    source = loaded.source
+    if loaded.conformance is None:
+        where = source or "no llmclient.toml, pyproject.toml [tool.llmclient] or LLMCLIENT_CONFIG was found"
+        raise ConfigurationError(f"no [conformance] table in {where}: name the matrix with [conformance.models] "
+                                 f"(provider = \"model\") or pass --config FILE")
+    base = source.parent if source is not None else (cwd or Path.cwd())
+    return Suite(targets_of(loaded), Path(cassettes) if cassettes else base / "cassettes",
+                 Path(fixtures) if fixtures else base / "fixtures" / "conformance", source)
+
+
+def targets_of(config: Config) -> tuple[Target, ...]:
+    assert config.conformance is not None
+    found = []
+    for provider, model in config.conformance.models.items():
+        spec = config.provider_spec(provider)
+        assert spec is not None  # the configuration's validation checked every name
+        models = config.conformance.capability_models.get(provider, {})
+        found.append(Target(provider, model, None if provider in REGISTRY else spec,
+                            {str(capability): name for capability, name in models.items()}))
+    return tuple(found)
 
 
 @contextmanager
 def registered(chosen: Iterable[Target]) -> Iterator[None]:
-    """The added providers among `chosen` registered for the block (and only for it)."""
+    """The declared providers among `chosen` registered for the block (and only for it)."""
     new = [t.added for t in chosen if t.added is not None and t.provider not in REGISTRY]
     for spec in new:
         register_provider(spec)
@@ -77,25 +115,3 @@ def registered(chosen: Iterable[Target]) -> Iterator[None]:
     finally:
         for spec in new:
             unregister_provider(spec.name)
-
-
-def targets(providers_file: Path = PROVIDERS_FILE) -> list[Target]:
-    """The built-in targets, then every provider the configuration file adds (not registered:
-    see `registered`)."""
-    found = [Target(name, model) for name, model in BUILTIN_MODELS.items()]
-    if not providers_file.is_file():
-        return found
-    try:
-        tables = tomllib.loads(providers_file.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{providers_file}: not valid TOML: {exc}") from exc
-    for name, table in tables.items():
-        if not isinstance(table, dict) or not isinstance(table.get("model"), str):
-            raise ConfigurationError(f"{providers_file}: [{name}] needs a `model = \"...\"` to run")
-        fields = {key: value for key, value in table.items() if key != "model"}
-        try:
-            spec = ProviderSpec(name=name, **fields)
-        except ValidationError as exc:
-            raise ConfigurationError(f"{providers_file}: [{name}] is not a valid provider: {exc}") from exc
-        found.append(Target(name, table["model"], spec))
-    return found
