@@ -64,7 +64,7 @@ def draft_fixture(target: Target, scenario: Scenario, cassettes: Path, fixtures:
                                  f"the error the contract assigns by hand ({scenario.description})")
     if not cassette.is_file():
         raise ConfigurationError(f"no cassette at {cassette}: record it (llmclient conformance --record) or author it "
-                                 f"(conformance/AUTHORING.md) before drafting {out}")
+                                 f"(conformance/AUTHORING.md in llmclient's repository) before drafting {out}")
     model = target.model_for(scenario.requires, scenario.model)
     answers = [_decode(target, model, item) for item in _interactions(cassette)]
     if not answers:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from llmclient.conformance.runner import Cell
+from llmclient.conformance.runner import Cell, clipped
 
 # The text marks of report.MARK (not imported from there: report imports this module).
 MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}
@@ -69,19 +69,8 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _truncated(value: Any) -> Any:
-    """`value` with every string longer than LIMIT cut, saying how many characters were cut."""
-    if isinstance(value, str) and len(value) > LIMIT:
-        return value[:LIMIT] + f"… [{len(value) - LIMIT:,} more chars cut]"
-    if isinstance(value, dict):
-        return {key: _truncated(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_truncated(item) for item in value]
-    return value
-
-
 def _json(value: Any) -> str:
-    text = json.dumps(_truncated(value), indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(clipped(value, LIMIT), indent=2, ensure_ascii=False, default=str)
     return f"<pre>{_esc(text)}</pre>"
 
 

@@ -54,7 +54,20 @@ class Cell:
     problems: list[str] = field(default_factory=list)  # every difference, request half first
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The cell for a report: strings over 2,000 characters (a 3 MB prompt) cut, saying so."""
+        shown: dict[str, Any] = clipped(asdict(self))
+        return shown
+
+
+def clipped(value: Any, limit: int = 2000) -> Any:
+    """`value` with every string longer than `limit` cut, saying how many characters were cut."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"… [{len(value) - limit:,} more chars cut]"
+    if isinstance(value, dict):
+        return {key: clipped(item, limit) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clipped(item, limit) for item in value]
+    return value
 
 
 def run_cell(target: Target, scenario: Scenario, *, cassettes: Path, fixtures: Path) -> Cell:
@@ -97,7 +110,7 @@ def _run(target: Target, scenario: Scenario, cassettes: Path, fixtures: Path) ->
         cassette = EMPTY_CASSETTE
     if not cassette.is_file():
         return _failed(cell, [f"no cassette at {cassette}: record it (llmclient conformance --record --provider "
-                              f"{target.provider}) or author it (AUTHORING.md)"])
+                              f"{target.provider}) or author it (conformance/AUTHORING.md in llmclient's repository)"])
     observed, unplayed = Observed(), []
     try:
         with use_cassette(cassette, mode="replay") as session:
