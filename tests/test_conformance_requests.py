@@ -18,7 +18,7 @@ from llmclient.conformance.author import captured_requests, write_requests
 from llmclient.conformance.expect import Contains, OneOf, request_problems
 from llmclient.conformance.runner import run_cell
 from llmclient.conformance.scenarios import (
-    BY_NAME, CITY_FACTS, IMAGE_QUESTION, MULTI_TURN, PDF_QUESTION, WEATHER, CityFacts, Observed, get_weather,
+    BY_NAME, CITY_FACTS, IMAGE_QUESTION, MULTI_TURN, PDF_QUESTION, WEATHER, CityFacts, Observed,
 )
 from llmclient.conformance.targets import load_suite
 

@@ -26,8 +26,9 @@ from typing import Any, Literal
 from llmclient import Client, ConfigurationError, LLMError, Response
 from llmclient.cassettes import use_cassette
 from llmclient.conformance.expect import projection, request_problems
-from llmclient.conformance.scenarios import INPUTS, Observed, Scenario, tool_call_projection
+from llmclient.conformance.scenarios import INPUTS, Observed, Scenario
 from llmclient.conformance.targets import Target, registered
+from llmclient.projection import decimal_text, response_projection
 
 Outcome = Literal["pass", "fail", "unsupported", "known"]
 # Zero-request scenarios replay this: any request at all finds no match and fails the cell.
@@ -178,7 +179,7 @@ def _fixture(path: Path, problems: list[str]) -> dict[str, Any] | None:
 
 
 def _responses(observed: Observed) -> list[dict[str, Any]]:
-    shown = [response_projection(response) for response in observed.responses]
+    shown = [compared(response) for response in observed.responses]
     if observed.error is not None:
         error = observed.error
         shown.append({"error": type(error).__name__, "status_code": error.status_code,
@@ -186,19 +187,16 @@ def _responses(observed: Observed) -> list[dict[str, Any]]:
     return shown
 
 
-def response_projection(response: Response) -> dict[str, Any]:
-    """What a cell compares of a response (and the report shows)."""
-    usage = response.usage.model_dump(exclude={"iterations", "total_tokens"}) if response.usage else None
+def compared(response: Response) -> dict[str, Any]:
+    """What a cell compares of a response with its fixture (and the report shows): the response's
+    projection, with the cost's fields flat as the fixtures spell them."""
+    shown = response_projection(response)
     cost = response.cost
     return {
-        "text": response.text,
-        "finish_reason": response.finish_reason,
-        "raw_finish_reason": response.raw_finish_reason,
-        "tool_calls": tool_call_projection(response.tool_calls),
-        "usage": usage,
-        "cost": None if cost is None else str(cost.total.normalize()),
+        **{key: shown[key] for key in ("text", "finish_reason", "raw_finish_reason", "tool_calls", "usage")},
+        "cost": None if cost is None else shown["cost"]["total"],
         "cost_source": None if cost is None else cost.source,
-        "computed_cost": None if cost is None or cost.computed_total is None else str(cost.computed_total.normalize()),
+        "computed_cost": None if cost is None or cost.computed_total is None else decimal_text(cost.computed_total),
         "price_tier": None if cost is None or cost.prices is None else cost.prices.above_input_tokens,
     }
 
@@ -237,7 +235,7 @@ def _check_retries(observed: Observed, expected: dict[str, Any]) -> list[str]:
 
 
 def _check_response(response: Response, want: dict[str, Any]) -> list[str]:
-    got = response_projection(response)
+    got = compared(response)
     problems = [f"{key}: expected {want[key]!r}, got {got[key]!r}" for key in got
                 if key in want and _normal(key, want[key]) != _normal(key, got[key])]
     missing = [key for key in ("text", "finish_reason", "usage", "cost") if key not in want]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from llmclient import Client, LLMError, Message, Response, ToolCall, regex
+from llmclient import Client, LLMError, Message, Response, regex
 from llmclient.conformance.expect import Contains, Json, OneOf
 from llmclient.providers import Capability
 from llmclient.policies.retry import NO_RETRY, RetryPolicy
@@ -325,6 +325,3 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
-
-def tool_call_projection(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    return [{"name": call.name, "arguments": call.arguments} for call in calls]
