@@ -66,6 +66,8 @@ class LitellmPipeline(Pipeline):
                                     "timeout": self.timeout, "_skip_mcp_handler": True}
         if self.spec.max_tokens_field in keywords:
             keywords["max_tokens"] = keywords.pop(self.spec.max_tokens_field)
+        if request.extra_headers:
+            keywords["extra_headers"] = dict(request.extra_headers)
         if api_key != KEYLESS_PLACEHOLDER:  # else litellm finds the provider's own credentials
             keywords["api_key"] = api_key
         if self.base_url:

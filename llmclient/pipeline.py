@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -19,7 +19,14 @@ import httpx
 from llmclient import files, transport
 from llmclient.assemble import Assembler, call_date
 from llmclient.cassette_match import mismatch_detail
-from llmclient.errors import APIError, LLMError, ReplayMismatchError, RequestTimeoutError, transport_error
+from llmclient.errors import (
+    APIError,
+    InvalidRequestError,
+    LLMError,
+    ReplayMismatchError,
+    RequestTimeoutError,
+    transport_error,
+)
 from llmclient.request import Request
 from llmclient.types import Response
 
@@ -68,6 +75,7 @@ class Pipeline:
                    "accept-encoding": "gzip, deflate", "user-agent": USER_AGENT, **wire.headers}
         if not self.spec.key_query:
             headers[self.spec.key_header] = f"{self.spec.key_prefix or ''}{api_key}"
+        headers = _with_extra_headers(headers, request.extra_headers, self.spec)
         return transport.build_request("POST", url, headers, transport.json_body(wire.body))
 
     def placed(self, request: Request) -> Request:
@@ -189,6 +197,27 @@ async def _close_at_loop_shutdown(session: Any, sessions: dict[int, Any], key: i
         if sessions.get(key, (None, None))[1] is session:
             del sessions[key]
         await session.close()
+
+
+# Headers llmclient owns: the body's framing and the key (which goes to its own host only).
+_OWN_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding", "authorization", "x-api-key",
+                          "api-key", "x-goog-api-key"})
+
+
+def _with_extra_headers(headers: dict[str, str], extra: Mapping[str, str], spec: ProviderSpec) -> dict[str, str]:
+    """The call's `extra_headers` added; a beta header the wire sets too lists both betas."""
+    if not extra:
+        return headers
+    owned = sorted(name for name in extra if name in _OWN_HEADERS or name == spec.key_header.lower())
+    if owned:
+        raise InvalidRequestError(f"extra_headers may not set {', '.join(owned)}: llmclient sets them (the key comes from "
+                                  f"api_key= or {spec.api_key_env})")
+    merged = dict(headers)
+    for name, value in extra.items():
+        if name in merged and name == "anthropic-beta":
+            value = f"{merged[name]},{value}"
+        merged[name] = value
+    return merged
 
 
 def _where(request: httpx.Request) -> str:

@@ -91,6 +91,7 @@ class Request(BaseModel):
     top_p: float | None = None
     stop: list[str] | None = None
     response_format: ResponseFormat | None = None
+    extra_headers: dict[str, str] = {}  # sent as HTTP headers (e.g. anthropic-beta), never in the body
     options: dict[str, Any] = {}
 
     @property
@@ -113,6 +114,7 @@ class Request(BaseModel):
         top_p: float | None = None,
         stop: str | Sequence[str] | None = None,
         response_format: ResponseFormat | Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **provider_options: Any,
     ) -> Request:
         messages = _messages(prompt)
@@ -148,8 +150,25 @@ class Request(BaseModel):
             top_p=None if top_p is None else float(top_p),
             stop=_stop(stop),
             response_format=None if response_format is None else ResponseFormat.of(response_format),
+            extra_headers=_headers(extra_headers),
             options=dict(provider_options),
         )
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+
+
+def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise InvalidRequestError(f"extra_headers takes a mapping of header names to values, got {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise InvalidRequestError(f"extra_headers: {name!r} is not a header name (letters, digits and -)")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise InvalidRequestError(f"extra_headers[{name!r}] must be a one-line string, got {value!r}")
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def _stop(stop: str | Sequence[str] | None) -> list[str] | None:

@@ -30,7 +30,7 @@ from llmclient.conformance.scenarios import BY_NAME, Scenario
 from llmclient.conformance.targets import Target, load_suite, registered
 from llmclient.errors import ConfigurationError
 
-KEPT_HEADERS = ("content-type", "anthropic-version", "host")
+KEPT_HEADERS = ("content-type", "anthropic-version", "anthropic-beta", "host")
 
 
 def captured_requests(target: Target, scenario: Scenario, cassette: Path) -> list[dict[str, Any]]:

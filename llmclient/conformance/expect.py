@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmclient.cassettes import SentRequest
+from llmclient.cassettes import SECRET_HEADERS, SentRequest
 from llmclient.conformance.call_shape import extract_call
 
 # The corpus's endpoint names (call_shape) of each wire llmclient speaks.
 ENDPOINTS = {"openai": "openai_chat_completions", "litellm": "openai_chat_completions",
              "anthropic": "anthropic_messages", "gemini": "gemini_generate_content", "cohere": "cohere_v2_chat"}
 _MISSING = object()
+# Headers every request carries for the transport's sake, left out of the projection.
+_TRANSPORT_HEADERS = frozenset({"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class Json:
 
     def __repr__(self) -> str:
         return f"JSON text of {json.dumps(self.value)}"
+
+
+@dataclass(frozen=True)
+class Includes:
+    """A list with at least one item matching `item` (among any others)."""
+
+    item: Any
+
+    def __repr__(self) -> str:
+        return f"a list including {self.item!r}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,9 @@ def projection(sent: SentRequest, wire: str) -> dict[str, Any]:
     model = body.get("model")
     if model is None and "/models/" in url.path:  # Gemini names it in the path
         model = url.path.split("/models/", 1)[1].split(":", 1)[0]
-    return {"model": model, "endpoint": endpoint, **call, "left_out": sorted(set(left_out))}
+    headers = {name.lower(): value for name, value in sent.headers.items()
+               if name.lower() not in SECRET_HEADERS and name.lower() not in _TRANSPORT_HEADERS}
+    return {"model": model, "endpoint": endpoint, **call, "headers": headers, "left_out": sorted(set(left_out))}
 
 
 def request_problems(expected: tuple[Mapping[str, Any], ...], sent: list[dict[str, Any]]) -> list[str]:
@@ -97,6 +111,10 @@ def _differences(want: Any, got: Any, where: str) -> list[str]:
         if any(not _differences(choice, got, where) for choice in want.choices):
             return []
         return [f"{where or 'value'}: expected {want!r}, sent {_shown(got)}"]
+    if isinstance(want, Includes):
+        if isinstance(got, list) and any(not _differences(want.item, item, where) for item in got):
+            return []
+        return [f"{where}: expected {want!r}, sent {_shown(got)}"]
     if isinstance(want, Json):
         try:
             if isinstance(got, str) and json.loads(got) == want.value:
@@ -144,5 +162,5 @@ def _unordered(want: list[Any], got: list[Any], where: str) -> list[str]:
 
 
 def _shown(value: Any, limit: int = 160) -> str:
-    text = repr(value) if isinstance(value, (Contains, Json, OneOf)) else json.dumps(value, ensure_ascii=False, default=repr)
+    text = repr(value) if isinstance(value, (Contains, Includes, Json, OneOf)) else json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} chars)"

@@ -96,6 +96,26 @@ def with_options(body: dict[str, Any], options: Mapping[str, Any]) -> dict[str, 
     return {**body, **options} if options else body
 
 
+# `reasoning_effort` (OpenAI's spelling, sent as is on the OpenAI wire) as a thinking budget in
+# tokens where the API takes a budget instead (Anthropic `thinking`, Gemini `thinkingConfig`): the
+# budgets litellm maps the same efforts to, so a call means what it meant through litellm.
+THINKING_BUDGETS: Mapping[str, int] = {"low": 1024, "medium": 2048, "high": 4096}
+
+
+def thinking_budget(options: dict[str, Any], wire: str) -> int | None:
+    """Take `reasoning_effort` out of `options`: its budget, 0 for "none", None when not given."""
+    if "reasoning_effort" not in options:
+        return None
+    effort = options.pop("reasoning_effort")
+    if effort == "none":
+        return 0
+    if effort not in THINKING_BUDGETS:
+        raise InvalidRequestError(f"reasoning_effort must be one of none, {', '.join(THINKING_BUDGETS)} on the {wire} "
+                                  f"wire (a thinking budget of {', '.join(map(str, THINKING_BUDGETS.values()))} tokens), "
+                                  f"got {effort!r}")
+    return THINKING_BUDGETS[effort]
+
+
 class WireFormatError(Exception):
     """The body does not have the shape of its wire format (becomes MalformedResponseError)."""
 

@@ -33,6 +33,7 @@ from llmclient.wire import (
     parse_arguments,
     reasoning_event,
     text_event,
+    thinking_budget,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -59,10 +60,18 @@ _TOOL_CHOICES: Mapping[str, dict[str, str]] = {
 
 
 def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
+    options = dict(request.options)
+    budget = thinking_budget(options, "Anthropic")
     max_tokens = request.max_tokens if request.max_tokens is not None else spec.default_max_tokens
     if max_tokens is None:
         raise InvalidRequestError(f"{spec.name} (Anthropic Messages) requires max_tokens: pass max_tokens=..., "
                                   f"or give its ProviderSpec a default_max_tokens")
+    if budget and request.max_tokens is None:
+        max_tokens += budget  # the default is for the answer; thinking comes on top of it
+    elif budget and max_tokens <= budget:
+        raise InvalidRequestError(f"max_tokens={max_tokens} must be above the thinking budget of {budget} tokens that "
+                                  f"reasoning_effort={request.options['reasoning_effort']!r} asks for (Anthropic counts "
+                                  f"thinking in max_tokens): raise max_tokens or lower the effort")
     # "stream" is sent either way, as the official SDK does (false is the API's default).
     body: dict[str, Any] = {"model": model_id, "max_tokens": max_tokens, "messages": _turns(request, spec, model_id),
                             "stream": stream}
@@ -75,7 +84,9 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
             body[key] = value
     if request.response_format is not None:
         body["output_config"] = {"format": _output_format(request.response_format)}
-    return WireRequest("/v1/messages", with_options(body, request.options), {"anthropic-version": API_VERSION})
+    if budget:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return WireRequest("/v1/messages", with_options(body, options), {"anthropic-version": API_VERSION})
 
 
 def _system(messages: list[Message], spec: ProviderSpec) -> str | list[dict[str, Any]] | None:

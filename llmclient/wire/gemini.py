@@ -33,6 +33,7 @@ from llmclient.wire import (
     offered_tools,
     parse_arguments,
     parse_json,
+    thinking_budget,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -177,13 +178,18 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in tools]}]
     if choice is not None:
         body["toolConfig"] = {"functionCallingConfig": _calling_config(choice)}
-    options = _camel_keys(request.options, "provider options")
+    options = dict(request.options)
+    budget = thinking_budget(options, "Gemini")
+    options = _camel_keys(options, "provider options")
     extra = options.pop("generationConfig", {})
     if not isinstance(extra, Mapping):
         raise InvalidRequestError(f"the generationConfig option must be an object, got {type(extra).__name__}")
     # Gemini keeps thinking, seed, topK, ... in generationConfig next to what the call's own
     # arguments set there: the option's keys join ours, and may not replace them.
     generation = with_options(_generation_config(request), _camel_keys(extra, "generationConfig"))
+    if budget is not None:  # the thought summaries come back as parts marked "thought" (reasoning)
+        thinking = {"thinkingBudget": budget, **({"includeThoughts": True} if budget else {})}
+        generation = with_options(generation, {"thinkingConfig": thinking})
     if generation:
         body["generationConfig"] = generation
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
