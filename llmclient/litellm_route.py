@@ -14,13 +14,21 @@ import json
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import httpx
 
-from llmclient.errors import APIConnectionError, ConfigurationError, LLMError, MalformedResponseError, RequestTimeoutError
+from llmclient.cassette_match import mismatch_detail
+from llmclient.errors import (
+    APIConnectionError,
+    ConfigurationError,
+    LLMError,
+    MalformedResponseError,
+    ReplayMismatchError,
+    RequestTimeoutError,
+)
 from llmclient.pipeline import Pipeline
 from llmclient.providers import KEYLESS_PLACEHOLDER
 from llmclient.request import Request
@@ -119,6 +127,11 @@ def error_answer(exc: Exception, pipeline: Pipeline) -> httpx.Response:
     context: dict[str, Any] = {"provider": pipeline.spec.name, "model": pipeline.model_id}
     if isinstance(exc, LLMError):
         raise exc
+    mismatch = _cause_named(exc, "CannotOverwriteExistingCassetteException")  # vcrpy, in a replay, under
+    if mismatch is not None:  # litellm's and the openai SDK's wrappings ("Connection error", a 500)
+        raise ReplayMismatchError(f"no recorded interaction for the {where}{mismatch_detail(mismatch)} (replay mode "
+                                  f"sends nothing to the network; record it with mode='record' or fix the request)",
+                                  **context) from exc
     if type(exc).__name__ == "Timeout" or isinstance(exc, httpx.TimeoutException):
         raise RequestTimeoutError(f"{where} timed out: {exc}", **context) from exc
     if type(exc).__name__ == "APIConnectionError" or isinstance(exc, httpx.TransportError):
@@ -158,14 +171,23 @@ def _wait_headers(exc: Exception) -> dict[str, str]:
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return _cause(exc, lambda e: isinstance(e, kind)) is not None
+
+
+def _cause_named(exc: BaseException, name: str) -> BaseException | None:
+    return _cause(exc, lambda e: type(e).__name__ == name)
+
+
+def _cause(exc: BaseException, wanted: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception in `exc`'s cause chain (itself included) that is `wanted`."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
+        if wanted(current):
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
 def _with_file_contents(body: Any) -> Any:

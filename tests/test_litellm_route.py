@@ -92,3 +92,15 @@ def test_simulated_faults_reach_the_litellm_route_too(fault_server: FaultServer)
     assert response.text == "After the faults." and fault_server.count == 1
     assert [r.error for r in response.retries] == ["ServerError", "RequestTimeoutError"]
     assert len(simulator.injected) == 2
+
+
+def test_a_replay_mismatch_through_litellm_is_a_replay_mismatch() -> None:
+    # litellm and the openai SDK wrap vcrpy's refusal as a "Connection error" 500; it is ours to name.
+    from pathlib import Path
+
+    from llmclient import ReplayMismatchError, use_cassette
+
+    cassette = Path(__file__).resolve().parent.parent / "cassettes" / "litellm" / "text.yaml"
+    with use_cassette(cassette), pytest.raises(ReplayMismatchError) as caught:
+        Client("litellm/openai/gpt-4o-mini", retry=RetryPolicy(max_attempts=1)).complete("Write a poem about cats")
+    assert "closest recorded request differs at messages[0].content: recorded 'What is the capital" in str(caught.value)
