@@ -5,7 +5,7 @@ wire-independent meaning of the request an official SDK sent (and the provider a
 expressed here through the public API only (`Client.complete` / `Client.stream` with `Message`s,
 JSON-schema tool dicts and the call keywords) against a loopback server that answers with the
 recorded response; the body llmclient sent is read back and `extract_call(sent)` is compared with
-`call` field by field. `extract_call` (tests/call_shape.py) is proven on every recorded request by
+`call` field by field. `extract_call` (llmclient/conformance/call_shape.py) is proven on every recorded request by
 tests/test_request_fidelity.py, so a miss is llmclient's.
 
 Run directly for the table: `python -m tests.request_fidelity`.

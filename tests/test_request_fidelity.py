@@ -2,7 +2,7 @@
 through the public API against a loopback server, and the body llmclient sent must mean the same
 call, field by field (tests/request_fidelity.py). Floors and known misses: request_fidelity_ratchet.json.
 
-First, `extract_call` (tests/call_shape.py) must give the recorded `call` of every recorded request:
+First, `extract_call` (llmclient/conformance/call_shape.py) must give the recorded `call` of every recorded request:
 that is what makes its reading of llmclient's bodies trustworthy. The table per provider x field
 is printed and written to `reports/request-fidelity.json`."""
 

@@ -7,6 +7,8 @@ fully-described recorded request, so a difference it reports on a body llmclient
 llmclient's, not the extractor's. What the call shape cannot describe is left out of the call,
 as the README says, and named in `left_out` (the counterpart of `call_unsupported`): every key
 the shape does not know, and the values it leaves out (an error result, a thought part).
+The conformance suite reads every request a cell sends with it (`expect.projection`); it ships in
+the package for that, and is still independent of the encoders it checks.
 """
 
 from __future__ import annotations
