@@ -14,10 +14,11 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from llmclient.errors import ReplayMismatchError
+
 ELIDE_OVER = 256 * 1024
 ELIDED_KEY = "llmclient_elided_body"
 SECRET_QUERY = frozenset({"key", "api_key", "api-key", "access_token", "token"})
-_IGNORED_QUERY = frozenset({"beta"}) | SECRET_QUERY
 _SHOWN = 60  # characters of a differing value shown in a mismatch
 
 
@@ -31,8 +32,17 @@ def match_path(r1: Any, r2: Any) -> None:
     assert normal_path(r1.path) == normal_path(r2.path), f"path: recorded {r2.path}, sent {r1.path}"
 
 
+def secret_query() -> frozenset[str]:
+    """The query parameters that carry a key: the usual ones and every registered provider's."""
+    from llmclient.providers import REGISTRY
+
+    return SECRET_QUERY | {spec.key_query for spec in REGISTRY.values() if spec.key_query}
+
+
 def _query_key(request: Any) -> list[tuple[str, str]]:
-    return sorted((k, v) for k, v in parse_qsl(urlsplit(request.uri).query) if k not in _IGNORED_QUERY)
+    # A key is never matched on (replay sends a placeholder) and so never shown in a mismatch.
+    ignored = secret_query() | {"beta"}
+    return sorted((k, v) for k, v in parse_qsl(urlsplit(request.uri).query) if k not in ignored)
 
 
 def match_query(r1: Any, r2: Any) -> None:
@@ -90,6 +100,24 @@ def _short(value: Any) -> str:
         value = value.decode("utf-8", errors="replace")
     text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 5] + "...'" if isinstance(value, str) else text[:_SHOWN] + "..."
+
+
+def replay_mismatch(exc: BaseException, what: str, provider: str, model: str) -> ReplayMismatchError | None:
+    """vcrpy's refusal of an unmatched request in a replay (`exc`, or one it wraps) as our typed
+    error, naming what was asked and the first field where the closest recording differs; None
+    when `exc` is something else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ == "CannotOverwriteExistingCassetteException":
+            cassette = getattr(getattr(current, "cassette", None), "_path", "the cassette")
+            return ReplayMismatchError(
+                f"no recorded interaction for {what} in {cassette}{mismatch_detail(current)} (replay mode sends "
+                f"nothing to the network; record it with mode='record' or fix the request)",
+                provider=provider, model=model)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def mismatch_detail(exc: BaseException) -> str:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from llmclient.cassette_match import (
     ELIDE_OVER,
@@ -36,6 +37,7 @@ from llmclient.cassette_match import (
     match_path,
     match_query,
     raw_body,
+    secret_query,
 )
 from llmclient.errors import ConfigurationError, ReplayMismatchError
 
@@ -75,6 +77,56 @@ _PLACEHOLDER = re.compile(r"REDACTED|PLACEHOLDER|placeholder|test-key|sk-test|du
 
 _depth_lock = threading.Lock()
 _replay_depth = 0
+_open_cassettes = 0
+# Every key llmclient sent while a cassette block was open: masked wherever it appears in what a
+# cassette records or a session shows (headers of any name, URLs, bodies), whatever its format.
+_keys_in_use: set[str] = set()
+_PLACEHOLDER_KEYS = frozenset({"replay-placeholder-key", "no-key-needed"})
+
+
+def remember_key(key: str) -> None:
+    """Called for every key about to be sent (cheap when no cassette is open)."""
+    if _open_cassettes and len(key) >= 8 and key not in _PLACEHOLDER_KEYS:
+        with _depth_lock:
+            _keys_in_use.add(key)
+
+
+def secret_headers() -> frozenset[str]:
+    """The header names that carry a secret: the usual ones and every registered provider's key header."""
+    from llmclient.providers import REGISTRY
+
+    return SECRET_HEADERS | {spec.key_header.lower() for spec in REGISTRY.values() if spec.key_header}
+
+
+def scrubbed_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """`headers` with every secret one's value (by name, or holding a key in use) replaced by REDACTED."""
+    names = secret_headers()
+    return {str(name): REDACTED if str(name).lower() in names or _holds_key(str(value)) else str(value)
+            for name, value in headers.items()}
+
+
+def scrubbed_uri(uri: str) -> str:
+    """`uri` with secret query values (by name, or holding a key in use) replaced by REDACTED."""
+    parts = urlsplit(uri)
+    if not parts.query and not _holds_key(uri):
+        return uri
+    names = secret_query()
+    query = [(k, REDACTED if k in names or _holds_key(v) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return _mask_keys(urlunsplit(parts._replace(query=urlencode(query, safe=REDACTED))))
+
+
+def holds_key_in_use(text: str) -> bool:
+    """Whether `text` holds a key llmclient sent inside a cassette block."""
+    return any(key in text for key in _keys_in_use)
+
+
+_holds_key = holds_key_in_use
+
+
+def _mask_keys(text: str) -> str:
+    for key in _keys_in_use:
+        text = text.replace(key, REDACTED)
+    return text
 
 
 def replaying() -> bool:
@@ -140,8 +192,8 @@ def vcr_config(mode: Mode = "replay", *, match: Match = "request") -> dict[str, 
         "record_mode": _RECORD_MODES[mode],
         "decode_compressed_response": True,
         "drop_unused_requests": mode == "record",
-        "filter_headers": [(name, REDACTED) for name in sorted(SECRET_HEADERS)],
-        "filter_query_parameters": [(name, REDACTED) for name in sorted(SECRET_QUERY)],
+        "filter_headers": [(name, REDACTED) for name in sorted(secret_headers())],
+        "filter_query_parameters": [(name, REDACTED) for name in sorted(secret_query())],
         # vcrpy also passes every incoming request through this hook before matching: in replay a
         # long body must stay whole so that it is matched against what the cassette holds.
         "before_record_request": _scrub_request if mode != "replay" else _scrub_request_keep_length,
@@ -171,7 +223,7 @@ def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = Fals
         raise ConfigurationError(f"no cassette at {path}: record it first with mode='record'")
     recorder = vcr.VCR(**settings)
     register_matchers(recorder)
-    with _replay_scope(mode == "replay"), ExitStack() as stack:
+    with _replay_scope(mode == "replay"), _open(), ExitStack() as stack:
         try:
             cassette = stack.enter_context(recorder.use_cassette(str(path)))
         except Exception as exc:  # yaml's, or a shape vcrpy cannot read
@@ -187,25 +239,43 @@ def use_cassette(path: str | Path, mode: Mode = "replay", *, strict: bool = Fals
 
 
 def _capture_sent(cassette: Any) -> list[SentRequest]:
-    """From now on, every request the cassette is asked about, once each, as it was sent. vcrpy
-    hands the request it built from the real one to its filter several times (to match, to play,
-    to record), and the filtered copies too: the first sight of a request that is not a copy is
-    the request as sent."""
+    """From now on, every request the cassette is asked about, once each, as it was sent (secrets
+    masked). vcrpy hands the request it built from the real one to its filter several times (to
+    match, to play, to record), and deep copies of it: the first sight of an unmarked request is
+    the request as sent; marking it marks every copy made after."""
     sent: list[SentRequest] = []
-    seen: dict[int, Any] = {}  # holding each request (and copy) keeps its id unique
-    filtered = cassette._before_record_request
+    filtered = cassette._before_record_request  # vcrpy's filter chain; the one hook that sees every request
 
     def capture(request: Any) -> Any:
-        if id(request) not in seen:
-            seen[id(request)] = request
-            headers = {str(name): str(value) for name, value in request.headers.items()}
-            sent.append(SentRequest(request.method, request.uri, headers, raw_body(request)))
-        copy = filtered(request)
-        seen[id(copy)] = copy
-        return copy
+        if not getattr(request, _SEEN, False):
+            setattr(request, _SEEN, True)
+            sent.append(SentRequest(request.method, scrubbed_uri(request.uri), scrubbed_headers(request.headers),
+                                    _mask_keys_in(raw_body(request))))
+        return filtered(request)
 
     cassette._before_record_request = capture
     return sent
+
+
+_SEEN = "_llmclient_seen"
+
+
+def _mask_keys_in(body: bytes) -> bytes:
+    for key in _keys_in_use:
+        body = body.replace(key.encode("utf-8"), REDACTED.encode())
+    return body
+
+
+@contextmanager
+def _open() -> Iterator[None]:
+    global _open_cassettes
+    with _depth_lock:
+        _open_cassettes += 1
+    try:
+        yield
+    finally:
+        with _depth_lock:
+            _open_cassettes -= 1
 
 
 @contextmanager
@@ -224,35 +294,40 @@ def _replay_scope(active: bool) -> Iterator[None]:
 
 
 def mask_secrets(text: str) -> str:
-    """`text` with every key-like string replaced by REDACTED."""
+    """`text` with every key in use and every key-like string replaced by REDACTED."""
+    text = _mask_keys(text)
     for pattern in SECRET_PATTERNS.values():
         text = pattern.sub(lambda m: m.group(0) if _PLACEHOLDER.search(m.group(0)) else REDACTED, text)
     return text
 
 
 def _scrub_request(request: Any) -> Any:
-    if request.body and len(raw_body(request)) > ELIDE_OVER:
+    request = _scrub_request_keep_length(request)
+    if request.body and len(raw_body(request)) > ELIDE_OVER:  # the digest of the masked body, as replay hashes it
         request.body = elided_body(raw_body(request)).encode("utf-8")
-        return request
-    return _scrub_request_keep_length(request)
+    return request
 
 
 def _scrub_request_keep_length(request: Any) -> Any:
     if request.body:
-        request.body = _masked_body(raw_body(request))
+        request.body = _masked_body(raw_body(request), frozenset(_keys_in_use))
+    for name, value in scrubbed_headers(request.headers).items():
+        request.headers[name] = value
+    request.uri = scrubbed_uri(request.uri)
     return request
 
 
 @functools.lru_cache(maxsize=8)
-def _masked_body(body: bytes) -> bytes:
+def _masked_body(body: bytes, keys: frozenset[str]) -> bytes:  # keys: part of the cache key
     # vcrpy filters one request several times (to match, to play, to record): mask a body once.
     return mask_secrets(body.decode("utf-8", errors="replace")).encode("utf-8")
 
 
 def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     headers = response.get("headers") or {}
-    for name in list(headers):
-        if name.lower() in SECRET_HEADERS:
+    names = secret_headers()
+    for name, values in list(headers.items()):
+        if name.lower() in names or any(_holds_key(str(value)) for value in values or []):
             headers[name] = [REDACTED]
     body = response.get("body") or {}
     raw = body.get("string")

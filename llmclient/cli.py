@@ -109,11 +109,11 @@ def _conformance(args: argparse.Namespace, out: TextIO) -> int:
     if args.draft_expected:
         from llmclient.conformance.draft import draft_all
 
-        for provider, scenario, result in draft_all(targets, scenarios, suite.cassettes, suite.fixtures,
-                                                    overwrite=args.overwrite):
+        results = draft_all(targets, scenarios, suite.cassettes, suite.fixtures, overwrite=args.overwrite)
+        for provider, scenario, result in results:
             out.write(f"{provider}/{scenario}: {'drafted ' if isinstance(result, Path) else ''}{result}\n")
         out.write("Review every draft against its cassette and the cited price, then delete its draft keys.\n")
-        return 0
+        return 1 if any(isinstance(result, str) and result.startswith("failed") for *_, result in results) else 0
     cells, seconds, timing = conformance.run(suite, args.provider, args.scenario)
     out.write(report.render_text(cells, seconds) + "\n")
     if timing["litellm_imported_by_builtin_providers"]:
@@ -140,7 +140,8 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     prompt = args.prompt or _last_user_text(request)
     if not prompt:
         raise ConfigurationError(f"cannot read a prompt from {args.cassette}: pass --prompt")
-    with use_cassette(args.cassette, mode="replay"), Client(model) as client:
+    # The prompt is rebuilt from the recording (or --prompt): match the endpoint, not every body field.
+    with use_cassette(args.cassette, mode="replay", match="endpoint"), Client(model) as client:
         if args.stream:
             stream = client.stream(prompt)
             out.write("response  ")

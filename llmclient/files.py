@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from llmclient.errors import BadRequestError, InvalidRequestError, ReplayMismatchError, UnsupportedCapabilityError
+from llmclient.cassette_match import replay_mismatch
+from llmclient.errors import BadRequestError, InvalidRequestError, UnsupportedCapabilityError
 from llmclient.providers import ProviderSpec
 from llmclient.types import FilePart, Message, TextPart
 
@@ -255,9 +256,9 @@ def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | No
         raise BadRequestError(f"could not download {part.url} to send it inline ({spec.name} does not fetch URLs "
                               f"itself): {exc}", provider=spec.name, model=model) from exc
     except Exception as exc:
-        if type(exc).__name__ == "CannotOverwriteExistingCassetteException":  # vcrpy, in a replay
-            raise ReplayMismatchError(f"no recorded interaction for GET {part.url} (downloaded to send it inline to "
-                                      f"{spec.name}): record it", provider=spec.name, model=model) from exc
+        mismatch = replay_mismatch(exc, f"GET {part.url} (downloaded to send it inline to {spec.name})", spec.name, model)
+        if mismatch is not None:
+            raise mismatch from exc
         raise
     fetched = _inline(bytes(data), part.name)
     if fetched.media_type != part.media_type:

@@ -14,22 +14,22 @@ import json
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
 import httpx
 
-from llmclient.cassette_match import mismatch_detail
+from llmclient.cassette_match import replay_mismatch
+from llmclient.cassettes import remember_key
 from llmclient.errors import (
     APIConnectionError,
     ConfigurationError,
     LLMError,
     MalformedResponseError,
-    ReplayMismatchError,
     RequestTimeoutError,
 )
-from llmclient.pipeline import Pipeline
+from llmclient.pipeline import Pipeline, with_extra_headers
 from llmclient.providers import KEYLESS_PLACEHOLDER
 from llmclient.request import Request
 from llmclient import transport
@@ -74,10 +74,11 @@ class LitellmPipeline(Pipeline):
                                     "timeout": self.timeout, "_skip_mcp_handler": True}
         if self.spec.max_tokens_field in keywords:
             keywords["max_tokens"] = keywords.pop(self.spec.max_tokens_field)
-        if request.extra_headers:
-            keywords["extra_headers"] = dict(request.extra_headers)
+        if request.extra_headers:  # checked as for any provider: its key header is ours to set
+            keywords["extra_headers"] = with_extra_headers({}, request.extra_headers, self.spec)
         if api_key != KEYLESS_PLACEHOLDER:  # else litellm finds the provider's own credentials
             keywords["api_key"] = api_key
+            remember_key(api_key)
         if self.base_url:
             keywords["api_base"] = self.base_url
         # The pipeline's request value carries the keywords; nothing of it goes on the wire.
@@ -127,11 +128,10 @@ def error_answer(exc: Exception, pipeline: Pipeline) -> httpx.Response:
     context: dict[str, Any] = {"provider": pipeline.spec.name, "model": pipeline.model_id}
     if isinstance(exc, LLMError):
         raise exc
-    mismatch = _cause_named(exc, "CannotOverwriteExistingCassetteException")  # vcrpy, in a replay, under
-    if mismatch is not None:  # litellm's and the openai SDK's wrappings ("Connection error", a 500)
-        raise ReplayMismatchError(f"no recorded interaction for the {where}{mismatch_detail(mismatch)} (replay mode "
-                                  f"sends nothing to the network; record it with mode='record' or fix the request)",
-                                  **context) from exc
+    # vcrpy's refusal in a replay, under litellm's and the openai SDK's wrappings ("Connection error", a 500)
+    mismatch = replay_mismatch(exc, f"the {where}", pipeline.spec.name, pipeline.model_id)
+    if mismatch is not None:
+        raise mismatch from exc
     if type(exc).__name__ == "Timeout" or isinstance(exc, httpx.TimeoutException):
         raise RequestTimeoutError(f"{where} timed out: {exc}", **context) from exc
     if type(exc).__name__ == "APIConnectionError" or isinstance(exc, httpx.TransportError):
@@ -171,23 +171,14 @@ def _wait_headers(exc: Exception) -> dict[str, str]:
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    return _cause(exc, lambda e: isinstance(e, kind)) is not None
-
-
-def _cause_named(exc: BaseException, name: str) -> BaseException | None:
-    return _cause(exc, lambda e: type(e).__name__ == name)
-
-
-def _cause(exc: BaseException, wanted: Callable[[BaseException], bool]) -> BaseException | None:
-    """The first exception in `exc`'s cause chain (itself included) that is `wanted`."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if wanted(current):
-            return current
+        if isinstance(current, kind):
+            return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+    return False
 
 
 def _with_file_contents(body: Any) -> Any:

@@ -18,12 +18,12 @@ import httpx
 
 from llmclient import files, transport
 from llmclient.assemble import Assembler, call_date
-from llmclient.cassette_match import mismatch_detail
+from llmclient.cassette_match import replay_mismatch
+from llmclient.cassettes import remember_key
 from llmclient.errors import (
     APIError,
     InvalidRequestError,
     LLMError,
-    ReplayMismatchError,
     RequestTimeoutError,
     transport_error,
 )
@@ -65,6 +65,7 @@ class Pipeline:
         """The HTTP request for `request` (already checked with `files.check`): files placed where
         the provider takes them, then encoded by the provider's wire."""
         wire = self._codec.encode(self.placed(request), self.spec, self.model_id, stream=stream)
+        remember_key(api_key)  # inside a cassette block, masked wherever it would be recorded
         query = self._query
         if self.spec.key_query:
             query = {**query, self.spec.key_query: api_key}
@@ -75,7 +76,7 @@ class Pipeline:
                    "accept-encoding": "gzip, deflate", "user-agent": USER_AGENT, **wire.headers}
         if not self.spec.key_query:
             headers[self.spec.key_header] = f"{self.spec.key_prefix or ''}{api_key}"
-        headers = _with_extra_headers(headers, request.extra_headers, self.spec)
+        headers = with_extra_headers(headers, request.extra_headers, self.spec)
         return transport.build_request("POST", url, headers, transport.json_body(wire.body))
 
     def placed(self, request: Request) -> Request:
@@ -174,12 +175,9 @@ class Pipeline:
     def _send_failed(self, exc: Exception, request: httpx.Request) -> LLMError:
         if isinstance(exc, LLMError):  # a file that changed while its body streamed
             return exc
-        if type(exc).__name__ == "CannotOverwriteExistingCassetteException":  # vcrpy, in a replay
-            cassette = getattr(getattr(exc, "cassette", None), "_path", "the cassette")
-            return ReplayMismatchError(
-                f"no recorded interaction for {_where(request)} in {cassette}{mismatch_detail(exc)} (replay mode "
-                f"sends nothing to the network; record it with mode='record' or fix the request)",
-                provider=self.spec.name, model=self.model_id)
+        mismatch = replay_mismatch(exc, _where(request), self.spec.name, self.model_id)
+        if mismatch is not None:
+            return mismatch
         if isinstance(exc, httpx.TransportError):
             return transport_error(exc, _where(request), provider=self.spec.name, model=self.model_id)
         raise exc
@@ -199,25 +197,15 @@ async def _close_at_loop_shutdown(session: Any, sessions: dict[int, Any], key: i
         await session.close()
 
 
-# Headers llmclient owns: the body's framing and the key (which goes to its own host only).
-_OWN_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding", "authorization", "x-api-key",
-                          "api-key", "x-goog-api-key"})
-
-
-def _with_extra_headers(headers: dict[str, str], extra: Mapping[str, str], spec: ProviderSpec) -> dict[str, str]:
-    """The call's `extra_headers` added; a beta header the wire sets too lists both betas."""
+def with_extra_headers(headers: dict[str, str], extra: Mapping[str, str], spec: ProviderSpec) -> dict[str, str]:
+    """The call's `extra_headers` (checked by Request) added, unless one names the provider's own
+    key header or a header the wire sets."""
     if not extra:
         return headers
-    owned = sorted(name for name in extra if name in _OWN_HEADERS or name == spec.key_header.lower())
-    if owned:
-        raise InvalidRequestError(f"extra_headers may not set {', '.join(owned)}: llmclient sets them (the key comes from "
-                                  f"api_key= or {spec.api_key_env})")
-    merged = dict(headers)
-    for name, value in extra.items():
-        if name in merged and name == "anthropic-beta":
-            value = f"{merged[name]},{value}"
-        merged[name] = value
-    return merged
+    taken = sorted(name for name in extra if name == spec.key_header.lower() or name in headers)
+    if taken:
+        raise InvalidRequestError(f"extra_headers may not set {', '.join(taken)}: llmclient sets it for {spec.name}")
+    return {**headers, **extra}
 
 
 def _where(request: httpx.Request) -> str:

@@ -156,6 +156,10 @@ class Request(BaseModel):
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+# Headers llmclient owns on every provider: the body's framing, and the usual key headers (the
+# provider's own key header is refused when the request is prepared for it).
+OWN_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding", "authorization",
+                         "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
 
 def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -168,7 +172,15 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidRequestError(f"extra_headers: {name!r} is not a header name (letters, digits and -)")
         if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             raise InvalidRequestError(f"extra_headers[{name!r}] must be a one-line string, got {value!r}")
-    return {name.lower(): value for name, value in headers.items()}
+    lowered = [name.lower() for name in headers]
+    twice = sorted({name for name in lowered if lowered.count(name) > 1})
+    if twice:
+        raise InvalidRequestError(f"extra_headers names {', '.join(twice)} more than once (header names ignore case)")
+    owned = sorted(set(lowered) & OWN_HEADERS)
+    if owned:
+        raise InvalidRequestError(f"extra_headers may not set {', '.join(owned)}: llmclient sets them (the key comes "
+                                  f"from api_key= or the provider's environment variable)")
+    return dict(zip(lowered, headers.values()))
 
 
 def _stop(stop: str | Sequence[str] | None) -> list[str] | None:

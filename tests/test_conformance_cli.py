@@ -101,3 +101,38 @@ def test_the_checkouts_declared_provider_is_a_provider(capsys: pytest.CaptureFix
     code = main(["replay", "--config", CONFIG, str(REPO / "cassettes" / "cerebras" / "text.yaml")])
     out = capsys.readouterr().out
     assert code == 0 and "model     cerebras/llama-3.3-70b" in out
+
+
+def test_a_built_in_providers_overrides_reach_the_suite(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # One place: [providers.openai] with its capabilities narrowed is what the suite runs.
+    config = tmp_path / "llmclient.toml"
+    config.write_text('[providers.openai]\ncapabilities = ["streaming"]\n\n[conformance.models]\nopenai = "gpt-4o-mini"\n')
+    code, out, _ = _run(capsys, "--config", str(config), "--cassettes", str(REPO / "cassettes"), "--fixtures",
+                        str(REPO / "fixtures" / "conformance"), "--scenario", "tool_call", "--scenario", "text",
+                        "--report", str(tmp_path / "report"))
+    assert code == 0, out
+    assert "1 pass, 0 FAIL, 1 unsupported" in out
+    from llmclient import REGISTRY
+    assert "tools" in REGISTRY["openai"].capabilities  # the built-in spec is back after the run
+
+
+def test_replay_rebuilds_the_prompt_so_it_matches_the_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    # `llmclient replay` sends only the prompt: a cassette of a richer call (a system prompt, a
+    # max_tokens cut) still shows its answer, and --prompt replaces the prompt.
+    for name, answer in (("system_prompt", "response  paris\n"), ("max_tokens", "finish    length")):
+        assert main(["replay", str(REPO / "cassettes" / "openai" / f"{name}.yaml")]) == 0
+        assert answer in capsys.readouterr().out
+    assert main(["replay", str(REPO / "cassettes" / "openai" / "text.yaml"), "--prompt", "Hello"]) == 0
+    assert "prompt    Hello\n" in capsys.readouterr().out
+
+
+def test_drafting_from_a_broken_cassette_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cassette = tmp_path / "cassettes" / "openai" / "text.yaml"
+    cassette.parent.mkdir(parents=True)
+    cassette.write_text("interactions: [\n")
+    code, out, _ = _run(capsys, "--config", CONFIG, "--cassettes", str(tmp_path / "cassettes"), "--fixtures",
+                        str(tmp_path / "fixtures"), "--provider", "openai", "--scenario", "text", "--scenario",
+                        "system_prompt", "--draft-expected")
+    assert code == 1
+    assert f"openai/text: failed: {cassette}: not valid YAML (while parsing a flow node" in out
+    assert "openai/system_prompt: skipped: no cassette at" in out  # nothing recorded: nothing to draft, not a failure

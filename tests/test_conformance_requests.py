@@ -15,10 +15,11 @@ import pytest
 
 from llmclient import Client, ReplayMismatchError, use_cassette
 from llmclient.conformance.author import captured_requests, write_requests
-from llmclient.conformance.expect import Contains, OneOf, request_problems
+from llmclient.cassettes import SentRequest
+from llmclient.conformance.expect import Contains, OneOf, projection, request_problems
 from llmclient.conformance.runner import run_cell, unsupported
 from llmclient.conformance.scenarios import (
-    BY_NAME, CITY_FACTS, IMAGE_QUESTION, MULTI_TURN, PDF_QUESTION, WEATHER, CityFacts, Observed,
+    BY_NAME, CITY_FACTS, IMAGE_QUESTION, LONG_PROMPT, MULTI_TURN, PDF_QUESTION, STRAWBERRY, WEATHER, CityFacts, Observed,
 )
 from llmclient.conformance.targets import load_suite
 
@@ -126,3 +127,37 @@ def test_a_cell_shows_both_halves() -> None:
 
 
 TINY_PNG_SHA256 = "396f6aba97b0b4ac60a22cae643ef2df1676ab98050fa468bbcb1aadb69b9e44"
+
+
+def _sent(uri: str, body: dict[str, object]) -> SentRequest:
+    return SentRequest("POST", uri, {"content-type": "application/json"}, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(("wire", "uri", "body", "problem"), [
+    # Before llmclient mapped it, reasoning_effort went to Anthropic and Gemini as an unknown body key.
+    ("anthropic", "https://api.anthropic.com/v1/messages",
+     {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": STRAWBERRY}], "reasoning_effort": "low"},
+     'request: reasoning: expected {"budget": 1024}, sent null'),
+    ("gemini", "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent",
+     {"contents": [{"role": "user", "parts": [{"text": STRAWBERRY}]}], "reasoningEffort": "low"},
+     'request: reasoning: expected {"budget": 1024}, sent null'),
+    ("openai", "https://api.openai.com/v1/chat/completions",
+     {"model": "m", "messages": [{"role": "user", "content": STRAWBERRY}], "thinking": {"type": "enabled"}},
+     'request: reasoning: expected "low", sent null'),
+    ("anthropic", "https://api.anthropic.com/v1/messages",
+     {"model": "m", "max_tokens": 2048, "messages": [{"role": "user", "content": STRAWBERRY}],
+      "thinking": {"type": "enabled", "budget_tokens": 1024}}, None),
+])
+def test_the_reasoning_a_request_asks_for_is_checked_per_wire(wire: str, uri: str, body: dict[str, object],
+                                                                problem: str | None) -> None:
+    found = request_problems(BY_NAME["billing_reasoning"].sends, [projection(_sent(uri, body), wire)])
+    assert found == ([problem] if problem else [])
+
+
+def test_the_long_context_beta_goes_to_anthropic_only() -> None:
+    sends = BY_NAME["billing_tiered"].sends
+    gemini = projection(SentRequest("POST", "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent",
+                                    {"anthropic-beta": "context-1m-2025-08-07"},
+                                    json.dumps({"contents": [{"role": "user", "parts": [{"text": LONG_PROMPT}]}]}).encode()),
+                        "gemini")
+    assert request_problems(sends, [gemini]) == ['request: headers: expected no \'anthropic-beta\', sent {"anthropic-beta": "context-1m-2025-08-07"}']

@@ -207,3 +207,47 @@ def test_a_known_failure_shows_as_such_and_turns_into_a_failure_when_it_passes(d
     fixture.write_text(json.dumps({**expected, "text": "not what the cassette says", "known_failure": "a note"}))
     cell = run(dirs)
     assert cell.outcome == "known" and cell.detail.startswith("a note (observed: text:")
+
+
+# A key in no known format, sent in a header or a query parameter the provider names itself.
+PLAIN_KEY = "acme-live-SECRET1234567890"
+
+
+@pytest.mark.parametrize("where", [{"key_header": "x-acme-key", "key_prefix": ""}, {"key_query": "apikey"}])
+def test_a_key_in_a_providers_own_header_or_query_is_never_recorded_or_shown(
+        provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: dict[str, str]) -> None:
+    from llmclient import REGISTRY
+    from llmclient.conformance.report import write
+
+    spec = REGISTRY["loopback"].model_copy(update={"name": "acme", "api_key_env": "ACME_KEY", **where})
+    monkeypatch.setenv("ACME_KEY", PLAIN_KEY)
+    target = Target("acme", "local-model", spec)
+    suite = Suite((target,), tmp_path / "cassettes", tmp_path / "fixtures")
+    recorded = record_cell(suite, target, BY_NAME["text"])
+    assert recorded.result == "recorded", recorded.detail
+    assert recorded.scrubbed and recorded.scrubbed != ["nothing"]
+    faults = record_cell(suite, target, BY_NAME["error_server"])  # generated, requests replayed with the key set
+    assert faults.result == "generated", faults.detail
+    (suite.fixtures / "acme").mkdir(parents=True)
+    (suite.fixtures / "acme" / "text.json").write_text(json.dumps({
+        "text": "pong", "finish_reason": "stop", "cost": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0}}))
+    cell = run_cell(target, BY_NAME["text"], cassettes=suite.cassettes, fixtures=suite.fixtures)  # the key is still set
+    assert cell.outcome == "pass", cell.detail
+    reports = write(tmp_path / "report", [cell], 0.1)
+    for path in [*suite.cassettes.rglob("*.yaml"), *reports]:
+        assert PLAIN_KEY not in path.read_text(), f"the key is in {path}"
+    assert PLAIN_KEY not in repr(cell.requests)
+    monkeypatch.delenv("ACME_KEY")  # and the replay needs no key
+    assert run_cell(target, BY_NAME["text"], cassettes=suite.cassettes, fixtures=suite.fixtures).outcome == "pass"
+
+
+def test_a_session_never_shows_the_key_it_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmclient import Client, use_cassette
+
+    key = "sk-proj-" + "k" * 40
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with use_cassette(TEXT_CASSETTE) as session:
+        Client("openai/gpt-4o-mini").complete("What is the capital of France? Answer in one word.")
+    assert key not in repr(session.sent)
+    assert session.sent[0].headers["authorization"] == "REDACTED"

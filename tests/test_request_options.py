@@ -52,11 +52,18 @@ def test_gemini_thinks_with_a_budget_and_returns_its_thoughts() -> None:
         "thinkingConfig": {"thinkingBudget": 0}}
 
 
+def test_cohere_thinks_with_a_token_budget() -> None:
+    # https://docs.cohere.com/docs/reasoning: thinking {type: enabled, token_budget} or {type: disabled}
+    sent = body(prepared("cohere", "command-a-reasoning-08-2025", reasoning_effort="medium"))
+    assert sent["thinking"] == {"type": "enabled", "token_budget": 2048} and "reasoning_effort" not in sent
+    assert body(prepared("cohere", "command-a-reasoning-08-2025", reasoning_effort="none"))["thinking"] == {"type": "disabled"}
+
+
 def test_the_openai_wire_sends_reasoning_effort_as_it_is() -> None:
     assert body(prepared("openai", "o4-mini", reasoning_effort="low"))["reasoning_effort"] == "low"
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+@pytest.mark.parametrize("provider", ["anthropic", "gemini", "cohere"])
 def test_an_effort_the_wire_cannot_express_is_refused(provider: str) -> None:
     with pytest.raises(InvalidRequestError, match=r"reasoning_effort must be one of none, low, medium, high .* got 'max'"):
         prepared(provider, "m", reasoning_effort="max")
@@ -69,23 +76,34 @@ def test_extra_headers_are_headers_not_body_keys(provider: str) -> None:
     assert not {"extra_headers", "extraHeaders", "x-trace"} & set(body(request))
 
 
-def test_a_beta_header_the_wire_sets_too_lists_both() -> None:
-    # No wire sets a beta header today: the merge is tested on a header dict directly.
-    from llmclient.pipeline import _with_extra_headers
+def test_extra_headers_may_not_replace_a_header_the_wire_sets() -> None:
+    with pytest.raises(InvalidRequestError, match="extra_headers may not set anthropic-version: llmclient sets it for anthropic"):
+        prepared("anthropic", "claude-sonnet-4-5", extra_headers={"Anthropic-Version": "2020-01-01"})
 
-    merged = _with_extra_headers({"anthropic-beta": "a-1"}, {"anthropic-beta": "b-2"}, REGISTRY["anthropic"])
-    assert merged["anthropic-beta"] == "a-1,b-2"
+
+def test_a_providers_own_key_header_is_refused_on_every_route() -> None:
+    from llmclient.litellm_route import LitellmPipeline
+
+    spec = REGISTRY["openai"].model_copy(update={"name": "acme", "key_header": "x-acme-key", "key_prefix": ""})
+    with pytest.raises(InvalidRequestError, match="extra_headers may not set x-acme-key: llmclient sets it for acme"):
+        Pipeline(spec, "m", spec.base_url, None).prepare(Request.build("hi", extra_headers={"X-Acme-Key": "k"}), "key",
+                                                         stream=False)
+    litellm = REGISTRY["litellm"]
+    with pytest.raises(InvalidRequestError, match="extra_headers may not set authorization"):
+        LitellmPipeline(litellm, "openai/gpt-4o-mini", None, None).prepare(
+            Request.build("hi", extra_headers={"Authorization": "Bearer x"}), "key", stream=False)
 
 
 @pytest.mark.parametrize("name", ["Authorization", "x-api-key", "Content-Type", "x-goog-api-key"])
 def test_extra_headers_may_not_replace_the_key_or_the_framing(name: str) -> None:
     with pytest.raises(InvalidRequestError, match=f"extra_headers may not set {name.lower()}: llmclient sets them"):
-        prepared("anthropic", "claude-sonnet-4-5", extra_headers={name: "x"})
+        Request.build("hi", extra_headers={name: "x"})
 
 
 @pytest.mark.parametrize(("headers", "problem"), [
     ({"bad name": "x"}, "is not a header name"), ({"x-a": "one\r\ntwo"}, "must be a one-line string"),
     ({"x-a": 5}, "must be a one-line string"), ("x-a: 1", "takes a mapping"),
+    ({"X-A": "1", "x-a": "2"}, "names x-a more than once"),
 ])
 def test_malformed_extra_headers_are_refused(headers: Any, problem: str) -> None:
     with pytest.raises(InvalidRequestError, match=problem):

@@ -78,17 +78,20 @@ def draft_fixture(target: Target, scenario: Scenario, cassettes: Path, fixtures:
 
 def draft_all(targets: Iterable[Target], scenarios: Iterable[Scenario], cassettes: Path, fixtures: Path,
               overwrite: bool = False) -> list[tuple[str, str, Path | str]]:
-    """Draft every (target, scenario) cell: (provider, scenario, the path written, or why it was skipped)."""
+    """Draft every (target, scenario) cell: (provider, scenario, the path written, or why not: "skipped: ..."
+    where there is nothing to draft, "failed: ..." where a cassette could not be drafted from)."""
     done: list[tuple[str, str, Path | str]] = []
     for target, scenario in product(targets, scenarios):
         missing = sorted(scenario.requires - target.spec.capabilities)
         if missing:
             done.append((target.provider, scenario.name, f"skipped: unsupported (capability not declared: {', '.join(missing)})"))
             continue
+        expected = (cassettes / target.provider / f"{scenario.name}.yaml").is_file() and scenario.interactions > 0 and (
+            overwrite or not (fixtures / target.provider / f"{scenario.name}.json").exists())
         try:
             done.append((target.provider, scenario.name, draft_fixture(target, scenario, cassettes, fixtures, overwrite=overwrite)))
         except ConfigurationError as exc:
-            done.append((target.provider, scenario.name, f"skipped: {exc.message}"))
+            done.append((target.provider, scenario.name, f"{'failed' if expected else 'skipped'}: {exc.message}"))
     return done
 
 

@@ -59,6 +59,26 @@ class Includes:
 
 
 @dataclass(frozen=True)
+class Lacks:
+    """A mapping without `key` (what one wire must not be sent)."""
+
+    key: str
+
+    def __repr__(self) -> str:
+        return f"no {self.key!r}"
+
+
+@dataclass(frozen=True)
+class ByWire:
+    """What the request carries on each wire (`"*"`: every other one), where the wires differ."""
+
+    expected: Mapping[str, Any]
+
+    def on(self, wire: str) -> Any:
+        return self.expected.get(wire, self.expected.get("*"))
+
+
+@dataclass(frozen=True)
 class OneOf:
     """Any of the choices (e.g. a forced tool as `{"name": ...}`, or `"required"` where the API
     cannot name one)."""
@@ -91,7 +111,24 @@ def projection(sent: SentRequest, wire: str) -> dict[str, Any]:
         model = url.path.split("/models/", 1)[1].split(":", 1)[0]
     headers = {name.lower(): value for name, value in sent.headers.items()
                if name.lower() not in SECRET_HEADERS and name.lower() not in _TRANSPORT_HEADERS}
-    return {"model": model, "endpoint": endpoint, **call, "headers": headers, "left_out": sorted(set(left_out))}
+    return {"wire": wire, "model": model, "endpoint": endpoint, **call, "reasoning": _reasoning(body, wire),
+            "headers": headers, "left_out": sorted(set(left_out))}
+
+
+def _reasoning(body: Mapping[str, Any], wire: str) -> Any:
+    """The reasoning the request asks for, which the call shape leaves out: OpenAI's effort as is,
+    else the wire's thinking budget as {"budget": tokens} (0: thinking off), None when not asked."""
+    if wire in ("openai", "litellm"):
+        return body.get("reasoning_effort")
+    if wire == "gemini":
+        config = (body.get("generationConfig") or {}).get("thinkingConfig")
+        return {"budget": config.get("thinkingBudget")} if isinstance(config, Mapping) else None
+    thinking = body.get("thinking")
+    if not isinstance(thinking, Mapping):
+        return None
+    if thinking.get("type") == "disabled":
+        return {"budget": 0}
+    return {"budget": thinking.get("budget_tokens" if wire == "anthropic" else "token_budget")}
 
 
 def request_problems(expected: tuple[Mapping[str, Any], ...], sent: list[dict[str, Any]]) -> list[str]:
@@ -102,17 +139,23 @@ def request_problems(expected: tuple[Mapping[str, Any], ...], sent: list[dict[st
     problems: list[str] = []
     for index, (want, got) in enumerate(zip(expected, sent)):
         where = f"request {index + 1}" if len(expected) > 1 else "request"
-        problems += [f"{where}: {problem}" for problem in _differences(want, got, "")]
+        problems += [f"{where}: {problem}" for problem in _differences(want, got, "", str(got.get("wire", "")))]
     return problems
 
 
-def _differences(want: Any, got: Any, where: str) -> list[str]:
+def _differences(want: Any, got: Any, where: str, wire: str = "") -> list[str]:
+    if isinstance(want, ByWire):
+        return _differences(want.on(wire), got, where, wire)
+    if isinstance(want, Lacks):
+        if isinstance(got, Mapping) and want.key not in got:
+            return []
+        return [f"{where}: expected {want!r}, sent {_shown(got)}"]
     if isinstance(want, OneOf):
-        if any(not _differences(choice, got, where) for choice in want.choices):
+        if any(not _differences(choice, got, where, wire) for choice in want.choices):
             return []
         return [f"{where or 'value'}: expected {want!r}, sent {_shown(got)}"]
     if isinstance(want, Includes):
-        if isinstance(got, list) and any(not _differences(want.item, item, where) for item in got):
+        if isinstance(got, list) and any(not _differences(want.item, item, where, wire) for item in got):
             return []
         return [f"{where}: expected {want!r}, sent {_shown(got)}"]
     if isinstance(want, Json):
@@ -133,26 +176,27 @@ def _differences(want: Any, got: Any, where: str) -> list[str]:
         for key, value in want.items():
             at = f"{where}.{key}" if where else str(key)
             found = got.get(key, _MISSING)
-            problems += [f"{at}: not sent"] if found is _MISSING else _differences(value, found, at)
+            problems += [f"{at}: not sent"] if found is _MISSING else _differences(value, found, at, wire)
         return problems
     if isinstance(want, (list, tuple)):
         if not isinstance(got, list):
             return [f"{where}: expected {len(want)} item(s), sent {_shown(got)}"]
         if where.endswith("parts"):
-            return _unordered(list(want), got, where)
+            return _unordered(list(want), got, where, wire)
         if len(want) != len(got):
             return [f"{where}: expected {len(want)} item(s), sent {len(got)}: {_shown(got)}"]
-        return [problem for index, (w, g) in enumerate(zip(want, got)) for problem in _differences(w, g, f"{where}[{index}]")]
+        return [problem for index, (w, g) in enumerate(zip(want, got))
+                for problem in _differences(w, g, f"{where}[{index}]", wire)]
     if want != got or isinstance(want, bool) != isinstance(got, bool):
         return [f"{where}: expected {_shown(want)}, sent {_shown(got)}"]
     return []
 
 
-def _unordered(want: list[Any], got: list[Any], where: str) -> list[str]:
+def _unordered(want: list[Any], got: list[Any], where: str, wire: str) -> list[str]:
     left = list(got)
     missing = []
     for item in want:
-        match = next((i for i, candidate in enumerate(left) if not _differences(item, candidate, where)), None)
+        match = next((i for i, candidate in enumerate(left) if not _differences(item, candidate, where, wire)), None)
         if match is None:
             missing.append(item)
         else:
@@ -162,5 +206,5 @@ def _unordered(want: list[Any], got: list[Any], where: str) -> list[str]:
 
 
 def _shown(value: Any, limit: int = 160) -> str:
-    text = repr(value) if isinstance(value, (Contains, Includes, Json, OneOf)) else json.dumps(value, ensure_ascii=False, default=repr)
+    text = repr(value) if isinstance(value, (ByWire, Contains, Includes, Json, Lacks, OneOf)) else json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} chars)"

@@ -14,10 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from llmclient.conformance.runner import Cell, clipped
+from llmclient.conformance.runner import MARK, Cell, clipped
 
-# The text marks of report.MARK (not imported from there: report imports this module).
-MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}
 LIMIT = 2000  # characters of one string shown in the JSON; the rest is cut with a note
 _DIFF = re.compile(r"^(?P<head>.*?)expected (?P<want>.*), got (?P<got>.*)$", re.DOTALL)
 

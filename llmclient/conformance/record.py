@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 
 from llmclient import LLMError
-from llmclient.cassettes import REDACTED, use_cassette
+from llmclient.cassettes import REDACTED, holds_key_in_use, scan_secrets, use_cassette
 from llmclient.conformance import faults
 from llmclient.conformance.runner import call, unsupported
 from llmclient.conformance.scenarios import Scenario
@@ -85,19 +85,22 @@ def record_cell(suite: Suite, target: Target, scenario: Scenario) -> Recording:
     scratch.unlink(missing_ok=True)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     error: LLMError | None = None
-    with registered([target]), use_cassette(scratch, mode="record"):
-        try:
-            observed = call(target, scenario)
-            error = observed.error
-        except LLMError as raised:
-            error = raised
     try:
+        with registered([target]), use_cassette(scratch, mode="record"):
+            try:
+                observed = call(target, scenario)
+                error = observed.error
+            except LLMError as raised:
+                error = raised
         problem = _contradiction(scenario, scratch, recording)
     except ConfigurationError as exc:
         problem = str(exc)
+    except BaseException:
+        scratch.unlink(missing_ok=True)  # never a half-checked recording left behind
+        raise
     if problem is not None:
         scratch.unlink(missing_ok=True)
-        recording.result = "failed" if not recording.statuses else "refused"
+        recording.result = "refused" if problem.startswith("refused") else "failed"
         recording.detail = problem + (f" ({type(error).__name__}: {error})" if error is not None else "")
         return recording
     scratch.replace(cassette)
@@ -111,7 +114,11 @@ def _contradiction(scenario: Scenario, scratch: Path, recording: Recording) -> s
     """Why the scratch recording must not become the cassette, or None."""
     if not scratch.is_file():
         return "nothing was recorded: no request reached the provider; nothing written"
-    interactions = yaml.safe_load(scratch.read_text()).get("interactions") or []
+    text = scratch.read_text()
+    leaks = [str(finding) for finding in scan_secrets(scratch)] + (["the key in use"] if holds_key_in_use(text) else [])
+    if leaks:  # the scrubbing missed something: never written, whatever else is right
+        return f"refused: the recording still holds a secret ({'; '.join(leaks)[:300]}); nothing written"
+    interactions = yaml.safe_load(text).get("interactions") or []
     posts = [i for i in interactions if i["request"]["method"] == "POST"]
     recording.statuses = [int(i["response"]["status"]["code"]) for i in posts]
     wanted = ERROR_STATUSES.get(scenario.name)

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from llmclient.conformance.html_report import render_html
-from llmclient.conformance.runner import Cell
+from llmclient.conformance.runner import MARK, Cell
 
-MARK = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}
 
 
 def summary(cells: Sequence[Cell], seconds: float, timing: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from llmclient.conformance.targets import Target, registered
 from llmclient.projection import decimal_text, response_projection
 
 Outcome = Literal["pass", "fail", "unsupported", "known"]
+MARK: dict[str, str] = {"pass": "pass", "fail": "FAIL", "unsupported": "unsupported", "known": "known FAIL"}  # as reports show them
 # Zero-request scenarios replay this: any request at all finds no match and fails the cell.
 EMPTY_CASSETTE = INPUTS / "no-requests.yaml"
 
@@ -147,9 +148,9 @@ def _run(target: Target, scenario: Scenario, cassettes: Path, fixtures: Path) ->
     cell.problems = problems
     if known and problems and not expected.get("draft"):
         cell.outcome, cell.detail = "known", f"{known} (observed: {'; '.join(problems)})"
-    elif known:
+    elif known and not problems:
         cell.detail = f"passes, but {fixture} lists it as a known failure: remove known_failure"
-        cell.problems = [*problems, cell.detail]
+        cell.problems = [cell.detail]
     elif problems:
         cell.detail = "; ".join(problems)
     else:

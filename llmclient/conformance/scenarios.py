@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from llmclient import Client, LLMError, Message, Response, regex
-from llmclient.conformance.expect import Contains, Includes, Json, OneOf
+from llmclient.conformance.expect import ByWire, Contains, Json, Lacks, OneOf
 from llmclient.providers import Capability
 from llmclient.policies.retry import NO_RETRY, RetryPolicy
 
@@ -174,6 +174,12 @@ def _oversized_image(client: Client) -> Observed:
     return _raises(_complete(IMAGE_QUESTION, files=[b"\x89PNG\r\n\x1a\n" + bytes(26 * 1024 * 1024)]))(client)
 
 
+def _long_context(client: Client) -> Observed:
+    """LONG_PROMPT, with Anthropic's 1M-context beta where the wire is Anthropic's."""
+    beta = {"anthropic-beta": "context-1m-2025-08-07"} if client.spec.wire == "anthropic" else {}
+    return _complete(LONG_PROMPT, extra_headers=beta)(client)
+
+
 def context_prompt(words: int = 500_000) -> str:
     """A 3 MB prompt of over 1.5M tokens: past every built-in model's window (Gemini's is 1M)."""
     return CONTEXT_WORD * words
@@ -222,9 +228,11 @@ ASKS_WEATHER = _asks(_user(WEATHER), tools=[WEATHER_TOOL])
 ASKS_CITY_FACTS = _asks(_user(CITY_FACTS), tools=[CITY_FACTS_TOOL], tool_choice=FORCED_CITY_FACTS)
 SYSTEM_TEXT = "Answer in exactly one word, in lowercase, without punctuation."
 CACHED_SYSTEM = {**CAPITAL, "system": LONG_SYSTEM}
-# Reasoning asked for: OpenAI's reasoning_effort as is, or the wire's thinking budget (the call
-# shape leaves both out of the call, and names them).
-THINKS = Includes(OneOf(("option:reasoning_effort", "option:thinking", "option:generationConfig:thinkingConfig")))
+# reasoning_effort="low": OpenAI's effort as is (litellm sends the same), else the wire's thinking
+# budget for it (1024 tokens, as litellm maps "low").
+THINKS_LOW = ByWire({"openai": "low", "litellm": "low", "*": {"budget": 1024}})
+# The 1M-context beta header goes to Anthropic only (another wire has no use for it).
+LONG_CONTEXT_BETA = ByWire({"anthropic": {"anthropic-beta": "context-1m-2025-08-07"}, "*": Lacks("anthropic-beta")})
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("text", "a one-word answer: text, finish stop, usage, cost", "response", _complete(CAPITAL_WORD),
@@ -297,11 +305,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              requires=frozenset({"cache_write"}), sends=(CACHED_SYSTEM,)),
     Scenario("billing_reasoning", "reasoning tokens inside output, priced as the table says", "response",
              _complete(STRAWBERRY, reasoning_effort="low"), requires=frozenset({"reasoning"}),
-             sends=(_asks(_user(STRAWBERRY), left_out=THINKS),)),
+             sends=(_asks(_user(STRAWBERRY), reasoning=THINKS_LOW),)),
     Scenario("billing_tiered", "a request above 200k input tokens priced at the long-context tier", "response",
-             _complete(LONG_PROMPT, extra_headers={"anthropic-beta": "context-1m-2025-08-07"}),
-             requires=frozenset({"tiered_pricing"}),
-             sends=(_asks(_user(LONG_PROMPT), headers={"anthropic-beta": "context-1m-2025-08-07"}),)),
+             _long_context, requires=frozenset({"tiered_pricing"}),
+             sends=(_asks(_user(LONG_PROMPT), headers=LONG_CONTEXT_BETA),)),
     Scenario("file_unsupported_type", "a ZIP attached -> UnsupportedCapabilityError, zero requests", "error",
              _raises(_complete(IMAGE_QUESTION, files=[ZIP_BYTES])), requires=frozenset({"vision"}), interactions=0),
     Scenario("file_oversized", "a 26 MB image -> BadRequestError naming the limit, zero requests", "error",

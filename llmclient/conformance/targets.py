@@ -35,7 +35,7 @@ from llmclient.config_schema import Config
 class Target:
     provider: str
     model: str
-    added: ProviderSpec | None = None  # the spec of a provider the configuration declares
+    added: ProviderSpec | None = None  # the spec the configuration gives (a new provider, or overrides)
     capability_models: Mapping[str, str] = field(default_factory=dict)
 
     def model_for(self, needs: frozenset[str], named: str | None = None) -> str:
@@ -99,19 +99,24 @@ def targets_of(config: Config) -> tuple[Target, ...]:
         spec = config.provider_spec(provider)
         assert spec is not None  # the configuration's validation checked every name
         models = config.conformance.capability_models.get(provider, {})
-        found.append(Target(provider, model, None if provider in REGISTRY else spec,
-                            {str(capability): name for capability, name in models.items()}))
+        found.append(Target(provider, model, spec, {str(capability): name for capability, name in models.items()}))
     return tuple(found)
 
 
 @contextmanager
 def registered(chosen: Iterable[Target]) -> Iterator[None]:
-    """The declared providers among `chosen` registered for the block (and only for it)."""
-    new = [t.added for t in chosen if t.added is not None and t.provider not in REGISTRY]
-    for spec in new:
-        register_provider(spec)
+    """The specs of `chosen` in the registry for the block (and only for it): a declared provider
+    added, a built-in one's overrides (e.g. its base_url) in place of the built-in spec."""
+    previous: dict[str, ProviderSpec | None] = {}
+    for target in chosen:
+        if target.added is not None and REGISTRY.get(target.provider) != target.added:
+            previous[target.provider] = REGISTRY.get(target.provider)
+            register_provider(target.added, replace=True)
     try:
         yield
     finally:
-        for spec in new:
-            unregister_provider(spec.name)
+        for name, spec in previous.items():
+            if spec is None:
+                unregister_provider(name)
+            else:
+                register_provider(spec, replace=True)

@@ -33,6 +33,7 @@ from llmclient.wire import (
     parse_json,
     reasoning_event,
     text_event,
+    thinking_budget,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -84,7 +85,11 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
             body[key] = value
     if request.response_format is not None:
         body["response_format"] = _response_format(request.response_format)
-    return WireRequest("/v2/chat", with_options(body, request.options))
+    options = dict(request.options)
+    budget = thinking_budget(options, "Cohere")
+    if budget is not None:  # https://docs.cohere.com/docs/reasoning: thinking {type, token_budget}
+        body["thinking"] = {"type": "enabled", "token_budget": budget} if budget else {"type": "disabled"}
+    return WireRequest("/v2/chat", with_options(body, options))
 
 
 def error_body(status: int, message: str, error_type: str | None,
