@@ -4,7 +4,8 @@ vcrpy calls each matcher with (the request sent, a recorded request); a matcher 
 AssertionError with the reason they differ. The body matcher compares the two bodies as parsed
 JSON, so key order and spacing do not matter and every field does, and its reason names the first
 field that differs (`messages[0].content: recorded 'What is the capital...', sent 'Write a poem'`).
-A body over `ELIDE_OVER` bytes is stored as its digest and size and compared on them.
+A body over `ELIDE_OVER` bytes is stored as its digest and size and compared on them (then no
+field can be named: "the bodies differ"). A key is never matched on, and so never shown.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Modes: `replay` (nothing reaches the network; an unmatched request raises Replay
 naming the first field where it differs from the closest recorded one), `record` (every request
 goes out and the cassette is rewritten with exactly what was recorded), `auto` (replay what the
 cassette holds, record what it lacks). Requests match on method, host, a lenient path (a leading
-`/beta` is dropped, `/v1alpha` reads as `/v1beta`), the query minus `beta`/`key`, and the body
+`/beta` is dropped, `/v1alpha` reads as `/v1beta`), the query minus `beta` and key parameters, and the body
 compared semantically: as parsed JSON (key order and spacing do not matter; every field does:
 model, messages, tools, parameters), for every cassette, one interaction or many. A request body
 over 256 KB is stored as its SHA-256 and size, and matched on them. `match="endpoint"` drops the
@@ -136,7 +136,8 @@ def replaying() -> bool:
 
 @dataclass(frozen=True)
 class SentRequest:
-    """A request as it left llmclient inside a cassette block (before any scrubbing or matching)."""
+    """A request as it left llmclient inside a cassette block, before matching: its secrets (key
+    headers, key query parameters, the key in use anywhere) already REDACTED."""
 
     method: str
     uri: str

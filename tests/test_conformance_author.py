@@ -1,6 +1,6 @@
-"""The authoring aid (conformance/author.py) reproduces the request half of every cassette: what
-llmclient sends today, byte for byte, including keys the replay matcher ignores (temperature,
-response_format, stream_options) and both requests of a retried call. A difference means the
+"""The authoring aid (llmclient/conformance/author.py) reproduces the request half of every cassette:
+what llmclient sends today, byte for byte (replay compares bodies as JSON; this also holds their
+spelling), the headers kept, and both requests of a retried call. A difference means the
 encoding changed: if that was intended, refresh the cassette with
 `python -m llmclient.conformance.author PROVIDER SCENARIO --write`."""
 
