@@ -206,8 +206,11 @@ def _user(*parts: Any) -> dict[str, Any]:
 
 
 def _asks(*turns: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
-    """One request: exactly these turns (no system text unless given, not streamed unless said)."""
-    return {"messages": list(turns), "system": None, "stream": False, **fields}
+    """One request: exactly these turns, and nothing the scenario does not ask for (no system
+    text, tools, tool_choice, response_format, sampling or stop unless given; not streamed)."""
+    unasked = {"system": None, "stream": False, "tools": [], "tool_choice": None, "response_format": None,
+               "temperature": None, "top_p": None, "stop": None, "reasoning": None}
+    return {"messages": list(turns), **unasked, **fields}
 
 
 def _sha256(path: Path) -> str:
