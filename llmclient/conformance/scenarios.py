@@ -208,7 +208,7 @@ def _user(*parts: Any) -> dict[str, Any]:
 def _asks(*turns: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
     """One request: exactly these turns, and nothing the scenario does not ask for (no system
     text, tools, tool_choice, response_format, sampling or stop unless given; not streamed)."""
-    unasked = {"system": None, "stream": False, "tools": [], "tool_choice": None, "response_format": None,
+    unasked: dict[str, Any] = {"system": None, "stream": False, "tools": [], "tool_choice": None, "response_format": None,
                "temperature": None, "top_p": None, "stop": None, "reasoning": None}
     return {"messages": list(turns), **unasked, **fields}
 
