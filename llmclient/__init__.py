@@ -21,6 +21,7 @@ from llmclient.errors import (
     SchemaValidationError,
     ServerError,
     UnsupportedCapabilityError,
+    UsageMissingWarning,
 )
 from llmclient.providers import REGISTRY, ProviderSpec, register_provider, unregister_provider
 from llmclient.policies.ratelimit import RateLimit
@@ -93,6 +94,7 @@ __all__ = [
     "UnsupportedCapabilityError",
     "Usage",
     "UsageIteration",
+    "UsageMissingWarning",
     "Validator",
     "is_json",
     "matches_schema",

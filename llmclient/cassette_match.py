@@ -19,7 +19,7 @@ from llmclient.errors import ReplayMismatchError
 
 ELIDE_OVER = 256 * 1024
 ELIDED_KEY = "llmclient_elided_body"
-SECRET_QUERY = frozenset({"key", "api_key", "api-key", "access_token", "token"})
+SECRET_QUERY = frozenset({"key", "api_key", "api-key", "access_token", "token", "sig"})
 _SHOWN = 60  # characters of a differing value shown in a mismatch
 
 

@@ -19,6 +19,9 @@
         ├── APIConnectionError
         └── MalformedResponseError    unparseable body, truncated stream
 
+    UsageMissingWarning (a UserWarning, not an error): a stream that asked for its usage
+    (OpenAI-wire `stream_options.include_usage`) ended without it; `Response.usage` is None.
+
 Every error carries `.provider .model .status_code .message .retry_after` (seconds) and, when
 it translates another exception, that exception as `__cause__`. `classify()` picks the class by
 HTTP status first, then by the provider's error type/code, and only then by message text.
@@ -28,10 +31,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Self
+
+from llmclient.retry_after import retry_after_from
 
 
 class LLMError(Exception):
@@ -53,6 +56,15 @@ class LLMError(Exception):
         self.retry_after = retry_after
         self.error_type = error_type
         self.history: tuple[Any, ...] = ()  # RetryRecords: every failed attempt of the call, this one last
+
+    def without(self, secrets: Iterable[str]) -> Self:
+        """This error with each of `secrets` (the key a call sent, which a provider may echo)
+        masked in its message: messages end up in logs and tracebacks."""
+        for secret in secrets:
+            if secret and secret in self.message:
+                self.message = self.message.replace(secret, "REDACTED")
+                self.args = (self.message,)
+        return self
 
     def __str__(self) -> str:
         where = "/".join(part for part in (self.provider, self.model) if part)
@@ -132,6 +144,11 @@ class MalformedResponseError(APIError):
     pass
 
 
+class UsageMissingWarning(UserWarning):
+    """A stream that asked for its usage ended without it: the answer is whole, but its
+    `Response.usage` is None (unknown, never a guessed 0)."""
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -185,10 +202,6 @@ _CONTEXT_WINDOW_TEXT = re.compile(
     re.IGNORECASE,
 )
 _CONTENT_FILTER_TEXT = re.compile(r"content (management |safety )?polic|content[ _]filter|flagged", re.IGNORECASE)
-_RETRY_IN_TEXT = re.compile(
-    r"(?:try again|retry) in (?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s|(?P<ms>\d+(?:\.\d+)?)ms)?",
-    re.IGNORECASE,
-)
 
 
 def classify(
@@ -228,7 +241,8 @@ def _rejected_key(payload: Any) -> bool:
         payload = payload[0]
     error = payload.get("error") if isinstance(payload, dict) else None
     details = error.get("details") if isinstance(error, dict) else None
-    return any(isinstance(d, dict) and d.get("reason") in _KEY_REJECTED_REASONS for d in details or [])
+    return isinstance(details, list) and any(isinstance(d, dict) and d.get("reason") in _KEY_REJECTED_REASONS
+                                             for d in details)
 
 
 def _embedded_status(payload: Any) -> int | None:
@@ -294,87 +308,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def retry_after_from(headers: Mapping[str, str], payload: Any = None, message: str = "") -> float | None:
-    """Seconds to wait, from `retry-after-ms`, `Retry-After` (seconds or HTTP date), the body's
-    RetryInfo (Gemini) or a "try again in 1m2.5s" message; None when nothing says."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    if "retry-after-ms" in lowered:
-        try:
-            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    if "retry-after" in lowered:
-        value = lowered["retry-after"].strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
-    from_body = _retry_delay_in_body(payload)
-    if from_body is not None:
-        return from_body
-    match = _RETRY_IN_TEXT.search(message)
-    if match and any(match.groupdict().values()):
-        return _hms_seconds(match)
-    return _exhausted_bucket_reset(lowered)
-
-
-def _hms_seconds(match: re.Match[str]) -> float:
-    """Seconds from a match with optional h / m / s / ms groups ("1m2.5s", "250ms")."""
-    parts = {name: float(value or 0) for name, value in match.groupdict().items()}
-    return parts["h"] * 3600 + parts["m"] * 60 + parts["s"] + parts["ms"] / 1000
-
-
-_GO_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?(?:(?P<ms>\d+(?:\.\d+)?)ms)?")
-
-
-def _duration_seconds(value: str) -> float | None:
-    """"23.04" (seconds), or a Go-style duration like "1m2.5s" / "250ms" (OpenAI, Groq)."""
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    match = _GO_DURATION.fullmatch(value)
-    return _hms_seconds(match) if value and match else None
-
-
-def _exhausted_bucket_reset(lowered: Mapping[str, str]) -> float | None:
-    """Without Retry-After, the reset of the rate-limit bucket that ran out
-    (`x-ratelimit-remaining-<bucket>: 0` with `x-ratelimit-reset-<bucket>`; Cerebras, OpenAI, Groq).
-    A bucket with capacity left (a daily one, say) is not what the caller waits for."""
-    waits = []
-    for name, remaining in lowered.items():
-        if not name.startswith("x-ratelimit-remaining-") or remaining.strip() not in ("0", "0.0"):
-            continue
-        reset = lowered.get("x-ratelimit-reset-" + name.removeprefix("x-ratelimit-remaining-"))
-        wait = _duration_seconds(reset) if reset is not None else None
-        if wait is not None:
-            waits.append(wait)
-    return max(waits) if waits else None
-
-
-def _retry_delay_in_body(payload: Any) -> float | None:
-    if isinstance(payload, list) and payload:
-        payload = payload[0]
-    err = payload.get("error") if isinstance(payload, dict) else None
-    if not isinstance(err, dict):
-        return None
-    for detail in err.get("details") or []:
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return float(delay[:-1])
-            except ValueError:
-                return None
-    metadata = err.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("retry_after"), (int, float)):
-        return float(metadata["retry_after"])
-    return None
-
-
 def excerpt(text: str | bytes, limit: int = 200) -> str:
     """A short, single-line excerpt of a body for error messages."""
     if isinstance(text, bytes):
@@ -383,10 +316,34 @@ def excerpt(text: str | bytes, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
-def transport_error(exc: BaseException, where: str, *, provider: str, model: str) -> APIError:
-    """Our error for an httpx exception (no HTTP response, or the body broke off)."""
+def transport_error(exc: BaseException, where: str, *, provider: str, model: str,
+                    content_encoding: str | None = None) -> APIError:
+    """Our error for an httpx exception (no HTTP response, or the body broke off). A body that
+    is not in the Content-Encoding it declares is a MalformedResponseError naming the encoding."""
     import httpx
 
+    # httpx's decoders raise DecodingError; aiohttp's failure reads "Can not decode content-encoding: gzip".
+    undecodable = _UNDECODABLE.search(str(exc))
+    if isinstance(exc, httpx.DecodingError) or undecodable:
+        encoding = content_encoding or (undecodable.group(1) if undecodable else _decoder_encoding(exc))
+        named = f"Content-Encoding {encoding!r}" if encoding else "its Content-Encoding"
+        return MalformedResponseError(f"{where}: the body is not valid {named} ({excerpt(str(exc))})",
+                                      provider=provider, model=model)
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimeoutError(f"{where} timed out ({type(exc).__name__})", provider=provider, model=model)
     return APIConnectionError(f"{where} failed: {str(exc) or type(exc).__name__}", provider=provider, model=model)
+
+
+_UNDECODABLE = re.compile(r"decode content-encoding:?\s*([\w-]+)", re.IGNORECASE)
+_DECODERS = {"GZipDecoder": "gzip", "DeflateDecoder": "deflate", "BrotliDecoder": "br", "ZStandardDecoder": "zstd"}
+
+
+def _decoder_encoding(exc: BaseException) -> str | None:
+    """The encoding whose httpx decoder raised `exc` (the frame that raised it says which)."""
+    trace = exc.__traceback__
+    while trace is not None:
+        name = type(trace.tb_frame.f_locals.get("self")).__name__
+        if name in _DECODERS:
+            return _DECODERS[name]
+        trace = trace.tb_next
+    return None

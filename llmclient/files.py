@@ -11,14 +11,18 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from llmclient.cassette_match import replay_mismatch
 from llmclient.errors import BadRequestError, InvalidRequestError, UnsupportedCapabilityError
 from llmclient.providers import ProviderSpec
 from llmclient.types import FilePart, Message, TextPart
+
+if TYPE_CHECKING:
+    import httpx
 
 FileLike = str | Path | bytes | bytearray | IO[bytes] | FilePart
 
@@ -72,7 +76,7 @@ def attachment(item: FileLike) -> FilePart:
         if suffix not in _URL_TYPES:
             raise InvalidRequestError(f"cannot tell the type of {item}: a URL must end in one of {', '.join(sorted(_URL_TYPES))}")
         return FilePart(media_type=_URL_TYPES[suffix], name=item, url=item)
-    if isinstance(item, (str, Path)):
+    if isinstance(item, (str, os.PathLike)):
         return _from_disk(Path(item))
     if isinstance(item, (bytes, bytearray)):
         return _inline(bytes(item), "bytes")
@@ -104,28 +108,106 @@ def _whole_file_on_disk(item: IO[bytes]) -> Path | None:
 
 def _from_disk(path: Path) -> FilePart:
     """An image or PDF stays on disk (the request body streams it, see `llmclient.transport.FileBody`);
-    text is read now, since it is sent as text rather than base64."""
-    if not path.is_file():
-        raise InvalidRequestError(f"no file at {path}")
-    with path.open("rb") as source:
+    text is read now, since it is sent as text rather than base64. Only a regular file is read:
+    the path is resolved first (symlinks followed), and what it leads to is checked, then opened
+    without blocking and checked again to be that same file."""
+    with _open_regular(path) as (source, resolved):
         head = source.read(8192)
         media_type = sniff(head)
         if media_type is None:
             if _binary(head):  # refused before reading the rest of what may be a large file
-                raise _unsupported(path.name, head)
-            return _inline(head + source.read(), path.name)
+                raise _unsupported(_shown(path.name, resolved), head)
+            return _inline(head + source.read(), path.name, resolved)
         size = os.fstat(source.fileno()).st_size
-    return FilePart(media_type=media_type, name=path.name, path=str(path.resolve()), size=size)
+    return FilePart(media_type=media_type, name=path.name, path=resolved, size=size, resolved=resolved)
 
 
-def _inline(data: bytes, name: str) -> FilePart:
+# What a path may lead to besides a regular file; none of it is read (a FIFO would block the call,
+# a device or a /proc file has no end or no fixed content).
+_SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KERNEL_TREES = ("/proc", "/sys")  # files the kernel makes up as they are read: sizes lie, reads may not end
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """The regular file `path` leads to, open, and its resolved path; anything else is refused
+    with an `InvalidRequestError` naming the path, where it led and what was found there."""
+    where, resolved, found = _regular(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(resolved, flags)  # O_NONBLOCK: a FIFO swapped in since the check cannot block
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot attach {where}: {exc.strerror or exc}") from exc
+    opened = os.fstat(descriptor)
+    if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (found.st_dev, found.st_ino):
+        os.close(descriptor)
+        raise InvalidRequestError(f"cannot attach {where}: it was replaced while being attached; nothing was read")
+    with os.fdopen(descriptor, "rb") as source:
+        yield source, resolved
+
+
+def check_on_disk(part: FilePart) -> None:
+    """Refuse a part read from disk as the request is sent unless its path still leads to a regular
+    file (not a FIFO that would block the send, a device or a /proc file): a hand-built FilePart,
+    or a file replaced since it was attached. The transport then checks its size as it reads."""
+    if part.path is None:
+        return
+    try:
+        resolved, found = os.path.realpath(part.path, strict=True), os.stat(part.path)
+    except (OSError, ValueError):
+        return  # gone: the transport says so when it comes to read it
+    _refuse_special(f"{part.name}: cannot send the attached file {part.path}", resolved, found)
+
+
+def _regular(path: Path) -> tuple[str, str, os.stat_result]:
+    """(the path for messages, the resolved path, its stat) of the regular file `path` leads to."""
+    given = str(path) if len(str(path)) <= 240 else str(path)[:200] + "..."
+    try:
+        resolved = os.path.realpath(path, strict=True)
+        found = os.stat(resolved)
+    except FileNotFoundError as exc:
+        dangling = os.path.islink(path) and f" (a symlink to {os.readlink(path)}, which does not exist)"
+        raise InvalidRequestError(f"no file at {given}{dangling or ''}") from exc
+    except OSError as exc:  # a symlink loop, a name too long, no permission
+        raise InvalidRequestError(f"cannot attach {given}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the path
+        raise InvalidRequestError(f"cannot attach {given!r}: a path cannot hold a NUL character") from exc
+    where = given if resolved == os.path.abspath(path) else f"{given} (which leads to {resolved})"
+    _refuse_special(f"cannot attach {where}", resolved, found)
+    return where, resolved, found
+
+
+def _refuse_special(lead: str, resolved: str, found: os.stat_result) -> None:
+    for test, kind in _SPECIAL:
+        if test(found.st_mode):
+            raise InvalidRequestError(f"{lead}: it is {kind}, not a regular file; nothing was read")
+    if not stat.S_ISREG(found.st_mode):
+        raise InvalidRequestError(f"{lead}: it is not a regular file (mode {found.st_mode:o}); nothing was read")
+    for tree in _KERNEL_TREES:
+        try:
+            kernel = os.stat(tree).st_dev == found.st_dev
+        except OSError:
+            kernel = False
+        if kernel or resolved == tree or resolved.startswith(tree + "/"):
+            raise InvalidRequestError(f"{lead}: it is a {tree} file, made up by the kernel as it is "
+                                      f"read, not a file on disk; nothing was read")
+
+
+def _inline(data: bytes, name: str, resolved: str | None = None) -> FilePart:
     media_type = sniff(data[:16])
     if media_type is None:
         text = plain_text(data)
         if text is None:
-            raise _unsupported(name, data)
+            raise _unsupported(_shown(name, resolved), data)
         data, media_type = text.encode("utf-8"), "text/plain"  # one encoding on the wire, whatever came in
-    return FilePart(media_type=media_type, name=name, data=base64_text(data), size=len(data))
+    return FilePart(media_type=media_type, name=name, data=base64_text(data), size=len(data), resolved=resolved)
+
+
+def _shown(name: str, resolved: str | None) -> str:
+    """A file's name for messages, with the file really read when a symlink led elsewhere (as `FilePart.label`)."""
+    return name if resolved is None or os.path.basename(resolved) == name else f"{name} (read from {resolved})"
 
 
 def _binary(head: bytes) -> bool:
@@ -155,7 +237,12 @@ def base64_text(data: bytes, chunk: int = 3 * 64 * 1024) -> str:
 
 def with_files(messages: list[Message], files: Sequence[FileLike]) -> list[Message]:
     """`messages` with the files attached to the last user turn."""
-    parts = [attachment(item) for item in files]
+    parts = []
+    for index, item in enumerate(files):
+        try:
+            parts.append(attachment(item))
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"files[{index}]: {exc.message}") from exc
     if not parts:
         return messages
     last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
@@ -172,19 +259,19 @@ def check(messages: Iterable[Message], spec: ProviderSpec, model: str) -> None:
         for part in message.files:
             if part.is_text:
                 if part.url is not None:
-                    raise InvalidRequestError(f"{part.name}: a text file is sent as text, so it must be inline, not a URL")
+                    raise InvalidRequestError(f"{part.label}: a text file is sent as text, so it must be inline, not a URL")
                 continue  # text goes as a text block: every provider takes it, the context window is the limit
             needed = "vision" if part.is_image else "pdf"
             if needed not in spec.capabilities:
                 raise UnsupportedCapabilityError(
-                    f"{part.name} is {part.media_type}, but {spec.name} does not declare {needed!r} input; "
+                    f"{part.label} is {part.media_type}, but {spec.name} does not declare {needed!r} input; "
                     f"no request was sent",
                     provider=spec.name, model=model,
                 )
             limit = spec.max_file_bytes(part.media_type)
             if part.size is not None and part.size > limit:
                 raise BadRequestError(
-                    f"{part.name} is {part.size / MB:.1f} MB; {spec.name} accepts {part.media_type} up to "
+                    f"{part.label} is {part.size / MB:.1f} MB; {spec.name} accepts {part.media_type} up to "
                     f"{limit / MB:.0f} MB inline; no request was sent",
                     provider=spec.name, model=model,
                 )
@@ -235,6 +322,9 @@ def inline_remote_files(messages: list[Message], spec: ProviderSpec, model: str,
             for m in messages]
 
 
+MAX_REDIRECTS = 5  # for a download; a provider's answer is never redirected (see llmclient.transport)
+
+
 def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | None) -> FilePart:
     import httpx
 
@@ -242,19 +332,38 @@ def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | No
 
     assert part.url is not None
     limit = spec.max_file_bytes(part.media_type)
+
+    def refused(why: str) -> BadRequestError:
+        return BadRequestError(f"could not download {part.url} to send it inline ({spec.name} does not fetch URLs "
+                               f"itself): {why}; no request was sent", provider=spec.name, model=model)
+
+    def over() -> BadRequestError:
+        return BadRequestError(f"{part.url} is over {limit / MB:.0f} MB, {spec.name}'s limit for "
+                               f"{part.media_type}; no request was sent", provider=spec.name, model=model)
+
     try:
-        with (httpx.Client(timeout=timeout or 30.0, follow_redirects=True, verify=shared_tls_context()) as http,
+        with (httpx.Client(timeout=timeout or 30.0, follow_redirects=True, max_redirects=MAX_REDIRECTS,
+                           verify=shared_tls_context()) as http,
               http.stream("GET", part.url) as reply):
-            reply.raise_for_status()
+            if not reply.is_success:
+                raise refused(_status_problem(reply, part.url))
+            declared = reply.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit and "content-encoding" not in reply.headers:
+                raise over()  # said up front: nothing to read
             data = bytearray()
-            for chunk in reply.iter_bytes():
-                data += chunk
-                if len(data) > limit:
-                    raise BadRequestError(f"{part.url} is over {limit / MB:.0f} MB, {spec.name}'s limit for "
-                                          f"{part.media_type}; no request was sent", provider=spec.name, model=model)
+            try:
+                for chunk in reply.iter_bytes():  # decoded: a compressed body is limited by what it inflates to
+                    data += chunk
+                    if len(data) > limit:
+                        raise over()
+            except httpx.DecodingError as exc:
+                encoding = reply.headers.get("content-encoding", "")
+                raise refused(f"its body is not valid {encoding} data, though the server said Content-Encoding: "
+                              f"{encoding} ({exc})") from exc
+    except httpx.TooManyRedirects as exc:
+        raise refused(f"more than {MAX_REDIRECTS} redirects (a redirect loop?), the last to {exc.request.url}") from exc
     except httpx.HTTPError as exc:
-        raise BadRequestError(f"could not download {part.url} to send it inline ({spec.name} does not fetch URLs "
-                              f"itself): {exc}", provider=spec.name, model=model) from exc
+        raise refused(str(exc) or type(exc).__name__) from exc
     except Exception as exc:
         mismatch = replay_mismatch(exc, f"GET {part.url} (downloaded to send it inline to {spec.name})", spec.name, model)
         if mismatch is not None:
@@ -265,3 +374,14 @@ def _fetched(part: FilePart, spec: ProviderSpec, model: str, timeout: float | No
         raise BadRequestError(f"{part.url} is named like {part.media_type} but its content is {fetched.media_type}",
                               provider=spec.name, model=model)
     return fetched
+
+
+def _status_problem(reply: httpx.Response, url: str) -> str:
+    """Why a download's answer (not 2xx) is not the file."""
+    status = f"HTTP {reply.status_code} {reply.reason_phrase}".rstrip()
+    where = "" if str(reply.url) == url else f" at {reply.url} (redirected)"
+    if 300 <= reply.status_code < 400:
+        location = reply.headers.get("location")
+        return f"{status}{where} " + ("without a Location header to follow" if location is None
+                                      else f"to {location}, which is not followed")
+    return f"{status}{where}"

@@ -79,6 +79,7 @@ class LitellmPipeline(Pipeline):
         if api_key != KEYLESS_PLACEHOLDER:  # else litellm finds the provider's own credentials
             keywords["api_key"] = api_key
             remember_key(api_key)
+            self.keys = self.keys | {api_key}
         if self.base_url:
             keywords["api_base"] = self.base_url
         # The pipeline's request value carries the keywords; nothing of it goes on the wire.

@@ -54,6 +54,7 @@ class Pipeline:
         self._query = dict(spec.default_query)
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
+        self.keys: frozenset[str] = frozenset()  # the keys this pipeline sent
         # Keyed by the loop's id: the session refers to its loop, so a weak key would never die.
         # An entry leaves when its closer runs (aclose(), or the loop's shutdown), or, for a loop
         # closed without shutting its async generators down, when the next session is made.
@@ -66,6 +67,8 @@ class Pipeline:
         the provider takes them, then encoded by the provider's wire."""
         wire = self._codec.encode(self.placed(request), self.spec, self.model_id, stream=stream)
         remember_key(api_key)  # inside a cassette block, masked wherever it would be recorded
+        if api_key not in self.keys and len(api_key) >= 8:  # masked in the errors of its answers (an echo)
+            self.keys = self.keys | {api_key}
         query = self._query
         if self.spec.key_query:
             query = {**query, self.spec.key_query: api_key}
@@ -93,10 +96,11 @@ class Pipeline:
         they are never followed, so the key goes nowhere else)."""
         if answer.status_code >= 300:
             raise self.http_error(answer)
-        return self.assembler.response(answer.content, started, call_date(answer.headers))
+        return self.assembler.response(answer.content, started, call_date(answer.headers), status=answer.status_code,
+                                       content_type=answer.headers.get("content-type"))
 
     def http_error(self, answer: httpx.Response) -> APIError:
-        return self.assembler.http_error(answer.status_code, answer.headers, answer.content)
+        return self.assembler.http_error(answer.status_code, answer.headers, answer.content).without(self.keys)
 
     # --- the sync shell ----------------------------------------------------------------------------
 

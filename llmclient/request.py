@@ -16,7 +16,8 @@ from typing import Any, Literal, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from llmclient.errors import InvalidRequestError
-from llmclient.files import FileLike, with_files
+from llmclient.files import FileLike, check_on_disk, with_files
+from llmclient.request_checks import check_json, each, headers, items_of, stop_sequences
 from llmclient.types import ROLES, FilePart, Message, TextPart, ToolCall, tool_result_text
 
 Prompt = str | Message | Sequence[Message | Mapping[str, Any]]
@@ -74,6 +75,7 @@ class ResponseFormat(BaseModel):
             raise InvalidRequestError(f"response_format name {name!r} must be 1-64 letters, digits, '_' or '-'")
         if strict is not None and not isinstance(strict, bool):
             raise InvalidRequestError(f"response_format strict must be true or false, got {strict!r}")
+        check_json(spec["schema"], "response_format json_schema.schema")
         return cls(type="json_schema", json_schema=dict(spec["schema"]), name=name, strict=strict)
 
 
@@ -126,7 +128,8 @@ class Request(BaseModel):
             if not isinstance(system, str) or not system.strip():
                 raise InvalidRequestError("system= is empty: pass the instructions as a non-empty string, or omit it")
             messages.insert(0, Message.system(system))
-        built_tools = [to_tool(tool) for tool in tools or ()]
+        given = [] if tools is None else items_of(tools, "tools", "tools (functions, Tool objects or JSON-schema dicts)")
+        built_tools: list[Tool] = each(given, "tools", to_tool)
         names = [tool.name for tool in built_tools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -148,48 +151,11 @@ class Request(BaseModel):
             max_tokens=max_tokens,
             temperature=None if temperature is None else float(temperature),
             top_p=None if top_p is None else float(top_p),
-            stop=_stop(stop),
+            stop=stop_sequences(stop),
             response_format=None if response_format is None else ResponseFormat.of(response_format),
-            extra_headers=_headers(extra_headers),
+            extra_headers=headers(extra_headers),
             options=dict(provider_options),
         )
-
-
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
-# Headers llmclient owns on every provider: the body's framing, and the usual key headers (the
-# provider's own key header is refused when the request is prepared for it).
-OWN_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding", "authorization",
-                         "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"})
-
-
-def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    if headers is None:
-        return {}
-    if not isinstance(headers, Mapping):
-        raise InvalidRequestError(f"extra_headers takes a mapping of header names to values, got {type(headers).__name__}")
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise InvalidRequestError(f"extra_headers: {name!r} is not a header name (letters, digits and -)")
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            raise InvalidRequestError(f"extra_headers[{name!r}] must be a one-line string, got {value!r}")
-    lowered = [name.lower() for name in headers]
-    twice = sorted({name for name in lowered if lowered.count(name) > 1})
-    if twice:
-        raise InvalidRequestError(f"extra_headers names {', '.join(twice)} more than once (header names ignore case)")
-    owned = sorted(set(lowered) & OWN_HEADERS)
-    if owned:
-        raise InvalidRequestError(f"extra_headers may not set {', '.join(owned)}: llmclient sets them (the key comes "
-                                  f"from api_key= or the provider's environment variable)")
-    return dict(zip(lowered, headers.values()))
-
-
-def _stop(stop: str | Sequence[str] | None) -> list[str] | None:
-    if stop is None:
-        return None
-    sequences = [stop] if isinstance(stop, str) else stop
-    if not isinstance(sequences, Sequence) or not sequences or not all(isinstance(s, str) and s for s in sequences):
-        raise InvalidRequestError(f"stop must be a non-empty string or a list of them, got {stop!r}")
-    return list(sequences)
 
 
 def _messages(prompt: Prompt) -> list[Message]:
@@ -201,7 +167,8 @@ def _messages(prompt: Prompt) -> list[Message]:
         prompt = [prompt]
     if not isinstance(prompt, Sequence) or isinstance(prompt, (bytes, bytearray)):
         raise InvalidRequestError(
-            f"the prompt must be a string or a list of messages, got {type(prompt).__name__}"
+            f"the prompt must be a string or a list of messages, got {type(prompt).__name__} "
+            f"(a single Message does too, and a Client call takes a Request)"
         )
     if not prompt:
         raise InvalidRequestError("the list of messages is empty: pass at least one user message")
@@ -222,12 +189,18 @@ def _message(item: object, index: int) -> Message:  # validated at runtime: call
             raise InvalidRequestError(f"{where} has unknown keys {sorted(unknown)}")
         content = item.get("content")
         if role == "tool" and content is not None and not isinstance(content, (str, list)):
-            content = tool_result_text(str(item.get("name") or item.get("tool_call_id")), content)
+            try:
+                content = tool_result_text(str(item.get("name") or item.get("tool_call_id")), content)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"{where}: {exc.message}") from exc
+        calls = item.get("tool_calls") or []
+        if not isinstance(calls, (list, tuple)):
+            raise InvalidRequestError(f"{where}.tool_calls must be a list of tool calls, got {type(calls).__name__}")
         try:
             message = Message(
                 role=role,
                 content=_content(content, where),
-                tool_calls=[_tool_call(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(item.get("tool_calls") or [])],
+                tool_calls=[_tool_call(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(calls)],
                 tool_call_id=item.get("tool_call_id"),
                 name=item.get("name"),
             )
@@ -241,6 +214,11 @@ def _message(item: object, index: int) -> Message:  # validated at runtime: call
         raise InvalidRequestError(f"{where} has tool_calls but role {message.role!r}; only assistant turns call tools")
     if message.role in ("system", "user") and not message.text.strip() and not message.files:
         raise InvalidRequestError(f"{where} ({message.role}) has empty content")
+    for part in message.files:  # a hand-built part may name a FIFO, which would block the send
+        check_on_disk(part)
+    for i, call in enumerate(message.tool_calls):  # sent back as JSON text: an encoder must not meet a set
+        check_json(call.arguments, f"{where}.tool_calls[{i}] ({call.name}) arguments",
+                   "; tool-call arguments are JSON values (str, number, bool, None, list, dict)")
     return message
 
 
@@ -294,6 +272,9 @@ def to_tool(tool: ToolLike) -> Tool:
 
 def _tool_from_dict(tool: Mapping[str, Any]) -> Tool:
     spec = tool.get("function", tool) if tool.get("type") == "function" else tool
+    if not isinstance(spec, Mapping):
+        raise InvalidRequestError(f'a tool dict of type "function" needs "function": {{"name": ..., "parameters": '
+                                  f'{{...}}}}, got "function": {type(spec).__name__}')
     name = spec.get("name")
     if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
         raise InvalidRequestError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
@@ -308,6 +289,7 @@ def _tool_from_dict(tool: Mapping[str, Any]) -> Tool:
     description = spec.get("description", "")
     if not isinstance(description, str):
         raise InvalidRequestError(f"tool {name!r}: description must be a string")
+    check_json(parameters, f"tool {name!r}: parameters")
     return Tool(name=name, description=description, parameters=dict(parameters))
 
 
@@ -319,8 +301,12 @@ def _tool_from_function(function: Callable[..., Any]) -> Tool:
         hints = get_type_hints(function)
     except Exception as exc:  # unresolvable forward references and the like
         raise InvalidRequestError(f"tool {name!r}: cannot resolve its type hints ({exc})") from exc
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as exc:  # builtins and classes implemented in C
+        raise InvalidRequestError(f"function {name!r} cannot be a tool: its signature cannot be read ({exc})") from exc
     fields: dict[str, Any] = {}
-    for param in inspect.signature(function).parameters.values():
+    for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise InvalidRequestError(f"tool {name!r}: *{param.name} cannot be described to a model; use named parameters")
         if param.name not in hints:

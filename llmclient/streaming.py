@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from llmclient.assemble import Assembler, StreamAssembly, call_date
-from llmclient.errors import APIError, transport_error
+from llmclient.errors import APIError, RequestTimeoutError, transport_error
 from llmclient.types import Response, RetryRecord, StreamEvent, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -31,6 +31,25 @@ class Delivery:
     assembler: Assembler
     permit: Permit | None = None
     retries: tuple[RetryRecord, ...] = ()
+    # The call's timeout, as the longest wait for the next whole event: a server dripping bytes
+    # that never complete one makes no progress, and every read returning keeps no read timeout busy.
+    idle_timeout: float | None = None
+
+    def progress(self, assembly: StreamAssembly) -> Callable[[], None]:
+        """A check, called after each chunk, raising RequestTimeoutError once `idle_timeout` has
+        passed since the last whole server event (a ping counts) or the start without another."""
+        limit, last, seen = self.idle_timeout, time.monotonic(), assembly.events_read
+
+        def check() -> None:
+            nonlocal last, seen
+            now = time.monotonic()
+            if assembly.events_read != seen:
+                last, seen = now, assembly.events_read
+            elif limit is not None and now - last > limit:
+                raise RequestTimeoutError(f"the stream gave no complete event for {limit:g} s (the call's timeout)",
+                                          provider=self.assembler.spec.name, model=self.assembler.model_id)
+
+        return check
 
     def with_retries(self, history: list[RetryRecord]) -> Delivery:
         self.retries = tuple(history)
@@ -87,21 +106,26 @@ class Stream:
         response: Response | None = None
         try:
             if not _is_event_stream(answer):
-                response = self._assembler.response(self._body(answer), started, call_date(answer.headers))
+                response = self._assembler.response(self._body(answer), started, call_date(answer.headers),
+                                                    status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
                 yield from events_of(response)
                 return
-            assembly = StreamAssembly(self._assembler, started, call_date(answer.headers))
+            assembly = _assembly(answer, self._assembler, started)
             feed = assembly.feed
             # Undecoded bytes skip httpx's decoder and re-chunker when there is nothing to decode
             # (and nothing was read already, as a test double's answer is).
             plain = "content-encoding" not in answer.headers and not answer.is_stream_consumed
             chunks = answer.iter_raw() if plain else answer.iter_bytes()
+            progress = delivery.progress(assembly)
             try:
                 for chunk in chunks:
-                    yield from feed(chunk)
+                    events = feed(chunk)
+                    progress()
+                    yield from events
             except httpx.HTTPError as exc:
                 raise _broken_off(exc, answer, self._assembler) from exc
+            yield from assembly.close()  # a last event without its closing blank line
             response = assembly.finish()
             self._response = delivery.done(response)
         finally:
@@ -169,18 +193,24 @@ class AsyncStream:
                     body = await answer.aread()
                 except httpx.HTTPError as exc:
                     raise _broken_off(exc, answer, self._assembler) from exc
-                response = self._assembler.response(body, started, call_date(answer.headers))
+                response = self._assembler.response(body, started, call_date(answer.headers),
+                                                    status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
                 for event in events_of(response):
                     yield event
                 return
-            assembly = StreamAssembly(self._assembler, started, call_date(answer.headers))
+            assembly = _assembly(answer, self._assembler, started)
+            progress = delivery.progress(assembly)
             try:
                 async for chunk in answer.aiter_bytes():
-                    for event in assembly.feed(chunk):
+                    events = assembly.feed(chunk)
+                    progress()
+                    for event in events:
                         yield event
             except httpx.HTTPError as exc:
                 raise _broken_off(exc, answer, self._assembler) from exc
+            for event in assembly.close():  # a last event without its closing blank line
+                yield event
             response = assembly.finish()
             self._response = delivery.done(response)
         finally:
@@ -189,16 +219,28 @@ class AsyncStream:
             await answer.aclose()
 
 
+def _content_type(answer: httpx.Response) -> str | None:
+    value: str | None = answer.headers.get("content-type")
+    return value
+
+
 def _is_event_stream(answer: httpx.Response) -> bool:
-    # A server that ignores stream=true answers with one JSON body; read it as such.
+    # A server that ignores stream=true answers with one JSON body; read it as such. Media types
+    # are case-insensitive (RFC 9110): "Application/JSON" is JSON.
     content_type = answer.headers.get("content-type", "")
-    return not content_type.startswith("application/json")
+    return not content_type.strip().lower().startswith("application/json")
+
+
+def _assembly(answer: httpx.Response, assembler: Assembler, started: float) -> StreamAssembly:
+    return StreamAssembly(assembler, started, call_date(answer.headers), status=answer.status_code,
+                          content_type=_content_type(answer))
 
 
 def _broken_off(exc: Exception, answer: httpx.Response, assembler: Assembler) -> APIError:
     request = answer.request
     where = f"reading the stream of {request.method} {request.url.copy_with(query=None)}"
-    return transport_error(exc, where, provider=assembler.spec.name, model=assembler.model_id)
+    return transport_error(exc, where, provider=assembler.spec.name, model=assembler.model_id,
+                           content_encoding=answer.headers.get("content-encoding"))
 
 
 def events_of(response: Response) -> list[StreamEvent]:

@@ -40,7 +40,8 @@ class FilePart(_Value):
     either `data` (base64) or a file on disk at `path`, read and base64-encoded in chunks while the
     request body is sent (so a large file is never held in memory); `size` is then its size when
     attached, the size its limits were checked at: a file whose size differs when the request is
-    sent is refused, not sent.
+    sent is refused, not sent. `resolved` is the file on disk the content was read from, symlinks
+    followed (for a `path` part, `path` itself): what was really read, whatever path was given.
     Build one with `llmclient.files.attachment(...)` or pass `files=[...]` to a call."""
 
     type: Literal["file"] = "file"
@@ -50,6 +51,7 @@ class FilePart(_Value):
     url: str | None = None
     path: str | None = None
     size: int | None = None  # bytes, when known
+    resolved: str | None = None  # the real file read from disk (absolute, symlinks followed), if any
 
     @model_validator(mode="after")
     def _one_source(self) -> FilePart:
@@ -59,6 +61,13 @@ class FilePart(_Value):
         if self.path is not None and self.size is None:
             raise ValueError(f"a FilePart read from disk needs its size when attached; {self.name} has none")
         return self
+
+    @property
+    def label(self) -> str:
+        """`name` for messages, with the file really read when its name differs (a symlink)."""
+        if self.resolved is None or self.resolved.replace("\\", "/").rsplit("/", 1)[-1] == self.name:
+            return self.name
+        return f"{self.name} (read from {self.resolved})"
 
     @property
     def is_image(self) -> bool:
@@ -251,6 +260,8 @@ class Response(_Value):
     tool_calls: list[ToolCall] = []
     finish_reason: FinishReason
     raw_finish_reason: str | None = None
+    refusal: str | None = None
+    """The model's refusal (OpenAI `message.refusal`), then finish_reason is "content_filter"; None when it did not refuse."""
     usage: Usage | None
     """None only when the provider reported no usage at all (never filled in with estimates)."""
     cost: Cost | None = None

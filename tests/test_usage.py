@@ -11,6 +11,7 @@ import time
 import pytest
 
 from llmclient.assemble import Assembler, StreamAssembly
+from llmclient.errors import UsageMissingWarning
 from llmclient.providers import REGISTRY
 from llmclient.types import Usage, UsageIteration
 from llmclient.wire import normalise_usage as normalise
@@ -163,6 +164,8 @@ def test_stream_anthropic_usage_is_merged_once() -> None:
     # (cumulative, one of them null) and gives the final 89 output: 2820 in, counted once; 89 out (not 1 + 89)
     start = {"input_tokens": 472, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 2048, "output_tokens": 1}
     body = sse({"type": "message_start", "message": {"model": "claude-sonnet-4-5", "content": [], "usage": start}},
+               {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+               {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Done."}},
                {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
                 "usage": {"input_tokens": 472, "cache_read_input_tokens": 2048, "cache_creation_input_tokens": None,
                           "output_tokens": 89}},
@@ -191,9 +194,10 @@ def test_stream_openai_usage_from_the_final_chunk() -> None:
 
 
 def test_stream_without_usage_reports_none() -> None:
-    # no stream_options.include_usage: nothing reported, nothing estimated
+    # the usage asked for (stream_options.include_usage) never came: nothing estimated, and a warning
     body = sse({"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}, "[DONE]")
-    assert stream_usage("openai", body) is None
+    with pytest.warns(UsageMissingWarning, match="without the usage it asked for"):
+        assert stream_usage("openai", body) is None
 
 
 def test_stream_groq_legacy_x_groq_usage() -> None:

@@ -366,7 +366,7 @@ def test_negative_usage_is_malformed() -> None:
 
 
 def test_gemini_empty_object_is_malformed() -> None:
-    with pytest.raises(e.MalformedResponseError, match=r"candidates, promptFeedback or usageMetadata"):
+    with pytest.raises(e.MalformedResponseError, match=r"no candidate and no promptFeedback.blockReason"):
         Assembler(REGISTRY["gemini"], "gemini-2.5-flash").response(b"{}", 0.0)
 
 

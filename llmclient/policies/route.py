@@ -94,7 +94,7 @@ class Route:
             answer = pipeline.send(prepared, stream=True)
             if answer.status_code >= 300:
                 raise pipeline.http_error(answer)
-            return Delivery(answer, self.assembler, permit)
+            return Delivery(answer, self.assembler, permit, idle_timeout=pipeline.timeout)
 
         return retry.call(attempt, self.retry_policy, self.model, history)
 
@@ -106,7 +106,7 @@ class Route:
             answer = await pipeline.asend(prepared, stream=True)
             if answer.status_code >= 300:
                 raise pipeline.http_error(answer)
-            return Delivery(answer, self.assembler, permit)
+            return Delivery(answer, self.assembler, permit, idle_timeout=pipeline.timeout)
 
         return await retry.acall(attempt, self.retry_policy, self.model, history)
 

@@ -14,6 +14,7 @@ Nothing here does I/O; `llmclient.pipeline` sends what `encode` describes.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -130,7 +131,11 @@ class StreamErrorEvent(Exception):
 
 @dataclass
 class Decoded:
-    """What one response said, in the provider's own terms (usage not yet normalised)."""
+    """What one response said, in the provider's own terms (usage not yet normalised).
+
+    `refusal` is the model's refusal text (OpenAI `message.refusal`); `filtered` says the provider
+    withheld the answer (a refusal, a Gemini prompt blocked by `promptFeedback.blockReason`): the
+    finish reason is then "content_filter" whatever `raw_finish_reason` says."""
 
     text: str = ""
     reasoning: str = ""
@@ -139,11 +144,16 @@ class Decoded:
     raw_usage: dict[str, Any] | None = None
     model: str | None = None
     service_tier: str | None = None  # "flex", "priority", "batch" when the provider says so
+    refusal: str | None = None
+    filtered: bool = False
+    said_text: bool = False  # a text field was there (even ""): "the answer is this text"
 
 
 class StreamDecoder(Protocol):
     chunks: list[Any]
     """Every parsed event payload, in order (kept as the stream's raw body)."""
+    done: bool
+    """The end marker came ([DONE], message_stop, message-end): nothing after it is read."""
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
 
@@ -183,17 +193,50 @@ def normalise_usage(wire: str, raw: dict[str, Any] | None) -> Usage | None:
 
 
 def int_at(container: Any, *path: str) -> int | None:
-    """The integer at `path`, or None when any step is missing or null."""
+    """The token count at `path`: None when any step is missing or null (not reported). A value
+    that is there but is no count (a string, a bool, a negative, a fraction, 1e999) raises
+    WireFormatError naming the field: an unknown number never becomes a guessed 0."""
     value = container
     for key in path:
         if not isinstance(value, dict):
-            return None
+            if value is None:
+                return None
+            raise WireFormatError(f"usage field {'.'.join(path)}: {_shown(value)} is not an object")
         value = value.get(key)
-    if value is None or isinstance(value, bool):
+    if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value >= 0 and value.is_integer():
         return int(value)
-    return value if isinstance(value, int) else None
+    raise WireFormatError(f"usage field {'.'.join(path)} is {_shown(value)}, not a token count")
+
+
+def usage_object(container: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """The usage object at `key`: None when absent or null; any other non-object is malformed."""
+    value = container.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise WireFormatError(f"usage field {key} is {_shown(value)}, not an object")
+
+
+def check_subset(part: int, whole: int, names: str) -> None:
+    """A bucket the contract includes in another (cache reads in input, reasoning in output)."""
+    if part > whole:
+        raise WireFormatError(f"usage: {names} ({part} > {whole}): a part above its whole")
+
+
+def check_cost(raw: Mapping[str, Any]) -> None:
+    """A charge the provider reported (OpenRouter `usage.cost`) must be a finite amount >= 0."""
+    value = raw.get("cost")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise WireFormatError(f"usage field cost is {_shown(value)}, not a charge in USD")
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {repr(value)[:60]}"
 
 
 def first_of(*values: int | None) -> int:
@@ -211,11 +254,47 @@ def normalise_finish(
     return reason
 
 
+# JSON nested deeper than this is refused: no provider's answer comes near it, and deeper
+# structures would reach Python's recursion limit in json and everything that walks them.
+MAX_DEPTH = 200
+
+
 def parse_json(text: str | bytes, what: str) -> Any:
+    """The one JSON parser for what a provider sends: invalid JSON, or JSON nested deeper than
+    MAX_DEPTH, raises WireFormatError."""
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise WireFormatError(f"{what} is not valid JSON ({exc})") from exc
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise WireFormatError(f"{what} nests deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # the parser's own words are in the MalformedResponseError, from `exc`
+        raise WireFormatError(f"{what} is not valid JSON") from exc
+    # Cheap first: a text with few brackets cannot be deep (brackets in strings count too).
+    opened = text.count("[") + text.count("{") if isinstance(text, str) else text.count(b"[") + text.count(b"{")
+    if opened > MAX_DEPTH and too_deep(value):
+        raise WireFormatError(f"{what} nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` levels (walked without recursion)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def text_at(container: Mapping[str, Any], key: str, what: str) -> str:
+    """The text a block must carry: a missing or null `text` is a malformed block, not ""."""
+    value = container.get(key)
+    if not isinstance(value, str):
+        raise WireFormatError(f"{what} has {_shown(value)} as its {key!r}, not text")
+    return value
 
 
 def parse_arguments(name: str, arguments: Any) -> dict[str, Any]:
@@ -235,7 +314,9 @@ class ToolCallAccumulator:
     def __init__(self) -> None:
         self._calls: dict[int, dict[str, Any]] = {}
 
-    def add(self, index: int, *, id: str | None = None, name: str | None = None, arguments: str = "") -> StreamEvent:
+    def add(self, index: Any, *, id: str | None = None, name: str | None = None, arguments: str = "") -> StreamEvent:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise WireFormatError(f"a streamed tool call's index is {_shown(index)}, not an integer")
         call = self._calls.setdefault(index, {"id": None, "name": None, "arguments": [], "parsed": None})
         call["id"] = call["id"] or id
         call["name"] = call["name"] or name
@@ -251,7 +332,9 @@ class ToolCallAccumulator:
         result = []
         for index in sorted(self._calls):
             call = self._calls[index]
-            name = call["name"] or ""
+            name = call["name"]
+            if not isinstance(name, str) or not name:
+                raise WireFormatError(f"streamed tool call {index} has no name")
             text = "".join(call["arguments"])
             arguments = parse_arguments(name, text) if text or call["parsed"] is None else call["parsed"]
             result.append(ToolCall(id=call["id"] or f"call_{index}", name=name, arguments=arguments))

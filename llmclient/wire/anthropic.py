@@ -7,12 +7,12 @@ images and PDFs are `FileData`, streamed into the body by the transport.
 Responses: only `tool_use` blocks are client tool calls: `server_tool_use` (web search, code
 execution, advisor) and its result blocks run on Anthropic's side and are not listed. `thinking`
 blocks are reasoning, never text. Stream usage is `message_start.usage` updated key by key by the
-non-null values of `message_delta.usage`.
+non-null values of `message_delta.usage`; nothing after `message_stop` is read. A text block or
+`text_delta` without text (null) is malformed, not "".
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +31,12 @@ from llmclient.wire import (
     int_at,
     offered_tools,
     parse_arguments,
+    parse_json,
     reasoning_event,
+    text_at,
     text_event,
     thinking_budget,
+    usage_object,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -218,20 +221,21 @@ def decode(body: Any) -> Decoded:
     for block in body["content"]:
         kind = block.get("type")
         if kind == "text":
-            text.append(block.get("text") or "")
+            text.append(text_at(block, "text", "a text block"))
         elif kind == "thinking":
             reasoning.append(block.get("thinking") or "")
         elif kind == "tool_use":
             calls.append(ToolCall(id=block["id"], name=block["name"], arguments=parse_arguments(block["name"], block.get("input"))))
-    usage = body.get("usage")
+    usage = usage_object(body, "usage")
     return Decoded(
         text="".join(text),
         reasoning="".join(reasoning),
         tool_calls=calls,
         raw_finish_reason=body.get("stop_reason"),
-        raw_usage=usage if isinstance(usage, dict) else None,
+        raw_usage=usage,
         model=body.get("model") or None,
         service_tier=_service_tier(usage),
+        said_text=any(block.get("type") == "text" for block in body["content"]),
     )
 
 
@@ -245,13 +249,13 @@ class StreamDecoder:
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
-        self._done = False
+        self._said_text = False
+        self.done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
-        try:
-            payload = json.loads(event.data)
-        except ValueError as exc:
-            raise WireFormatError(f"a {event.event!r} event is not valid JSON ({exc})") from exc
+        if self.done:
+            return []  # nothing after message_stop is part of the answer
+        payload = parse_json(event.data, f"a {event.event!r} event")
         self.chunks.append(payload)
         if not isinstance(payload, dict):
             raise WireFormatError(f"a stream event is a {type(payload).__name__}, not an object")
@@ -259,30 +263,36 @@ class StreamDecoder:
         if kind == "content_block_delta":  # nearly every event: a text delta, checked first
             delta = payload["delta"]
             if delta.get("type") == "text_delta":
-                self._text.append(delta["text"])
-                return [StreamEvent(kind="text", text=delta["text"])] if delta["text"] else []
+                text = delta.get("text")
+                if type(text) is not str:
+                    text = text_at(delta, "text", "a text_delta")  # raises: null or not text
+                self._said_text = True
+                self._text.append(text)
+                return [StreamEvent(kind="text", text=text)] if text else []
             return self._delta(payload["index"], delta)
         if kind == "error":
             raise StreamErrorEvent(payload)
         if kind == "message_start":
             message = payload["message"]
             self._model = message.get("model") or None
-            self._usage = dict(message.get("usage") or {})
+            self._usage = dict(usage_object(message, "usage") or {})
         elif kind == "content_block_start":
             return self._block_start(payload["index"], payload["content_block"])
         elif kind == "message_delta":
             self._finish = (payload.get("delta") or {}).get("stop_reason") or self._finish
-            usage = payload.get("usage") or {}
+            usage = usage_object(payload, "usage") or {}
             self._usage = {**(self._usage or {}), **{k: v for k, v in usage.items() if v is not None}}
         elif kind == "message_stop":
-            self._done = True
+            self.done = True
         return []
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
         kind = block.get("type")
         if kind == "text":
-            self._text.append(block.get("text") or "")
-            return text_event(block.get("text") or "")
+            text = text_at(block, "text", "a text block")
+            self._said_text = True
+            self._text.append(text)
+            return text_event(text)
         if kind == "thinking":
             self._reasoning.append(block.get("thinking") or "")
             return reasoning_event(block.get("thinking") or "")
@@ -295,10 +305,7 @@ class StreamDecoder:
 
     def _delta(self, index: int, delta: dict[str, Any]) -> list[StreamEvent]:
         kind = delta.get("type")
-        if kind == "text_delta":
-            self._text.append(delta["text"])
-            return text_event(delta["text"])
-        if kind == "thinking_delta":
+        if kind == "thinking_delta":  # (text_delta is handled in feed)
             self._reasoning.append(delta["thinking"])
             return reasoning_event(delta["thinking"])
         if kind == "input_json_delta" and index in self._tool_blocks:
@@ -306,7 +313,7 @@ class StreamDecoder:
         return []
 
     def finish(self) -> Decoded:
-        if not self._done:
+        if not self.done:
             raise WireFormatError("the stream ended before message_stop")
         return Decoded(
             text="".join(self._text),
@@ -316,6 +323,7 @@ class StreamDecoder:
             raw_usage=self._usage,
             model=self._model,
             service_tier=_service_tier(self._usage),
+            said_text=self._said_text,
         )
 
 
@@ -353,7 +361,9 @@ def usage(raw: dict[str, Any]) -> Usage:
     (compaction, advisor) are billed for every iteration, so the totals sum over them."""
     reasoning = first_of(int_at(raw, "output_tokens_details", "thinking_tokens"))
     iterations = raw.get("iterations")
-    if not isinstance(iterations, list) or not iterations:
+    if iterations is not None and not isinstance(iterations, list):
+        raise WireFormatError(f"usage field iterations is a {type(iterations).__name__}, not a list")
+    if not iterations:
         prompt, read, write = _prompt_tokens(raw)
         return Usage(
             input_tokens=prompt,
@@ -364,6 +374,8 @@ def usage(raw: dict[str, Any]) -> Usage:
         )
     parts = []
     for item in iterations:
+        if not isinstance(item, dict):
+            raise WireFormatError(f"a usage iteration is a {type(item).__name__}, not an object")
         prompt, read, write = _prompt_tokens(item)
         parts.append(
             UsageIteration(

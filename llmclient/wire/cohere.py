@@ -32,8 +32,10 @@ from llmclient.wire import (
     parse_arguments,
     parse_json,
     reasoning_event,
+    text_at,
     text_event,
     thinking_budget,
+    usage_object,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -152,7 +154,7 @@ def decode(body: Any) -> Decoded:
     text, reasoning = [], [message.get("tool_plan") or ""]
     for item in message.get("content") or []:
         if item.get("type") == "text":
-            text.append(item.get("text") or "")
+            text.append(text_at(item, "text", "a text item"))
         elif item.get("type") == "thinking":
             reasoning.append(item.get("thinking") or "")
     calls = [
@@ -160,14 +162,14 @@ def decode(body: Any) -> Decoded:
                  arguments=parse_arguments(call["function"]["name"], call["function"].get("arguments")))
         for call in message.get("tool_calls") or []
     ]
-    usage = body.get("usage")
     return Decoded(
         text="".join(text),
         reasoning="".join(reasoning),
         tool_calls=calls,
         raw_finish_reason=body.get("finish_reason"),
-        raw_usage=usage if isinstance(usage, dict) else None,
+        raw_usage=usage_object(body, "usage"),
         model=None,  # Cohere v2 does not say which model answered
+        said_text=any(item.get("type") == "text" for item in message.get("content") or []),
     )
 
 
@@ -179,9 +181,12 @@ class StreamDecoder:
         self._tools = ToolCallAccumulator()
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
-        self._done = False
+        self._said_text = False
+        self.done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        if self.done:
+            return []  # nothing after message-end is part of the answer
         payload = parse_json(event.data, f"a {event.event!r} event")
         self.chunks.append(payload)
         if not isinstance(payload, dict):
@@ -191,6 +196,7 @@ class StreamDecoder:
         if kind in ("content-start", "content-delta"):
             content = message.get("content") or {}
             text, thinking = content.get("text") or "", content.get("thinking") or ""
+            self._said_text = self._said_text or isinstance(content.get("text"), str)
             self._text.append(text)
             self._reasoning.append(thinking)
             return reasoning_event(thinking) + text_event(text)
@@ -206,14 +212,14 @@ class StreamDecoder:
         if kind == "message-end":
             delta = payload.get("delta") or {}
             self._finish = delta.get("finish_reason")
-            self._usage = delta.get("usage") if isinstance(delta.get("usage"), dict) else None
-            self._done = True
+            self._usage = usage_object(delta, "usage")
+            self.done = True
         elif kind == "error" or "message" in payload and "type" not in payload:
             raise StreamErrorEvent(payload)
         return []
 
     def finish(self) -> Decoded:
-        if not self._done:
+        if not self.done:
             raise WireFormatError("the stream ended before message-end")
         return Decoded(
             text="".join(self._text),
@@ -221,6 +227,7 @@ class StreamDecoder:
             tool_calls=self._tools.calls(),
             raw_finish_reason=self._finish,
             raw_usage=self._usage,
+            said_text=self._said_text,
         )
 
 

@@ -9,6 +9,11 @@ In answers, parts with `thought: true` are reasoning. Only `functionCall` parts 
 `executableCode`, `codeExecutionResult` and the built-in `toolCall`/`toolResponse` parts run on
 Google's side. A stream is a sequence of whole GenerateContentResponse chunks; usage is the last
 chunk's `usageMetadata` (cumulative).
+
+A prompt Gemini refused (`promptFeedback.blockReason`, no candidates) is an answer filtered by
+the provider: finish_reason "content_filter", raw_finish_reason the block reason (a 200 answer,
+not a ContentFilterError). An answer with no candidate and no block reason is malformed, as is a
+text part whose text is null.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ from llmclient.wire import (
     offered_tools,
     parse_arguments,
     parse_json,
+    check_subset,
+    text_at,
     thinking_budget,
+    usage_object,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -66,6 +74,9 @@ class _Parts:
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
         self.model: str | None = None
+        self.blocked: str | None = None  # promptFeedback.blockReason: the prompt was refused
+        self.answered = False  # a candidate 0 came
+        self.said_text = False
 
     def add(self, body: Any) -> list[StreamEvent]:
         if not isinstance(body, dict):
@@ -73,19 +84,23 @@ class _Parts:
         if "error" in body and "candidates" not in body:
             raise StreamErrorEvent(body)
         self.model = body.get("modelVersion") or self.model
-        if isinstance(body.get("usageMetadata"), dict):
-            self.usage = body["usageMetadata"]
+        self.usage = usage_object(body, "usageMetadata") or self.usage
+        block = (body.get("promptFeedback") or {}).get("blockReason")
+        if block:
+            self.blocked = str(block)
         events: list[StreamEvent] = []
         candidates = body.get("candidates") or []
         candidate = next((c for c in candidates if c.get("index", 0) == 0), None)
         if candidate is None:
             return events
+        self.answered = True
         for part in (candidate.get("content") or {}).get("parts") or []:
             if "text" in part and part.get("thought"):
-                self.reasoning.append(part["text"])
+                self.reasoning.append(text_at(part, "text", "a thought part"))
                 events.append(StreamEvent(kind="reasoning", text=part["text"]))
             elif "text" in part:
-                self.text.append(part["text"])
+                self.text.append(text_at(part, "text", "a text part"))
+                self.said_text = True
                 if part["text"]:
                     events.append(StreamEvent(kind="text", text=part["text"]))
             elif "functionCall" in part:
@@ -102,25 +117,30 @@ class _Parts:
         return StreamEvent(kind="tool_call", tool_call=delta)
 
     def decoded(self) -> Decoded:
+        if not self.answered and self.blocked is None:
+            raise WireFormatError("the answer has no candidate and no promptFeedback.blockReason")
+        blocked = self.blocked is not None and self.finish is None
         return Decoded(
             text="".join(self.text),
             reasoning="".join(self.reasoning),
             tool_calls=self.calls,
-            raw_finish_reason=self.finish,
+            raw_finish_reason=self.blocked if blocked else self.finish,
             raw_usage=self.usage,
             model=self.model,
+            filtered=blocked,
+            said_text=self.said_text,
         )
 
 
 def decode(body: Any) -> Decoded:
     parts = _Parts()
     parts.add(body)  # raises on an error object first
-    if not body.keys() & {"candidates", "promptFeedback", "usageMetadata"}:
-        raise WireFormatError("a generateContent response needs candidates, promptFeedback or usageMetadata")
     return parts.decoded()
 
 
 class StreamDecoder:
+    done = False  # a Gemini stream has no end marker: it ends with the body
+
     def __init__(self) -> None:
         self.chunks: list[Any] = []
         self._parts = _Parts()
@@ -131,7 +151,7 @@ class StreamDecoder:
         return self._parts.add(chunk)
 
     def finish(self) -> Decoded:
-        if self._parts.finish is None:
+        if self._parts.finish is None and self._parts.blocked is None:
             raise WireFormatError("the stream ended before a chunk with a finishReason")
         return self._parts.decoded()
 
@@ -349,9 +369,8 @@ def usage(raw: dict[str, Any]) -> Usage:
     """Gemini usageMetadata: the billed prompt is promptTokenCount + toolUsePromptTokenCount;
     billed output is candidatesTokenCount + thoughtsTokenCount (thoughts are not in candidates)."""
     thoughts = first_of(int_at(raw, "thoughtsTokenCount"))
-    return Usage(
-        input_tokens=first_of(int_at(raw, "promptTokenCount")) + first_of(int_at(raw, "toolUsePromptTokenCount")),
-        output_tokens=first_of(int_at(raw, "candidatesTokenCount")) + thoughts,
-        cache_read_tokens=first_of(int_at(raw, "cachedContentTokenCount")),
-        reasoning_tokens=thoughts,
-    )
+    prompt = first_of(int_at(raw, "promptTokenCount")) + first_of(int_at(raw, "toolUsePromptTokenCount"))
+    cached = first_of(int_at(raw, "cachedContentTokenCount"))
+    check_subset(cached, prompt, "cachedContentTokenCount above the prompt")
+    return Usage(input_tokens=prompt, output_tokens=first_of(int_at(raw, "candidatesTokenCount")) + thoughts,
+                 cache_read_tokens=cached, reasoning_tokens=thoughts)

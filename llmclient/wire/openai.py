@@ -3,6 +3,10 @@
 Dialects handled: reasoning as `reasoning_content` (DeepSeek, Z.ai), `reasoning` (Groq,
 OpenRouter, Cerebras) or `reasoning_details`; Mistral's content as a list of text/thinking parts;
 Groq's legacy stream usage in `x_groq.usage`; error objects sent as a stream event.
+
+A refusal (`message.refusal`, streamed as `delta.refusal`) is kept as `Decoded.refusal` and
+marks the answer filtered. A body without an answer (no choices, `message: null`) and a stream
+without a chunk are malformed; nothing after `[DONE]` is read.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from llmclient.wire import (
     WireFormatError,
     WireRequest,
     cache_control,
+    check_cost,
+    check_subset,
     data_url,
     file_text,
     first_of,
@@ -29,8 +35,11 @@ from llmclient.wire import (
     int_at,
     offered_tools,
     parse_arguments,
+    parse_json,
     reasoning_event,
+    text_at,
     text_event,
+    usage_object,
     with_options,
 )
 from llmclient.wire.sse import SSEEvent
@@ -75,18 +84,20 @@ def decode(body: Any) -> Decoded:
     if "error" in body and not body.get("choices"):
         raise StreamErrorEvent(body)
     choices = body.get("choices")
-    if choices is None:
-        raise WireFormatError("the body has no 'choices'")
+    if not isinstance(choices, list) or not choices:
+        raise WireFormatError(f"the body has no answer: 'choices' is {choices!r:.40}")
     decoded = Decoded(raw_usage=_usage(body), model=body.get("model") or None, service_tier=_tier(body))
-    if not choices:
-        return decoded
     choice = choices[0]
     if choice.get("finish_reason") in FAILED_GENERATION:
         raise _failed_generation(body, choice["finish_reason"])
-    message = choice.get("message") or {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise WireFormatError(f"the answer's message is {type(message).__name__}, not an object")
     text, thinking = _content(message.get("content"))
-    decoded.text = text
+    decoded.text, decoded.said_text = text, _says_text(message.get("content"))
     decoded.reasoning = _reasoning(message) or thinking
+    decoded.refusal = _refusal(message)
+    decoded.filtered = decoded.refusal is not None
     decoded.tool_calls = [
         ToolCall(id=call.get("id") or f"call_{i}", name=call["function"]["name"],
                  arguments=parse_arguments(call["function"]["name"], call["function"].get("arguments")))
@@ -97,27 +108,38 @@ def decode(body: Any) -> Decoded:
     return decoded
 
 
+def _says_text(content: Any) -> bool:
+    return isinstance(content, str) or isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "text" for part in content)
+
+
+def _refusal(message: dict[str, Any]) -> str | None:
+    refusal = message.get("refusal")
+    return refusal if isinstance(refusal, str) and refusal else None
+
+
 class StreamDecoder:
     def __init__(self) -> None:
         self.chunks: list[Any] = []
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        self._refusal: list[str] = []
         self._tools = ToolCallAccumulator()
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
         self._service_tier: str | None = None
-        self._done = False
+        self._said_text = False
+        self.done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        if self.done:
+            return []  # nothing after the end marker is part of the answer
         data = event.data
         if not data.startswith("{") and data.strip() == "[DONE]":
-            self._done = True
+            self.done = True
             return []
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise WireFormatError(f"a stream chunk is not valid JSON ({exc})") from exc
+        chunk = parse_json(data, "a stream chunk")
         self.chunks.append(chunk)
         if not isinstance(chunk, dict):
             raise WireFormatError(f"a stream chunk is a {type(chunk).__name__}, not an object")
@@ -129,7 +151,7 @@ class StreamDecoder:
             self._model = chunk.get("model") or None
         if self._service_tier is None and "service_tier" in chunk:
             self._service_tier = _tier(chunk)
-        if chunk.get("usage") or "x_groq" in chunk:  # most chunks carry none, or "usage": null
+        if chunk.get("usage") is not None or "x_groq" in chunk:  # most chunks carry none, or "usage": null
             usage = _usage(chunk)
             if usage is not None:
                 self._usage = usage
@@ -142,6 +164,7 @@ class StreamDecoder:
             # The common chunk: text, and maybe the role. Anything else (reasoning, tool calls,
             # null fields some servers add) takes the general path.
             if type(content) is str and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):
+                self._said_text = True
                 if content:
                     self._text.append(content)
                     events.append(StreamEvent(kind="text", text=content))
@@ -156,9 +179,13 @@ class StreamDecoder:
 
     def _delta(self, delta: dict[str, Any], events: list[StreamEvent]) -> None:
         text, thinking = _content(delta.get("content"))
+        self._said_text = self._said_text or _says_text(delta.get("content"))
         reasoning = _reasoning(delta) or thinking
         self._text.append(text)
         self._reasoning.append(reasoning)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str):
+            self._refusal.append(refusal)
         events += reasoning_event(reasoning) + text_event(text)
         for position, call in enumerate(delta.get("tool_calls") or []):
             function = call.get("function") or {}
@@ -166,8 +193,11 @@ class StreamDecoder:
                                           arguments=function.get("arguments") or ""))
 
     def finish(self) -> Decoded:
-        if not self._done and self._finish is None:
+        if not self.done and self._finish is None:
             raise WireFormatError("the stream ended before [DONE] or a finish_reason")
+        if not self.chunks:
+            raise WireFormatError("the stream ended with [DONE] and no chunk before it: no answer")
+        refusal = "".join(self._refusal) or None
         return Decoded(
             text="".join(self._text),
             reasoning="".join(self._reasoning),
@@ -176,12 +206,15 @@ class StreamDecoder:
             raw_usage=self._usage,
             model=self._model,
             service_tier=self._service_tier,
+            refusal=refusal,
+            filtered=refusal is not None,
+            said_text=self._said_text,
         )
 
 
 def _usage(body: dict[str, Any]) -> dict[str, Any] | None:
-    usage = body.get("usage")
-    if isinstance(usage, dict):
+    usage = usage_object(body, "usage")
+    if usage is not None:
         return usage
     legacy = body.get("x_groq")
     if isinstance(legacy, dict) and isinstance(legacy.get("usage"), dict):
@@ -200,7 +233,7 @@ def _content(content: Any) -> tuple[str, str]:
     text, thinking = [], []
     for part in content:
         if part.get("type") == "text":
-            text.append(part.get("text") or "")
+            text.append(text_at(part, "text", "a text part"))
         elif part.get("type") == "thinking":
             thinking += [piece.get("text") or "" for piece in part.get("thinking") or [] if isinstance(piece, dict)]
     return "".join(text), "".join(thinking)
@@ -328,16 +361,15 @@ _ERROR_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit
 def usage(raw: dict[str, Any]) -> Usage:
     """OpenAI-compatible usage: prompt_tokens already include cached tokens; completion_tokens
     include reasoning. Cache reads: prompt_tokens_details.cached_tokens, else DeepSeek
-    prompt_cache_hit_tokens, Mistral num_cached_tokens, Hugging Face cached_tokens."""
-    return Usage(
-        input_tokens=first_of(int_at(raw, "prompt_tokens")),
-        output_tokens=first_of(int_at(raw, "completion_tokens")),
-        cache_read_tokens=first_of(
-            int_at(raw, "prompt_tokens_details", "cached_tokens"),
-            int_at(raw, "prompt_cache_hit_tokens"),
-            int_at(raw, "num_cached_tokens"),
-            int_at(raw, "cached_tokens"),
-        ),
-        cache_write_tokens=first_of(int_at(raw, "prompt_tokens_details", "cache_write_tokens")),
-        reasoning_tokens=first_of(int_at(raw, "completion_tokens_details", "reasoning_tokens")),
-    )
+    prompt_cache_hit_tokens, Mistral num_cached_tokens, Hugging Face cached_tokens. A reported
+    charge (OpenRouter `cost`) must be a finite amount >= 0."""
+    check_cost(raw)
+    prompt, completion = first_of(int_at(raw, "prompt_tokens")), first_of(int_at(raw, "completion_tokens"))
+    read = first_of(int_at(raw, "prompt_tokens_details", "cached_tokens"), int_at(raw, "prompt_cache_hit_tokens"),
+                    int_at(raw, "num_cached_tokens"), int_at(raw, "cached_tokens"))
+    reasoning = first_of(int_at(raw, "completion_tokens_details", "reasoning_tokens"))
+    check_subset(read, prompt, "cached tokens above prompt_tokens")
+    check_subset(reasoning, completion, "reasoning_tokens above completion_tokens")
+    return Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=read,
+                 cache_write_tokens=first_of(int_at(raw, "prompt_tokens_details", "cache_write_tokens")),
+                 reasoning_tokens=reasoning)
