@@ -37,15 +37,19 @@ class Delivery:
 
     def progress(self, assembly: StreamAssembly) -> Callable[[], None]:
         """A check, called after each chunk, raising RequestTimeoutError once `idle_timeout` has
-        passed since the last whole server event (a ping counts) or the start without another."""
-        limit, last, seen = self.idle_timeout, time.monotonic(), assembly.events_read
+        passed without a whole server event (a ping counts). The clock starts at the first chunk
+        that completes none, so a stream making progress costs no clock reads."""
+        limit, stalled_since, seen = self.idle_timeout, 0.0, assembly.events_read
 
         def check() -> None:
-            nonlocal last, seen
-            now = time.monotonic()
+            nonlocal stalled_since, seen
             if assembly.events_read != seen:
-                last, seen = now, assembly.events_read
-            elif limit is not None and now - last > limit:
+                seen, stalled_since = assembly.events_read, 0.0
+                return
+            now = time.monotonic()
+            if not stalled_since:
+                stalled_since = now
+            elif limit is not None and now - stalled_since > limit:
                 raise RequestTimeoutError(f"the stream gave no complete event for {limit:g} s (the call's timeout)",
                                           provider=self.assembler.spec.name, model=self.assembler.model_id)
 

@@ -268,7 +268,10 @@ def parse_json(text: str | bytes, what: str) -> Any:
         raise WireFormatError(f"{what} nests deeper than {MAX_DEPTH} levels") from exc
     except ValueError as exc:  # the parser's own words are in the MalformedResponseError, from `exc`
         raise WireFormatError(f"{what} is not valid JSON") from exc
-    # Cheap first: a text with few brackets cannot be deep (brackets in strings count too).
+    # Cheap first: a text shorter than the limit, or with few brackets, cannot be that deep
+    # (brackets in strings count too). Most stream chunks are shorter: nothing is counted.
+    if len(text) <= MAX_DEPTH:
+        return value
     opened = text.count("[") + text.count("{") if isinstance(text, str) else text.count(b"[") + text.count(b"{")
     if opened > MAX_DEPTH and too_deep(value):
         raise WireFormatError(f"{what} nests deeper than {MAX_DEPTH} levels")
