@@ -24,7 +24,7 @@ import yaml
 
 from llmclient import LLMError
 from llmclient.cassette_match import ELIDE_OVER, elided_body
-from llmclient.cassettes import REDACTED, SECRET_HEADERS, SentRequest, use_cassette
+from llmclient.cassettes import REDACTED, SentRequest, use_cassette
 from llmclient.conformance.runner import call
 from llmclient.conformance.scenarios import BY_NAME, Scenario
 from llmclient.conformance.targets import Target, load_suite, registered
@@ -50,7 +50,8 @@ def request_entry(sent: SentRequest) -> dict[str, Any]:
     body = sent.body
     text = elided_body(body) if len(body) > ELIDE_OVER else body.decode("utf-8")
     headers = {name.lower(): [value] for name, value in sent.headers.items() if name.lower() in KEPT_HEADERS}
-    headers.update({name.lower(): [REDACTED] for name in sent.headers if name.lower() in SECRET_HEADERS})
+    # The capture already masked every secret header (by name or by the key it carried): keep its name.
+    headers.update({name.lower(): [REDACTED] for name, value in sent.headers.items() if value == REDACTED})
     return {"body": text, "headers": dict(sorted(headers.items())), "method": sent.method, "uri": sent.uri}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmclient.cassettes import SECRET_HEADERS, SentRequest
+from llmclient.cassettes import REDACTED, SentRequest
 from llmclient.conformance.call_shape import extract_call
 
 # The corpus's endpoint names (call_shape) of each wire llmclient speaks.
@@ -109,8 +109,8 @@ def projection(sent: SentRequest, wire: str) -> dict[str, Any]:
     model = body.get("model")
     if model is None and "/models/" in url.path:  # Gemini names it in the path
         model = url.path.split("/models/", 1)[1].split(":", 1)[0]
-    headers = {name.lower(): value for name, value in sent.headers.items()
-               if name.lower() not in SECRET_HEADERS and name.lower() not in _TRANSPORT_HEADERS}
+    headers = {name.lower(): value for name, value in sent.headers.items()  # secrets: already REDACTED, left out
+               if value != REDACTED and name.lower() not in _TRANSPORT_HEADERS}
     return {"wire": wire, "model": model, "endpoint": endpoint, **call, "reasoning": _reasoning(body, wire),
             "headers": headers, "left_out": sorted(set(left_out))}
 
