@@ -20,6 +20,7 @@ from llmclient.errors import (
     RequestTimeoutError,
     SchemaValidationError,
     ServerError,
+    TelemetryWarning,
     UnsupportedCapabilityError,
     UsageMissingWarning,
 )
@@ -29,6 +30,10 @@ from llmclient.request import Request, Tool
 from llmclient.policies.retry import NO_RETRY, RetryPolicy
 from llmclient.schema import StructuredResult
 from llmclient.streaming import AsyncStream, Stream
+from llmclient.telemetry.context import CallContext, context
+from llmclient.telemetry.hooks import HookEvent, add_hook, remove_hook
+from llmclient.telemetry.store import configure as configure_telemetry, flush as flush_telemetry
+from llmclient.telemetry.totals import Totals, track
 from llmclient.structured_stream import AsyncStructuredStream, StructuredStream
 from llmclient.types import (
     Attempt,
@@ -56,6 +61,7 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "CallContext",
     "Client",
     "ConfigurationError",
     "ContentFilterError",
@@ -63,6 +69,7 @@ __all__ = [
     "Cost",
     "FilePart",
     "FinishReason",
+    "HookEvent",
     "InvalidRequestError",
     "LLMError",
     "MalformedResponseError",
@@ -87,21 +94,29 @@ __all__ = [
     "StreamEvent",
     "StructuredResult",
     "StructuredStream",
+    "TelemetryWarning",
     "TextPart",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "Totals",
     "UnsupportedCapabilityError",
     "Usage",
     "UsageIteration",
     "UsageMissingWarning",
     "Validator",
+    "add_hook",
+    "configure_telemetry",
+    "context",
+    "flush_telemetry",
     "is_json",
     "matches_schema",
     "not_empty",
     "regex",
     "register_provider",
+    "remove_hook",
     "scan_secrets",
+    "track",
     "unregister_provider",
     "use_cassette",
 ]

@@ -12,6 +12,11 @@
     llmclient providers                                     the provider registry
     llmclient models prices [PROVIDER/MODEL | PROVIDER]     prices per 1M tokens, with source and date
     llmclient scan-secrets cassettes fixtures               lint files for keys (exit 1 if any)
+    llmclient telemetry stats [today|week]                  the local telemetry store (llmclient[telemetry]);
+    llmclient telemetry costs|models|agents|performance|patterns [--days N]
+                                                            every query takes --dir DIR and --json
+    llmclient telemetry export [-o FILE] [--format csv|jsonl]   the records as CSV or JSON lines
+    llmclient telemetry report --html FILE                  one page: cost trend, model x day heatmap
 """
 
 from __future__ import annotations
@@ -83,12 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan-secrets", help="lint files or folders for API keys and unredacted secret headers")
     scan.add_argument("paths", nargs="+", type=Path)
     scan.set_defaults(run=_scan)
+    from llmclient.telemetry.cli import add_parser as add_telemetry  # argparse only: DuckDB loads per query
+    add_telemetry(commands)
     return parser
 
 
 def _conformance(args: argparse.Namespace, out: TextIO) -> int:
     from llmclient import conformance
     from llmclient.conformance import report
+    from llmclient.telemetry import store
+
+    if "LLM_TELEMETRY_STORAGE_ENABLED" not in os.environ:  # the suite's replays are no one's calls
+        store.configure(enabled=False)
 
     suite = conformance.load_suite(args.config, cassettes=args.cassettes, fixtures=args.fixtures)
     if suite.config is not None:  # the cells' clients read the providers the matrix's file declares

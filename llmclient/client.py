@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmclient import schema as schema_module
+from llmclient import cassettes, schema as schema_module
 from llmclient.errors import ConfigurationError, InvalidRequestError
 from llmclient.policies import ratelimit
 from llmclient.policies.fallback import athrough_chain, through_chain
@@ -18,8 +18,12 @@ from llmclient.providers import REGISTRY, ProviderSpec, resolve_model
 from llmclient.request import Prompt, Request
 from llmclient.schema import Strategy, StructuredResult
 from llmclient.streaming import AsyncStream, Delivery, Stream
+from llmclient.telemetry import observe
+from llmclient.telemetry.context import pop_call_context
+from llmclient.telemetry.hooks import Hook, HookName, HookSet
+from llmclient.telemetry.observe import Observation
 from llmclient.structured_stream import Accumulator, AsyncStructuredStream, StructuredStream
-from llmclient.types import Response, RetryRecord
+from llmclient.types import Cost, Response, RetryRecord, Usage
 from llmclient.validators import Validator, ValidatorLoop, checked
 
 if TYPE_CHECKING:
@@ -42,6 +46,11 @@ class Client:
     Each call is retried by `retry` (default: the configuration's policy), waits for the rate
     limits configured for its provider, and moves down the profile's fallbacks when the errors
     it falls back on persist (`response.retries` records every failed attempt).
+
+    Every call is observed (`llmclient.telemetry`): `agent=`, `operation=`, `session=`, `user=`
+    label it (they are not sent to the provider), it is logged on the `llmclient` logger, runs the
+    hooks (`add_hook`), counts in open `llmclient.track()` blocks, becomes an OpenTelemetry span
+    when opentelemetry is installed, and a record in the local telemetry store.
     """
 
     def __init__(
@@ -62,6 +71,8 @@ class Client:
         self._config = config
         self._route = _route(config, self.profile, api_key, base_url, timeout, retry)
         self._fallbacks: list[Route] | None = None
+        self._hooks: HookSet | None = None
+        self._profile_name = self.profile.profile or (self.profile.chain[0] if self.profile.chain else None)
 
     @property
     def spec(self) -> ProviderSpec:
@@ -90,47 +101,104 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.model!r})"
 
+    def add_hook(self, name: HookName, hook: Hook) -> None:
+        """Call `hook(event)` at `name` ("on_request", "on_response", "on_error", "on_retry") of
+        this client's calls (after the global hooks of `llmclient.add_hook`)."""
+        if self._hooks is None:
+            self._hooks = HookSet()
+        self._hooks.add(name, hook)
+
+    def remove_hook(self, name: HookName, hook: Hook) -> None:
+        if self._hooks is not None:
+            self._hooks.remove(name, hook)
+
     def complete(self, prompt: Prompt | Request, /, *, validators: Sequence[Validator] | None = None,
                  max_retries: int | None = None, **options: Any) -> Response:
         """The model's answer. With `validators=`, an answer a validator refuses is sent back with
         the refusal and asked again, up to `max_retries` (default 2) more times; the accepted
         `Response` lists the refused ones in `.rejected` (`.total_usage`/`.total_cost` sum them)."""
-        if validators is not None or max_retries is not None:
-            loop, retries = self._validator_loop(prompt, validators, max_retries, options)
-            return ask_until_valid(self._send, loop, retries, self.spec.name, self.model_id)
-        return self._send(self._request(prompt, options))
+        watch = self._observe("complete", "sync", options)
+        token = observe.activate(watch)
+        try:
+            if validators is not None or max_retries is not None:
+                loop, retries = self._validator_loop(prompt, validators, max_retries, options)
+                watch.sent(loop.current)
+                response = ask_until_valid(self._send, loop, retries, self.spec.name, self.model_id)
+            else:
+                request = self._request(prompt, options)
+                watch.sent(request)
+                response = self._send(request)
+        except BaseException as error:
+            watch.failed(error)
+            raise
+        finally:
+            observe.deactivate(token)
+        watch.succeeded(response, *_over_attempts(response))
+        return response
 
     async def acomplete(self, prompt: Prompt | Request, /, *, validators: Sequence[Validator] | None = None,
                         max_retries: int | None = None, **options: Any) -> Response:
-        if validators is not None or max_retries is not None:
-            loop, retries = self._validator_loop(prompt, validators, max_retries, options)
-            return await aask_until_valid(self._asend, loop, retries, self.spec.name, self.model_id)
-        return await self._asend(self._request(prompt, options))
+        watch = self._observe("complete", "async", options)
+        token = observe.activate(watch)
+        try:
+            if validators is not None or max_retries is not None:
+                loop, retries = self._validator_loop(prompt, validators, max_retries, options)
+                await watch.asent(loop.current)
+                response = await aask_until_valid(self._asend, loop, retries, self.spec.name, self.model_id)
+            else:
+                request = self._request(prompt, options)
+                await watch.asent(request)
+                response = await self._asend(request)
+        except BaseException as error:
+            await watch.afailed(error)
+            raise
+        finally:
+            observe.deactivate(token)
+        await watch.asucceeded(response, *_over_attempts(response))
+        return response
 
     def stream(self, prompt: Prompt | Request, /, **options: Any) -> Stream:
         """A stream of events; the request is sent when iteration starts. Retries and fallbacks
         happen only before the first byte reaches the caller."""
-        request = self._request(prompt, options, stream=True)
-        self._route.check(request)  # the primary model's refusals come now, not at iteration
-
-        def send() -> Delivery:
-            delivery, history = through_chain(self._chain(), lambda route, h: route.open(request, h),
-                                              self.profile.falls_back_on)
-            return delivery.with_retries(history)
-
-        return Stream(send, self._route.assembler)
+        watch = self._observe("stream", "sync", options)
+        return self._stream(self._request(prompt, options, stream=True), watch)
 
     def astream(self, prompt: Prompt | Request, /, **options: Any) -> AsyncStream:
         """An async stream of events; the request is sent when iteration starts."""
-        request = self._request(prompt, options, stream=True)
+        watch = self._observe("stream", "async", options)
+        return self._astream(self._request(prompt, options, stream=True), watch)
+
+    def _stream(self, request: Request, watch: Observation) -> Stream:
+        self._route.check(request)  # the primary model's refusals come now, not at iteration
+
+        def send() -> Delivery:
+            watch.restart()
+            watch.sent(request)
+            token = observe.activate(watch)
+            try:
+                delivery, history = through_chain(self._chain(), lambda route, h: route.open(request, h),
+                                                  self.profile.falls_back_on)
+            finally:
+                observe.deactivate(token)
+            return delivery.with_retries(history)
+
+        return Stream(send, self._route.assembler, watch)
+
+    def _astream(self, request: Request, watch: Observation) -> AsyncStream:
         self._route.check(request)
 
         async def send() -> Delivery:
-            delivery, history = await athrough_chain(self._chain(), lambda route, h: route.aopen(request, h),
-                                                     self.profile.falls_back_on)
+            watch.restart()
+            await watch.asent(request)
+            token = observe.activate(watch)
+            try:
+                delivery, history = await athrough_chain(self._chain(), lambda route, h: route.aopen(request, h),
+                                                         self.profile.falls_back_on)
+            finally:
+                observe.deactivate(token)
             return delivery.with_retries(history)
 
-        return AsyncStream(send, self._route.assembler)
+        return AsyncStream(send, self._route.assembler, watch)
 
     def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                    strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
@@ -146,30 +214,56 @@ class Client:
     def structured_result(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                           strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> StructuredResult[T]:
         """Like `structured`, with every attempt and the usage and cost summed over them."""
-        request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
-        loop = schema_module.structured_loop(request, target, chosen)
-        return ask_until_valid(self._send, loop, max_retries, self.spec.name, self.model_id)
+        watch = self._observe("structured", "sync", options)
+        token = observe.activate(watch)
+        try:
+            request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
+            loop = schema_module.structured_loop(request, target, chosen)
+            watch.sent(loop.current)
+            result = ask_until_valid(self._send, loop, max_retries, self.spec.name, self.model_id)
+        except BaseException as error:
+            watch.failed(error)
+            raise
+        finally:
+            observe.deactivate(token)
+        watch.succeeded(result.attempts[-1].response, result.usage, result.cost, len(result.attempts) - 1)
+        return result
 
     async def astructured_result(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                                  strategy: Strategy | None = None, max_retries: int = 2,
                                  **options: Any) -> StructuredResult[T]:
-        request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
-        loop = schema_module.structured_loop(request, target, chosen)
-        return await aask_until_valid(self._asend, loop, max_retries, self.spec.name, self.model_id)
+        watch = self._observe("structured", "async", options)
+        token = observe.activate(watch)
+        try:
+            request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
+            loop = schema_module.structured_loop(request, target, chosen)
+            await watch.asent(loop.current)
+            result = await aask_until_valid(self._asend, loop, max_retries, self.spec.name, self.model_id)
+        except BaseException as error:
+            await watch.afailed(error)
+            raise
+        finally:
+            observe.deactivate(token)
+        await watch.asucceeded(result.attempts[-1].response, result.usage, result.cost, len(result.attempts) - 1)
+        return result
 
     def stream_structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                           strategy: Strategy | None = None, **options: Any) -> StructuredStream[T]:
         """Partial objects (dicts) as the fields arrive, then the validated value; native or tool
         strategy. An invalid final answer raises `SchemaValidationError` (it is not asked again)."""
+        watch = self._observe("stream_structured", "sync", options)
         request, target, chosen = self._structured_call(prompt, schema, strategy, 0, options)
         accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
-        return StructuredStream(self.stream(schema_module.first_request(request, target, chosen)), accumulator)
+        stream = self._stream(schema_module.first_request(request, target, chosen), watch)
+        return StructuredStream(stream, accumulator)
 
     def astream_structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                            strategy: Strategy | None = None, **options: Any) -> AsyncStructuredStream[T]:
+        watch = self._observe("stream_structured", "async", options)
         request, target, chosen = self._structured_call(prompt, schema, strategy, 0, options)
         accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
-        return AsyncStructuredStream(self.astream(schema_module.first_request(request, target, chosen)), accumulator)
+        stream = self._astream(schema_module.first_request(request, target, chosen), watch)
+        return AsyncStructuredStream(stream, accumulator)
 
     def close(self) -> None:
         for route in [self._route, *(self._fallbacks or ())]:
@@ -203,6 +297,11 @@ class Client:
         response, history = await athrough_chain(self._chain(), lambda route, h: route.acomplete(request, h),
                                                  self.profile.falls_back_on)
         return _with_retries(response, history)
+
+    def _observe(self, kind: str, mode: str, options: dict[str, Any]) -> Observation:
+        """The call's observation; its context keywords are taken out of `options`."""
+        return Observation(kind, mode, self.model, self._profile_name, pop_call_context(options), self._hooks,
+                           cassettes.replaying())
 
     def _structured_call(self, prompt: Prompt | Request, schema: Any, strategy: Strategy | None, max_retries: int,
                          options: dict[str, Any]) -> tuple[Request, schema_module.Target[Any], Strategy]:
@@ -264,6 +363,11 @@ def _spec_and_model(config: Config, model: str) -> tuple[ProviderSpec, str]:
         return configured, model_id
     spec, model_id = resolve_model(model)
     return configured or spec, model_id
+
+
+def _over_attempts(response: Response) -> tuple[Usage | None, Cost | None]:
+    """Usage and cost over the refused answers too, when there were any (else the response's own)."""
+    return (response.total_usage, response.total_cost) if response.rejected else (None, None)
 
 
 def _with_retries(response: Response, history: list[RetryRecord]) -> Response:

@@ -149,6 +149,11 @@ class UsageMissingWarning(UserWarning):
     `Response.usage` is None (unknown, never a guessed 0)."""
 
 
+class TelemetryWarning(UserWarning):
+    """The telemetry store could not keep records (a directory that cannot be written, a writer that
+    cannot keep up, a setting that makes no sense): given once; the calls themselves go on."""
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     import httpx
 
     from llmclient.policies.ratelimit import Permit
+    from llmclient.telemetry.observe import Observation
+
+CLOSED_EARLY = "the caller closed the stream before its end"
 
 
 @dataclass
@@ -70,9 +73,10 @@ class Delivery:
 
 
 class Stream:
-    def __init__(self, send: Callable[[], Delivery], assembler: Assembler) -> None:
+    def __init__(self, send: Callable[[], Delivery], assembler: Assembler, watch: Observation | None = None) -> None:
         self._send = send
         self._assembler = assembler
+        self._watch = watch
         self._iterator: Iterator[StreamEvent] | None = None
         self._response: Response | None = None
 
@@ -102,6 +106,14 @@ class Stream:
         self.close()
 
     def _run(self) -> Iterator[StreamEvent]:
+        """The events, observed: the first one's time, then the end, error or early close."""
+        watch = self._watch
+        events = self._events()
+        if watch is None:
+            return events
+        return _observed(events, watch, lambda: self._response)
+
+    def _events(self) -> Iterator[StreamEvent]:
         import httpx
 
         started = time.perf_counter()
@@ -147,9 +159,11 @@ class Stream:
 
 
 class AsyncStream:
-    def __init__(self, send: Callable[[], Awaitable[Delivery]], assembler: Assembler) -> None:
+    def __init__(self, send: Callable[[], Awaitable[Delivery]], assembler: Assembler,
+                 watch: Observation | None = None) -> None:
         self._send = send
         self._assembler = assembler
+        self._watch = watch
         self._iterator: AsyncIterator[StreamEvent] | None = None
         self._response: Response | None = None
 
@@ -184,7 +198,14 @@ class AsyncStream:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _run(self) -> AsyncIterator[StreamEvent]:
+    def _run(self) -> AsyncIterator[StreamEvent]:
+        watch = self._watch
+        events = self._events()
+        if watch is None:
+            return events
+        return _aobserved(events, watch, lambda: self._response)
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
         import httpx
 
         started = time.perf_counter()
@@ -221,6 +242,43 @@ class AsyncStream:
             if response is None:
                 delivery.done(None)
             await answer.aclose()
+
+
+def _observed(events: Iterator[StreamEvent], watch: Observation, response: Callable[[], Response | None]) -> Iterator[StreamEvent]:
+    try:
+        for event in events:
+            watch.first_token = time.perf_counter()
+            yield event
+            break
+        yield from events  # no per-event cost beyond the delegation
+    except GeneratorExit:
+        watch.failed(GeneratorExit(CLOSED_EARLY), abandoned=True)
+        raise
+    except BaseException as error:
+        watch.failed(error)
+        raise
+    finished = response()
+    if finished is not None:
+        watch.succeeded(finished)
+
+
+async def _aobserved(events: AsyncIterator[StreamEvent], watch: Observation,
+                     response: Callable[[], Response | None]) -> AsyncIterator[StreamEvent]:
+    try:
+        async for event in events:
+            if watch.first_token is None:
+                watch.first_token = time.perf_counter()
+            yield event
+    except GeneratorExit:
+        await events.aclose()  # type: ignore[attr-defined]
+        watch.failed(GeneratorExit(CLOSED_EARLY), abandoned=True)
+        raise
+    except BaseException as error:
+        await watch.afailed(error)
+        raise
+    finished = response()
+    if finished is not None:
+        await watch.asucceeded(finished)
 
 
 def _content_type(answer: httpx.Response) -> str | None:

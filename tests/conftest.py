@@ -19,6 +19,9 @@ from tests.loopback import loopback  # noqa: F401 - the loopback OpenAI-wire ser
 # litellm is imported lazily by llmclient, but set this before anything could import it.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Telemetry is on by default and writes to ./.llm-telemetry: the tests' records (and their
+# subprocesses') go to a directory of their own instead, never into the working directory.
+os.environ["LLM_TELEMETRY_DIR"] = tempfile.mkdtemp(prefix="llmclient-telemetry-")
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", ""}
 _attempts: list[str] = []

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from llmclient.errors import ConfigurationError, LLMError, UnsupportedCapabilityError
 from llmclient.policies.retry import record
+from llmclient.telemetry import observe
 from llmclient.types import RetryRecord
 
 if TYPE_CHECKING:
@@ -61,9 +62,11 @@ def _next_or_raise(chain: Sequence[Route], position: int, error: LLMError, last_
         history.append(record(error, chain[position].model, 0.0))
         if position == len(chain) - 1:
             raise _with_history(last_api_error or error, history)
+        observe.falling_back(history[-1], chain[position + 1].model)
         return last_api_error
     if position == len(chain) - 1 or not falls_back_on(error):
         raise _with_history(error, history)
+    observe.falling_back(history[-1] if history else record(error, chain[position].model, 0.0), chain[position + 1].model)
     return error
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmclient.errors import APIConnectionError, ConfigurationError, LLMError, RateLimitError, RequestTimeoutError, ServerError
+from llmclient.telemetry import observe
 from llmclient.types import RetryRecord
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def _tenacity_arguments(policy: RetryPolicy, model: str, history: list[RetryReco
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, LLMError):
             history.append(record(error, model, state.upcoming_sleep))
+            observe.retrying(history[-1], state.attempt_number, error)  # logged at INFO, the on_retry hooks
 
     return {"stop": stop_after_attempt(policy.max_attempts), "retry": retry_if_exception(policy.retryable),
             "wait": wait, "before_sleep": before_sleep, "reraise": True}
