@@ -5,9 +5,12 @@ provider to `otel._tracer_provider` and clears the module's cached decision arou
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,3 +334,28 @@ def test_a_move_to_a_fallback_is_its_own_event() -> None:
     assert event == {"error.type": "ServerError", "llmclient.retry.model": "openai/gpt-4o",
                      "llmclient.retry.wait_s": 0.0, "http.response.status_code": 500}
     assert abs(timestamp - time.time_ns()) < 5_000_000_000
+
+
+def test_a_global_sdk_set_up_by_the_application_gets_the_spans(tmp_path: Path) -> None:
+    # The global provider can be set once per process: in a child of its own.
+    script = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "from llmclient import Client\n"
+        "from llmclient.testing import MockProvider\n"
+        "with MockProvider() as mock:\n"
+        "    mock.reply('before').reply('after', input_tokens=7, output_tokens=3)\n"
+        "    Client('mock/m').complete('no SDK yet')\n"
+        "    exporter = InMemorySpanExporter()\n"
+        "    provider = TracerProvider()\n"
+        "    provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "    trace.set_tracer_provider(provider)\n"
+        "    Client('mock/m').complete('with the SDK')\n"
+        "spans = exporter.get_finished_spans()\n"
+        "print(len(spans), spans[0].name, spans[0].attributes['gen_ai.usage.input_tokens'])\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                         env={**os.environ, "LLM_TELEMETRY_DIR": str(tmp_path / "store")})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1", "chat", "m", "7"]

@@ -115,9 +115,13 @@ class _Pending:
         self.done = False
 
 
-def start(observation: Observation) -> _Pending:
-    from opentelemetry import context
+def start(observation: Observation) -> _Pending | None:
+    """The call's pending span; None while no SDK is set up (the global provider is still the API's
+    proxy): every span would be dropped, so the call skips building it."""
+    from opentelemetry import context, trace
 
+    if _tracer_provider is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return None
     return _Pending(context.get_current())
 
 

@@ -15,8 +15,10 @@ deleted), LLM_STORAGE_MAX_SIZE_MB (default 100: the whole store; a day's file is
 segment at a tenth of it, and the oldest days, then the oldest segments, are deleted to stay under).
 An invalid value warns once and its default is used.
 
-How it stays out of the call's way: a finished call puts its `Observation` on a queue (no I/O, no
-serialisation); one daemon thread per process builds the lines and appends them. Each file is
+How it stays out of the call's way: a finished call takes its hashes and the few values its record
+needs (`record.Finished`, about 8 us: a queue holding whole requests and responses would have the
+garbage collector walk them while they wait) and puts them on a queue (no I/O); one daemon thread
+per process builds the lines and appends them. Each file is
 opened with O_APPEND and every batch of lines is one `write` under the file's flock, so lines from
 many threads and processes never interleave. A write cut short (a full disk) is taken back; a file
 found ending mid-line (a writer killed mid-write) gets that line ended before the next batch, so a
@@ -174,7 +176,15 @@ class Store:
             self.dropped += 1
             _warn_once(f"more than {MAX_QUEUED} records wait for the writer; new records are dropped")
             return
-        self._queue.put(observation)
+        settings = self.settings
+        try:
+            finished = records.Finished(observation, store_prompts=settings.store_prompts,
+                                        store_responses=settings.store_responses)
+        except Exception:  # a record that cannot be built costs that record, never the call
+            self.dropped += 1
+            log.warning("telemetry: a call's record could not be built", exc_info=True)
+            return
+        self._queue.put(finished)
         if self._thread is None:
             self._start()
 
@@ -253,7 +263,7 @@ class Store:
             if stop:
                 return
 
-    def _write(self, calls: list[Observation]) -> None:
+    def _write(self, calls: list[records.Finished]) -> None:
         from llmclient.telemetry import upkeep
 
         if self._failing_since is not None and time.monotonic() - self._failing_since < RETRY_AFTER:
@@ -262,10 +272,10 @@ class Store:
         settings = self.settings
         out: dict[tuple[str, str], list[str]] = {}
         summaries: dict[str, list[dict[str, Any]]] = {}
-        for observation in calls:
+        cwd = os.getcwd()  # once a batch: a syscall, and the records' project and branch come from it
+        for call in calls:
             try:
-                lines = records.lines(observation, store_prompts=settings.store_prompts,
-                                      store_responses=settings.store_responses)
+                lines = records.lines(call, cwd)
             except Exception:  # a record that cannot be built costs that record, not the directory
                 self.dropped += 1
                 log.warning("telemetry: a call's record could not be built", exc_info=True)
