@@ -31,7 +31,8 @@ The record (`schema` 1), one object per line of `<dir>/<YYYY-MM-DD>/telemetry.js
     prompt_hash       "sha256:<hex>" of the request's JSON as llmclient serialises it (messages with the
                       system turn and file contents, tools, tool_choice, response_format): equal
                       requests, equal hashes; null when the call failed before its request was built
-    response_hash     "sha256:<hex>" of the answer's JSON (text, reasoning, refusal, tool calls)
+    response_hash     "sha256:<hex>" of the answer's JSON ({text, reasoning, refusal, tool_calls} in that
+                      order, compact), exactly the `response` object responses.jsonl holds
     replay            true when the answer came from a cassette
     llmclient_version, pid
     metadata          {project: the working directory's name, git_branch: its checkout's branch (read
@@ -60,16 +61,15 @@ from pydantic_core import PydanticSerializationError, to_json
 if TYPE_CHECKING:
     from llmclient.request import Request
     from llmclient.telemetry.observe import Observation
-    from llmclient.types import Response
+    from llmclient.types import ToolCall
 
 SCHEMA_VERSION = 1
 _COST = "\x00cost\x00"  # stands in for the cost, written as a JSON number of the exact Decimal
 _COST_JSON = json.dumps(_COST)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-# What the hashes cover: the request and the answer as llmclient serialises them (field order
-# fixed by the models, file contents included), so equal requests have equal hashes.
+# What prompt_hash covers: the request as llmclient serialises it (field order fixed by the models,
+# file contents included), so equal requests have equal hashes.
 _ASKED = {"messages", "tools", "tool_choice", "response_format"}
-_ANSWERED = {"text", "reasoning", "refusal", "tool_calls"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +82,17 @@ class Lines:
 
 
 class Finished:
-    """A finished call reduced, on the call's thread, to what its lines need. The store's queue then
-    holds a few small objects per call, not its request and response: while records wait for the
-    writer, the garbage collector walks everything they hold, again and again (about a tenth of a
-    fast call when whole responses waited). The hashes are taken here, while request and answer are
-    at hand (about 5 us)."""
+    """A finished call reduced, on the call's thread, to what its lines need: values, the request
+    (a few small objects) and the answer's parts, never the whole response (its raw body). The
+    hashes and JSON are made on the writer's thread. While records wait for the writer, the garbage
+    collector walks what they hold, so they hold little."""
 
     __slots__ = ("started_at", "duration_ms", "ttft_ms", "call_id", "kind", "mode", "context", "requested_model",
                  "profile", "outcome", "replay", "model", "finish_reason", "request_id", "usage", "cost", "cost_source",
-                 "retries", "reasks", "answered", "error", "prompt_hash", "response_hash", "request_json", "response_json")
+                 "retries", "reasks", "answer", "error", "request", "store_prompts", "store_responses")
 
     def __init__(self, obs: Observation, *, store_prompts: bool, store_responses: bool) -> None:
-        response, error, usage, cost, request = obs.response, obs.error, obs.usage, obs.cost, obs.request
+        response, error, usage, cost = obs.response, obs.error, obs.usage, obs.cost
         ended = obs.ended if obs.ended is not None else obs.started
         self.started_at = obs.started_at
         self.duration_ms = round((ended - obs.started) * 1000, 3)
@@ -105,30 +104,31 @@ class Finished:
         self.cost = None if cost is None else cost.total
         self.cost_source = None if cost is None else cost.source
         self.error = None if error is None else _error(error)
-        self.answered = response is not None
+        self.request = obs.request
+        self.store_prompts, self.store_responses = store_prompts, store_responses
         if response is not None:
             self.model = f"{response.provider}/{response.model}"
             self.finish_reason: str | None = response.finish_reason
             self.request_id = response_id(response.raw)
             retries: tuple[Any, ...] = response.retries
             reasks = len(response.rejected)
-            self.response_hash: str | None = _hash(response.model_dump_json(include=_ANSWERED))
-            self.response_json = _response_json(response) if store_responses else None
+            self.answer: tuple[Any, ...] | None = (response.text, response.reasoning, response.refusal, response.tool_calls)
         else:
-            self.model, self.finish_reason, self.request_id, self.response_hash = obs.requested_model, None, None, None
-            self.response_json = None
+            self.model, self.finish_reason, self.request_id, self.answer = obs.requested_model, None, None, None
             retries = tuple(getattr(error, "history", ()) or ())
             reasks = len(getattr(error, "attempts", ()) or ())
         self.reasks = obs.reasks if obs.reasks is not None else reasks
         self.retries = tuple((r.model, r.error, r.status_code, r.waited, r.message[:300]) for r in retries)
-        self.prompt_hash = _hash(request.model_dump_json(include=_ASKED)) if request is not None else None
-        self.request_json = _request_json(request) if store_prompts and request is not None else None
 
 
 def lines(call: Finished, cwd: str) -> Lines:
     """The lines of one finished call; `cwd` is the process's working directory (the project)."""
     timestamp = datetime.fromtimestamp(call.started_at, timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
     usage, cost, context, model = call.usage, call.cost, call.context, call.model
+    request, answer = call.request, call.answer
+    prompt_hash = _hash(request.model_dump_json(include=_ASKED)) if request is not None else None
+    answer_json = _answer_json(*answer) if answer is not None else None
+    response_hash = _hash(answer_json) if answer_json is not None else None
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "timestamp": timestamp,
@@ -154,12 +154,12 @@ def lines(call: Finished, cwd: str) -> Lines:
         "outcome": call.outcome,
         "finish_reason": call.finish_reason,
         "request_id": call.request_id,
-        "attempts": len(call.retries) + call.answered + call.reasks,
+        "attempts": len(call.retries) + (answer is not None) + call.reasks,
         "retries": [{"model": m, "error": e, "status_code": status, "waited": waited, "message": message}
                     for m, e, status, waited, message in call.retries],
         "reasks": call.reasks,
-        "prompt_hash": call.prompt_hash,
-        "response_hash": call.response_hash,
+        "prompt_hash": prompt_hash,
+        "response_hash": response_hash,
         "replay": call.replay,
         "llmclient_version": version(),
         "pid": os.getpid(),
@@ -170,12 +170,12 @@ def lines(call: Finished, cwd: str) -> Lines:
     if cost is not None:
         text = text.replace(_COST_JSON, _number(cost), 1)
     prompt = response_line = None
-    if call.request_json is not None:
-        prompt = (f'{{"timestamp":"{timestamp}","call_id":"{call.call_id}","prompt_hash":"{call.prompt_hash}",'
-                  f'"request":{call.request_json}}}')
-    if call.response_json is not None:
-        response_line = (f'{{"timestamp":"{timestamp}","call_id":"{call.call_id}","response_hash":"{call.response_hash}",'
-                         f'"response":{call.response_json}}}')
+    if call.store_prompts and request is not None:
+        prompt = (f'{{"timestamp":"{timestamp}","call_id":"{call.call_id}","prompt_hash":"{prompt_hash}",'
+                  f'"request":{_request_json(request)}}}')
+    if call.store_responses and answer_json is not None:
+        response_line = (f'{{"timestamp":"{timestamp}","call_id":"{call.call_id}","response_hash":"{response_hash}",'
+                         f'"response":{answer_json}}}')
     summary = {"model": model, "success": record["success"], "tokens": record["tokens"], "cost": cost,
                "duration_ms": call.duration_ms}
     return Lines(timestamp[:10], text, prompt, response_line, summary)
@@ -222,9 +222,11 @@ def _without_data(part: dict[str, Any]) -> dict[str, Any]:
             "sha256": hashlib.sha256(data.encode("ascii", "replace")).hexdigest(), "data_chars": len(data)}
 
 
-def _response_json(response: Response) -> str:
-    return _canonical({"text": response.text, "reasoning": response.reasoning, "refusal": response.refusal,
-                       "tool_calls": [call.model_dump(mode="json") for call in response.tool_calls]})
+def _answer_json(text: str, reasoning: str | None, refusal: str | None, tool_calls: list[ToolCall]) -> str:
+    """The answer, canonically (keys in this fixed order, compact): what response_hash covers and
+    responses.jsonl holds."""
+    return _encoded({"text": text, "reasoning": reasoning, "refusal": refusal,
+                     "tool_calls": [call.model_dump(mode="json") for call in tool_calls] if tool_calls else []})
 
 
 def response_id(raw: dict[str, Any]) -> str | None:

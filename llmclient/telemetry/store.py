@@ -15,10 +15,10 @@ deleted), LLM_STORAGE_MAX_SIZE_MB (default 100: the whole store; a day's file is
 segment at a tenth of it, and the oldest days, then the oldest segments, are deleted to stay under).
 An invalid value warns once and its default is used.
 
-How it stays out of the call's way: a finished call takes its hashes and the few values its record
-needs (`record.Finished`, about 8 us: a queue holding whole requests and responses would have the
-garbage collector walk them while they wait) and puts them on a queue (no I/O); one daemon thread
-per process builds the lines and appends them. Each file is
+How it stays out of the call's way: a finished call takes the few values its record needs
+(`record.Finished`, about 9 us; not the whole response, which the garbage collector would walk while
+it waits) and puts them on a queue (no I/O, no hashing, no JSON); one daemon thread per process
+builds the lines and appends them. Each file is
 opened with O_APPEND and every batch of lines is one `write` under the file's flock, so lines from
 many threads and processes never interleave. A write cut short (a full disk) is taken back; a file
 found ending mid-line (a writer killed mid-write) gets that line ended before the next batch, so a
