@@ -4,7 +4,7 @@ each model's `Pipeline`; hands back a `Response`, a `Stream` or a typed error.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmclient import cassettes, schema as schema_module
@@ -161,15 +161,15 @@ class Client:
         """A stream of events; the request is sent when iteration starts. Retries and fallbacks
         happen only before the first byte reaches the caller."""
         watch = self._observe("stream", "sync", options)
-        return self._stream(self._request(prompt, options, stream=True), watch)
+        return self._stream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch)
 
     def astream(self, prompt: Prompt | Request, /, **options: Any) -> AsyncStream:
         """An async stream of events; the request is sent when iteration starts."""
         watch = self._observe("stream", "async", options)
-        return self._astream(self._request(prompt, options, stream=True), watch)
+        return self._astream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch)
 
     def _stream(self, request: Request, watch: Observation) -> Stream:
-        self._route.check(request)  # the primary model's refusals come now, not at iteration
+        self._refused_or(watch, lambda: self._route.check(request))  # the primary model's refusals come now
 
         def send() -> Delivery:
             watch.restart()
@@ -185,7 +185,7 @@ class Client:
         return Stream(send, self._route.assembler, watch)
 
     def _astream(self, request: Request, watch: Observation) -> AsyncStream:
-        self._route.check(request)
+        self._refused_or(watch, lambda: self._route.check(request))
 
         async def send() -> Delivery:
             watch.restart()
@@ -252,7 +252,7 @@ class Client:
         """Partial objects (dicts) as the fields arrive, then the validated value; native or tool
         strategy. An invalid final answer raises `SchemaValidationError` (it is not asked again)."""
         watch = self._observe("stream_structured", "sync", options)
-        request, target, chosen = self._structured_call(prompt, schema, strategy, 0, options)
+        request, target, chosen = self._refused_or(watch, lambda: self._structured_call(prompt, schema, strategy, 0, options))
         accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
         stream = self._stream(schema_module.first_request(request, target, chosen), watch)
         return StructuredStream(stream, accumulator)
@@ -260,7 +260,7 @@ class Client:
     def astream_structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                            strategy: Strategy | None = None, **options: Any) -> AsyncStructuredStream[T]:
         watch = self._observe("stream_structured", "async", options)
-        request, target, chosen = self._structured_call(prompt, schema, strategy, 0, options)
+        request, target, chosen = self._refused_or(watch, lambda: self._structured_call(prompt, schema, strategy, 0, options))
         accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
         stream = self._astream(schema_module.first_request(request, target, chosen), watch)
         return AsyncStructuredStream(stream, accumulator)
@@ -297,6 +297,16 @@ class Client:
         response, history = await athrough_chain(self._chain(), lambda route, h: route.acomplete(request, h),
                                                  self.profile.falls_back_on)
         return _with_retries(response, history)
+
+    @staticmethod
+    def _refused_or(watch: Observation, step: Callable[[], T]) -> T:
+        """`step()`; a stream refused before it is sent (a bad argument, a capability the model
+        lacks, no key) is recorded as a failed call, as complete() records it."""
+        try:
+            return step()
+        except BaseException as error:
+            watch.failed(error)
+            raise
 
     def _observe(self, kind: str, mode: str, options: dict[str, Any]) -> Observation:
         """The call's observation; its context keywords are taken out of `options`."""

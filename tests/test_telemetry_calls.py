@@ -370,3 +370,13 @@ def test_the_store_stays_where_it_was_when_the_program_changes_directory(tmp_pat
         assert not (tmp_path / "elsewhere" / "relative-store").exists()
     finally:
         configure_telemetry()
+
+
+def test_a_stream_refused_before_it_is_sent_is_recorded_like_a_refused_complete(store: Path) -> None:
+    # A bad argument: refused at stream(), before anything is sent.
+    with MockProvider(allow_unused=True):
+        with pytest.raises(InvalidRequestError):
+            Client("mock/m").stream("hi", temperature="hot")
+    [record] = records(store)
+    assert (record["kind"], record["success"], record["outcome"]) == ("stream", False, "error")
+    assert record["metadata"]["error"]["type"] == "InvalidRequestError" and record["prompt_hash"] is None
