@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from llmclient.conformance.html_report import LIMIT, render_html
 from llmclient.conformance.report import write
 from llmclient.conformance.runner import Cell, run_cell
 from llmclient.conformance.scenarios import BY_NAME
 from llmclient.conformance.targets import Target
+from tests.browser import browser, open_page  # noqa: F401 - browser: the headless Chromium fixture
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DIFF = "text: expected 'Paris.', got 'Lyon.'"
 REQUEST = {"endpoint": "POST https://api.anthropic.com/v1/messages", "model": "claude-sonnet-4-5",
            "messages": [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}], "max_tokens": 64}
@@ -67,26 +63,11 @@ def test_write_adds_the_html_report(tmp_path: Path) -> None:
     assert "builtin_providers_seconds: 1.2" in text
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (nox -s tests does it on Debian)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)  # a fresh temporary profile
-        yield launched
-        launched.close()
-
-
 def test_report_in_headless_chromium(browser: Browser, tmp_path: Path) -> None:
     html_file = tmp_path / "conformance-report.html"
     html_file.write_text(render_html(CELLS, 0.5, {"builtin_providers_seconds": 0.4}), encoding="utf-8")
-    page = browser.new_page()
-    errors: list[str] = []
-    urls: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("request", lambda request: urls.append(request.url))
-    page.goto(html_file.as_uri())
+    opened = open_page(browser, html_file)
+    page, errors, urls = opened.page, opened.errors, opened.urls
 
     assert page.title() == "Conformance matrix"
     assert page.inner_text("#counts").startswith("1 pass1 FAIL1 unsupported1 known FAIL4 cells")

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 
 from llmclient.cli import main
 from llmclient.telemetry import report_html
 from llmclient.telemetry.window import window
+from tests.browser import browser, open_page  # noqa: F401 - browser: the headless Chromium fixture
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOW = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)  # the CLI's window ends now
 DAYS = 7
 EVIL = "evil/<script>window.injected = 1</script>"
@@ -104,12 +103,8 @@ def test_cli_writes_the_page(tmp_path: Path, store: tuple[Path, list[dict[str, A
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
-def test_report_in_headless_chromium(tmp_path: Path, store: tuple[Path, list[dict[str, Any]]]) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the page is checked without a browser in "
-                    "test_render_is_self_contained_and_escaped")
-    from playwright.sync_api import sync_playwright
-
+def test_report_in_headless_chromium(tmp_path: Path, store: tuple[Path, list[dict[str, Any]]],
+                                     browser: Browser) -> None:
     directory, records = store
     result = report_html.figures(directory, window(DAYS, now=NOW))
     html_file = tmp_path / "report.html"
@@ -118,64 +113,54 @@ def test_report_in_headless_chromium(tmp_path: Path, store: tuple[Path, list[dic
     days = [NOW.date() - timedelta(days=n) for n in reversed(range(DAYS))]
     models = sorted({r["model"] for r in records})
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            urls: list[str] = []
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("request", lambda request: urls.append(request.url))
-            page.goto(html_file.as_uri())
-            assert page.title() == "LLM telemetry report"
+    opened = open_page(browser, html_file)
+    page, errors, urls = opened.page, opened.errors, opened.urls
+    assert page.title() == "LLM telemetry report"
 
-            # the summary
-            summary = {key: value for key, value in page.eval_on_selector_all(
-                "#summary dd", "nodes => nodes.map(n => [n.dataset.key, n.dataset.value])")}
-            assert int(summary["calls"]) == len(records)
-            assert int(summary["failed"]) == sum(not r["success"] for r in records)
-            assert Decimal(summary["cost_usd"]) == sum(r["cost_usd"] or 0 for r in records)
-            assert int(summary["unpriced"]) == sum(r["cost_usd"] is None for r in records)  # all report tokens
-            assert int(summary["skipped"]) == DAYS - 1  # one cut-off line per day folder with records
+    # the summary
+    summary = {key: value for key, value in page.eval_on_selector_all(
+        "#summary dd", "nodes => nodes.map(n => [n.dataset.key, n.dataset.value])")}
+    assert int(summary["calls"]) == len(records)
+    assert int(summary["failed"]) == sum(not r["success"] for r in records)
+    assert Decimal(summary["cost_usd"]) == sum(r["cost_usd"] or 0 for r in records)
+    assert int(summary["unpriced"]) == sum(r["cost_usd"] is None for r in records)  # all report tokens
+    assert int(summary["skipped"]) == DAYS - 1  # one cut-off line per day folder with records
 
-            # the cost trend: a bar per day, the empty day too, heights in proportion to the exact sums
-            bars = page.eval_on_selector_all("#cost-trend rect.bar[data-day]", "nodes => nodes.map(n => "
-                                             "[n.dataset.day, n.dataset.cost, n.getBBox().height])")
-            assert [day for day, _, _ in bars] == [str(day) for day in days]
-            assert {day: Decimal(cost) for day, cost, _ in bars} == {str(day): per_day.get(day, Decimal(0))
-                                                                      for day in days}
-            tallest = max(per_day.values())
-            for _day, cost, height in bars:
-                assert height == pytest.approx(float(Decimal(cost) / tallest) * bars_height(page), abs=0.2)
-            assert page.locator("#cost-trend rect.bar[data-day]").nth(days.index(NOW.date() - timedelta(days=2))) \
-                .get_attribute("height") == "0.0"
+    # the cost trend: a bar per day, the empty day too, heights in proportion to the exact sums
+    bars = page.eval_on_selector_all("#cost-trend rect.bar[data-day]", "nodes => nodes.map(n => "
+                                     "[n.dataset.day, n.dataset.cost, n.getBBox().height])")
+    assert [day for day, _, _ in bars] == [str(day) for day in days]
+    assert {day: Decimal(cost) for day, cost, _ in bars} == {str(day): per_day.get(day, Decimal(0))
+                                                              for day in days}
+    tallest = max(per_day.values())
+    for _day, cost, height in bars:
+        assert height == pytest.approx(float(Decimal(cost) / tallest) * bars_height(page), abs=0.2)
+    assert page.locator("#cost-trend rect.bar[data-day]").nth(days.index(NOW.date() - timedelta(days=2))) \
+        .get_attribute("height") == "0.0"
 
-            # the heatmap: models x days cells, each with the exact figures
-            heat = page.eval_on_selector_all("#heatmap td.cell", "nodes => nodes.map(n => [n.dataset.model, "
-                                             "n.dataset.day, n.dataset.calls, n.dataset.cost])")
-            assert len(heat) == len(models) * DAYS
-            assert sorted({model for model, *_ in heat}) == models
-            for model, day, calls, cost in heat:
-                want_calls, want_cost = cells.get((model, date.fromisoformat(day)), (0, Decimal(0)))
-                assert (int(calls), Decimal(cost)) == (want_calls, want_cost), (model, day)
-            busiest = max(cells, key=lambda key: cells[key][0])
-            selector = f'#heatmap td.cell[data-day="{busiest[1]}"][data-model="{busiest[0]}"]'
-            by_calls = page.locator(selector).evaluate("n => getComputedStyle(n).backgroundColor")
-            assert by_calls.startswith("rgba(208, 64, 32, 1") or by_calls == "rgb(208, 64, 32)"
-            page.select_option("#colour-by", "cost")
-            assert page.get_attribute("#heatmap", "data-colour") == "cost"
-            dearest = max(cells, key=lambda key: cells[key][1])
-            selector = f'#heatmap td.cell[data-day="{dearest[1]}"][data-model="{dearest[0]}"]'
-            assert page.locator(selector).evaluate("n => getComputedStyle(n).backgroundColor") in (
-                "rgb(208, 64, 32)", "rgba(208, 64, 32, 1)")
-            page.hover(selector)
-            assert page.inner_text("#readout").startswith(f"{dearest[0]} on {dearest[1]}: {cells[dearest][0]} calls")
-            assert page.evaluate("window.injected") is None  # the hostile model name stayed text
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    # the heatmap: models x days cells, each with the exact figures
+    heat = page.eval_on_selector_all("#heatmap td.cell", "nodes => nodes.map(n => [n.dataset.model, "
+                                     "n.dataset.day, n.dataset.calls, n.dataset.cost])")
+    assert len(heat) == len(models) * DAYS
+    assert sorted({model for model, *_ in heat}) == models
+    for model, day, calls, cost in heat:
+        want_calls, want_cost = cells.get((model, date.fromisoformat(day)), (0, Decimal(0)))
+        assert (int(calls), Decimal(cost)) == (want_calls, want_cost), (model, day)
+    busiest = max(cells, key=lambda key: cells[key][0])
+    selector = f'#heatmap td.cell[data-day="{busiest[1]}"][data-model="{busiest[0]}"]'
+    by_calls = page.locator(selector).evaluate("n => getComputedStyle(n).backgroundColor")
+    assert by_calls.startswith("rgba(208, 64, 32, 1") or by_calls == "rgb(208, 64, 32)"
+    page.select_option("#colour-by", "cost")
+    assert page.get_attribute("#heatmap", "data-colour") == "cost"
+    dearest = max(cells, key=lambda key: cells[key][1])
+    selector = f'#heatmap td.cell[data-day="{dearest[1]}"][data-model="{dearest[0]}"]'
+    assert page.locator(selector).evaluate("n => getComputedStyle(n).backgroundColor") in (
+        "rgb(208, 64, 32)", "rgba(208, 64, 32, 1)")
+    page.hover(selector)
+    assert page.inner_text("#readout").startswith(f"{dearest[0]} on {dearest[1]}: {cells[dearest][0]} calls")
+    assert page.evaluate("window.injected") is None  # the hostile model name stayed text
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
     assert errors == []
     assert urls == [html_file.as_uri()]  # self-contained: nothing but the file itself was requested
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
