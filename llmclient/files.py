@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 from llmclient.cassette_match import replay_mismatch
 from llmclient.errors import BadRequestError, InvalidRequestError, UnsupportedCapabilityError
 from llmclient.providers import ProviderSpec
+from llmclient.request_checks import each
 from llmclient.types import FilePart, Message, TextPart
 
 if TYPE_CHECKING:
@@ -237,12 +238,7 @@ def base64_text(data: bytes, chunk: int = 3 * 64 * 1024) -> str:
 
 def with_files(messages: list[Message], files: Sequence[FileLike]) -> list[Message]:
     """`messages` with the files attached to the last user turn."""
-    parts = []
-    for index, item in enumerate(files):
-        try:
-            parts.append(attachment(item))
-        except InvalidRequestError as exc:
-            raise InvalidRequestError(f"files[{index}]: {exc.message}") from exc
+    parts = each(files, "files", attachment)
     if not parts:
         return messages
     last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
