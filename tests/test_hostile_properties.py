@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -398,20 +398,22 @@ def describe_error(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {str(error)[:300]}" if error is not None else "no error"
 
 
-def _body_test(wire: Wire) -> Any:
+def _generated_test(wire: Wire, cases: Callable[[Wire], Any], judge: Callable[..., None],
+                    how: str, what: str) -> Any:
+    """One test per wire (so each wire gets its own EXAMPLES): `judge` each generated case through `how`."""
     @settings(SETTINGS, max_examples=EXAMPLES)
-    @given(case=bodies(wire))
+    @given(case=cases(wire))
     def test(case: dict[str, Any]) -> None:
-        judge_body(wire, case, "complete")
+        judge(wire, case, how)
 
-    test.__doc__ = f"{EXAMPLES} generated {wire} bodies through complete(): the boundary holds."
+    test.__doc__ = f"{EXAMPLES} generated {wire} {what} through {how}(): the boundary holds."
     return test
 
 
-test_openai_bodies = _body_test("openai")
-test_anthropic_bodies = _body_test("anthropic")
-test_gemini_bodies = _body_test("gemini")
-test_cohere_bodies = _body_test("cohere")
+test_openai_bodies = _generated_test("openai", bodies, judge_body, "complete", "bodies")
+test_anthropic_bodies = _generated_test("anthropic", bodies, judge_body, "complete", "bodies")
+test_gemini_bodies = _generated_test("gemini", bodies, judge_body, "complete", "bodies")
+test_cohere_bodies = _generated_test("cohere", bodies, judge_body, "complete", "bodies")
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -590,20 +592,10 @@ def _usage_of(wire: Wire, payload: dict[str, Any]) -> Any:
     return usage if isinstance(usage, dict) else None
 
 
-def _stream_test(wire: Wire) -> Any:
-    @settings(SETTINGS, max_examples=EXAMPLES)
-    @given(case=streams(wire))
-    def test(case: dict[str, Any]) -> None:
-        judge_stream(wire, case, "stream")
-
-    test.__doc__ = f"{EXAMPLES} generated {wire} streams through stream(): the boundary holds."
-    return test
-
-
-test_openai_streams = _stream_test("openai")
-test_anthropic_streams = _stream_test("anthropic")
-test_gemini_streams = _stream_test("gemini")
-test_cohere_streams = _stream_test("cohere")
+test_openai_streams = _generated_test("openai", streams, judge_stream, "stream", "streams")
+test_anthropic_streams = _generated_test("anthropic", streams, judge_stream, "stream", "streams")
+test_gemini_streams = _generated_test("gemini", streams, judge_stream, "stream", "streams")
+test_cohere_streams = _generated_test("cohere", streams, judge_stream, "stream", "streams")
 
 
 @pytest.mark.parametrize("wire", WIRES)
