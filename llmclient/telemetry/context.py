@@ -53,10 +53,6 @@ def context(*, agent: str | None = None, operation: str | None = None, session: 
         _CURRENT.reset(token)
 
 
-def current() -> CallContext:
-    return _CURRENT.get()
-
-
 def pop_call_context(options: dict[str, Any]) -> CallContext:
     """The context of one call: the block's, with the call's own keywords (taken out of `options`,
     so they never reach the provider) on top."""

@@ -24,6 +24,7 @@ from llmclient.telemetry import otel, store
 from llmclient.telemetry.context import CallContext
 from llmclient.telemetry.hooks import HookEvent
 from llmclient.telemetry.totals import open_totals
+from llmclient.types import sum_cost, sum_usage
 
 if TYPE_CHECKING:
     from llmclient.request import Request
@@ -40,7 +41,7 @@ class Observation:
     """What one call did. Read by `record.py` (on the store's thread) and `otel.py`."""
 
     __slots__ = ("call_id", "kind", "mode", "requested_model", "profile", "context", "started_at", "started",
-                 "ended", "first_token", "request", "response", "usage", "cost", "error", "outcome", "retry_events",
+                 "ended", "first_token", "request", "response", "usage", "cost", "error", "outcome",
                  "replay", "reasks", "_totals", "_hooks", "span")
 
     def __init__(self, kind: str, mode: str, requested_model: str, profile: str | None, context: CallContext,
@@ -61,7 +62,6 @@ class Observation:
         self.cost: Cost | None = None
         self.error: BaseException | None = None
         self.outcome = "pending"  # "ok" | "error" | "abandoned"
-        self.retry_events: list[tuple[int, RetryRecord, int | None]] = []  # (time_ns, record, attempt)
         self.replay = replay
         self.reasks: int | None = None  # refused answers asked again, when not on the response (structured)
         self._totals = open_totals()
@@ -88,7 +88,6 @@ class Observation:
             await hook_registry.run_async(hooks, self._event("on_request", self.requested_model))
 
     def retrying(self, record: RetryRecord, attempt: int | None) -> None:
-        self.retry_events.append((time.time_ns(), record, attempt))
         if self.span is not None:
             otel.retry_event(self.span, record, attempt)
         hooks = hook_registry.hooks_for("on_retry", self._hooks)
@@ -149,8 +148,8 @@ class Observation:
             log.debug("%s %s %s: %s after %.0f ms", self.requested_model, self.kind,
                       "abandoned" if abandoned else "failed", _error_text(error), (self.ended - self.started) * 1000)
         attempts: Any = getattr(error, "attempts", None) or ()  # a structured call's refused answers
-        usage = _summed([a.response.usage for a in attempts]) if attempts else None
-        cost = _summed_cost([a.response.cost for a in attempts]) if attempts else None
+        usage = sum_usage([a.response.usage for a in attempts]) if attempts else None
+        cost = sum_cost([a.response.cost for a in attempts]) if attempts else None
         self.usage, self.cost = usage, cost
         for totals in self._totals:
             totals.add(self.requested_model, usage, cost, failed=True)
@@ -174,10 +173,6 @@ def _with(event: HookEvent, **changes: Any) -> HookEvent:
 
 
 # --- the policies' moments (the call's observation is found through the context) -------------------
-
-def current() -> Observation | None:
-    return _CURRENT.get()
-
 
 def activate(observation: Observation) -> contextvars.Token[Observation | None]:
     return _CURRENT.set(observation)
@@ -219,16 +214,3 @@ def _dollars(cost: Cost | None) -> str:
 def _error_text(error: BaseException) -> str:
     status = getattr(error, "status_code", None)
     return type(error).__name__ + (f" ({status})" if status else "")
-
-
-def _summed(usages: list[Usage | None]) -> Usage | None:
-    from llmclient.types import sum_usage
-
-    return sum_usage(usages)
-
-
-def _summed_cost(costs: list[Cost | None]) -> Cost | None:
-    from llmclient.types import sum_cost
-
-    return sum_cost(costs)
-
