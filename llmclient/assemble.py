@@ -21,7 +21,7 @@ import json
 import time
 import warnings
 from collections.abc import Mapping
-from datetime import date
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -49,9 +49,12 @@ _SHAPE_ERRORS = (WireFormatError, LookupError, TypeError, AttributeError, ValueE
 class Assembler:
     """Knows one provider's wire format and builds its responses and errors."""
 
-    def __init__(self, spec: ProviderSpec, model_id: str) -> None:
+    def __init__(self, spec: ProviderSpec, model_id: str, base_url: str | None = None) -> None:
         self.spec = spec
         self.model_id = model_id
+        # Where the calls go (the Client's base_url, else the spec's): a router's URL can name the
+        # upstream that bills the call (Hugging Face's router.huggingface.co/<provider>/v1).
+        self.base_url = base_url or spec.base_url or None
         self.codec = codec(spec.wire)
         # Priced as the provider that answered: litellm's model strings name it first
         # ("bedrock/...", "azure/..."), as the price table's keys do.
@@ -104,7 +107,7 @@ class Assembler:
             model=self.model_id,
         )
 
-    def response(self, body: bytes, started: float, on: date | None = None, *, status: int = 200,
+    def response(self, body: bytes, started: float, on: datetime | None = None, *, status: int = 200,
                  content_type: str | None = None) -> Response:
         """A whole (non-streamed) 2xx body as a Response (`status` is the answer's, 200 unless given)."""
         try:
@@ -117,7 +120,7 @@ class Assembler:
         return self.build(decoded, payload if isinstance(payload, dict) else {"body": payload}, started, on,
                           status=status, content_type=content_type)
 
-    def build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: date | None = None, *,
+    def build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: datetime | None = None, *,
               status: int | None = 200, content_type: str | None = None) -> Response:
         try:
             return self._build(decoded, raw, started, on)
@@ -134,9 +137,11 @@ class Assembler:
             return "content_filter"
         return normalise_finish(self.codec.FINISH_REASONS, decoded.raw_finish_reason, bool(decoded.tool_calls))
 
-    def _build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: date | None) -> Response:
+    def _build(self, decoded: Decoded, raw: dict[str, Any], started: float, on: datetime | None) -> Response:
         _check_answer(decoded, self.finish_reason(decoded))
         normalised = normalise_usage(self.spec.wire, decoded.raw_usage)
+        if normalised is not None and decoded.tool_uses:  # counted in the answer, not its usage object
+            normalised = normalised.model_copy(update={"tool_uses": {**normalised.tool_uses, **decoded.tool_uses}})
         model = decoded.model or self.model_id
         priced_model = decoded.model or self.model_id.removeprefix(self._priced_by + "/")
         return Response(
@@ -148,8 +153,8 @@ class Assembler:
             refusal=decoded.refusal,
             usage=normalised,
             cost=pricing.cost(
-                self._priced_by, priced_model, normalised, decoded.raw_usage, on=on, base_url=self.spec.base_url or None,
-                service_tier=decoded.service_tier,
+                self._priced_by, priced_model, normalised, decoded.raw_usage, on=_priced_at(decoded, on),
+                base_url=self.base_url, service_tier=decoded.service_tier,
             ),
             model=model,
             provider=self.spec.name,
@@ -158,15 +163,28 @@ class Assembler:
         )
 
 
-def call_date(headers: Mapping[str, str]) -> date | None:
-    """The day the provider answered (its Date header): the call is priced at that day's price."""
+def answered_at(headers: Mapping[str, str]) -> datetime | None:
+    """When the provider answered, by its Date header (UTC); None without one."""
     value = headers.get("date")
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value).date()
-    except (TypeError, ValueError):
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _priced_at(decoded: Decoded, answered: datetime | None) -> datetime | None:
+    """The moment a call is priced at: the provider's own timestamp of the answer (`created`),
+    else its Date header, else None (now). A call answered before a price change or an alias move
+    is priced as it was billed then; time-of-day prices need the time, not only the day."""
+    if decoded.created is not None:
+        try:
+            return datetime.fromtimestamp(decoded.created, timezone.utc)
+        except (OverflowError, OSError, ValueError):  # a timestamp no calendar holds: the next source
+            pass
+    return answered
 
 
 def _check_answer(decoded: Decoded, finish: FinishReason) -> None:
@@ -197,7 +215,7 @@ class StreamAssembly:
     """Turns a stream's bytes, as they arrive, into events, and its end into a Response.
     `status` and `content_type` are the HTTP answer's, quoted in a MalformedResponseError."""
 
-    def __init__(self, assembler: Assembler, started: float, on: date | None = None, *, status: int = 200,
+    def __init__(self, assembler: Assembler, started: float, on: datetime | None = None, *, status: int = 200,
                  content_type: str | None = "text/event-stream") -> None:
         self._assembler = assembler
         self._started = started

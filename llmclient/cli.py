@@ -10,13 +10,18 @@
                                                             replay a cassette offline and show
                                                             the response, its usage and cost
     llmclient providers                                     the provider registry
-    llmclient models prices [PROVIDER/MODEL | PROVIDER]     prices per 1M tokens, with source and date
+    llmclient models prices [PROVIDER/MODEL | MODEL | PROVIDER] [--on DATE]
+                                                            prices per 1M tokens, with source and date
+                                                            (a bare MODEL: resolved, or "did you mean")
     llmclient scan-secrets cassettes fixtures               lint files for keys (exit 1 if any)
     llmclient telemetry stats [today|week]                  the local telemetry store (llmclient[telemetry]);
     llmclient telemetry costs|models|agents|performance|patterns [--days N]
                                                             every query takes --dir DIR and --json
     llmclient telemetry export [-o FILE] [--format csv|jsonl]   the records as CSV or JSON lines
     llmclient telemetry report --html FILE                  one page: cost trend, model x day heatmap
+    llmclient costs reconcile --provider openai|anthropic [--days N] [--json]
+                                                            our records beside the provider's billed
+                                                            usage and cost, per day x model (admin key)
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     scan.set_defaults(run=_scan)
     from llmclient.telemetry.cli import add_parser as add_telemetry  # argparse only: DuckDB loads per query
     add_telemetry(commands)
+    from llmclient.billing.cli import add_parser as add_costs  # argparse only: the clients load per command
+    add_costs(commands)
     return parser
 
 
@@ -243,23 +250,42 @@ def _prices(args: argparse.Namespace, out: TextIO) -> int:
             on = date.fromisoformat(args.on)
         except ValueError as exc:
             raise ConfigurationError(f"--on {args.on!r} is not a date (YYYY-MM-DD)") from exc
-    if "/" not in args.model:
-        keys = pricing.keys(args.model)
-        out.write("\n".join(keys) + f"\n{len(keys)} priced models (table {pricing.table_version()})\n")
+    name, version = args.model, pricing.table_version()
+    if not name or pricing.keys(name.rstrip("/") + "/"):  # nothing, or a provider: its models
+        keys = pricing.keys(name.rstrip("/") + "/" if name else "")
+        out.write("\n".join(keys) + f"\n{len(keys)} priced models (table {version})\n")
         return 0
-    provider, model = args.model.split("/", 1)
-    key = pricing.resolve(provider, model)
-    row = pricing.row_for(key, on) if key else None
-    if key is None or row is None:
-        out.write(f"no price known for {args.model} (table {pricing.table_version()})\n")
+    key = pricing.resolve(*name.split("/", 1)) if "/" in name else None
+    if key is None:
+        found = pricing.candidates(name)
+        exact = "/" not in name and found and all(k.split("/", 1)[1].lower() == found[0].split("/", 1)[1].lower() for k in found)
+        if exact and len(found) == 1:
+            key = found[0]
+        else:
+            also = f" ({'also priced' if exact else 'or'}: {', '.join(found[1:])})" if len(found) > 1 else ""
+            hint = f"; did you mean {found[0]}?{also}" if found else "; `llmclient models prices PROVIDER` lists a provider's models"
+            out.write(f"no price known for {name}{' without its provider' if exact else ''} (table {version}){hint}\n")
+            return 1
+    row = pricing.row_for(key, on)
+    first = pricing.first_day(key)
+    if row is None:
+        out.write(f"no price known for {name} (table {version})\n")
         return 1
-    out.write(f"{args.model} -> {key}  (in force {row.start or 'since listed'} .. {row.end or 'now'})\n")
+    if on is not None and first is not None and on.isoformat() < first:
+        out.write(f"{key} has no price on {on.isoformat()}: its first price is from {first} (it was not offered "
+                  f"before, as far as the table {version} records)\n")
+        return 1
+    out.write(f"{name} -> {key}  (in force {row.start or 'since listed'} .. {row.end or 'now'})\n")
     out.write(_per_million("", row.prices))
     for above, tier in row.tiers:
         out.write(_per_million(f"above {above:,} input tokens: ", tier))
-    for name, tier in sorted(row.service_tiers.items()):
-        out.write(_per_million(f"{name}: ", tier))
-    out.write(f"source   {row.source}\nas of    {row.as_of}\ntable    {pricing.table_version()}\n")
+    for tier_name, tier in sorted(row.service_tiers.items()):
+        out.write(_per_million(f"{tier_name}: ", tier))
+    for start, end, window in row.time_of_day:
+        out.write(_per_million(f"{start}-{end} UTC: ", window))
+    for kind, fee in sorted(row.tool_fees.items()):
+        out.write(f"{kind}: ${_dollars(fee * 1000)} per 1,000 uses\n")
+    out.write(f"source   {row.source}\nas of    {row.as_of}\ntable    {version}\n")
     return 0
 
 

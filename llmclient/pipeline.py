@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import httpx
 
 from llmclient import files, transport
-from llmclient.assemble import Assembler, call_date
+from llmclient.assemble import Assembler, answered_at
 from llmclient.cassette_match import replay_mismatch
 from llmclient.cassettes import remember_key
 from llmclient.errors import (
@@ -49,7 +49,7 @@ class Pipeline:
         self.model_id = model_id
         self.base_url = base_url
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        self.assembler = assembler or Assembler(spec, model_id)
+        self.assembler = assembler or Assembler(spec, model_id, base_url)
         self._codec = self.assembler.codec
         self._query = dict(spec.default_query)
         self._lock = threading.Lock()
@@ -96,7 +96,7 @@ class Pipeline:
         they are never followed, so the key goes nowhere else)."""
         if answer.status_code >= 300:
             raise self.http_error(answer)
-        return self.assembler.response(answer.content, started, call_date(answer.headers), status=answer.status_code,
+        return self.assembler.response(answer.content, started, answered_at(answer.headers), status=answer.status_code,
                                        content_type=answer.headers.get("content-type"))
 
     def http_error(self, answer: httpx.Response) -> APIError:

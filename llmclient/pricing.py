@@ -1,230 +1,55 @@
-"""Cost of a response from the dated price table: `cost(...) -> Cost | None`, which never raises.
+"""Cost of a response: `cost(...) -> Cost | None`, which never raises.
 
-The table (`llmclient/data/prices.json`, built by `scripts/build_prices.py` from the pinned
-litellm's price map plus hand-checked overrides) holds per-token USD prices per model, each row
-with an effective date range, its source and as-of date, prices above an input-size threshold
-(`tiers`) and batch / priority / flex prices (`service_tiers`). Users add or replace prices with
-`set_price(...)` or a JSON file named by `LLMCLIENT_PRICES`.
+The prices come from the dated table (`llmclient.price_table`: rows per model with effective
+dates, tiers, service tiers, time-of-day windows and tool fees; `set_price`, `resolve`, `row_for`
+and the rest are re-exported here). A call is priced at the moment it was answered: the row in
+force that day, and the time-of-day prices of that hour (UTC).
 
 The formula, on the normalised `Usage`: uncached input x input + cache reads x cache_read +
 cache writes x cache_write (1-hour writes at cache_write_1h) + output x output (reasoning at
-`reasoning` where the table prices it apart), at the tier the request's input size falls in and
-the service tier the provider reports. A bucket the table gives no separate price (cache reads of
-a provider without a cache discount) is billed at the input price. An unknown model gives None
-and one warning naming it — never 0. When the provider reports the charge (OpenRouter
-`usage.cost`), that figure is the total and ours is kept in `computed_total`.
+`reasoning` where the table prices it apart) + each built-in tool use x its fee (`Cost.tools`),
+at the tier the request's input size falls in and the service tier the provider reports. A
+bucket the table gives no separate price (cache reads of a provider without a cache discount) is
+billed at the input price. An unknown model, or a tool use whose fee is unknown, gives None and
+one warning naming it — never 0. When the provider reports the charge (OpenRouter `usage.cost`;
+with BYOK plus `cost_details.upstream_inference_cost`), that figure is the total and ours is kept
+in `computed_total`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import threading
-from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from llmclient.errors import ConfigurationError
+from llmclient.price_table import (
+    Row,
+    candidates,
+    first_day,
+    keys,
+    resolve,
+    row_for,
+    set_price,
+    table_version,
+    warn_once,
+)
 from llmclient.types import Cost, Prices, Usage
 
-TABLE = Path(__file__).with_name("data") / "prices.json"
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
-_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|20\d{6})$")  # -2024-07-18, -20250929: dated snapshots
+__all__ = ["Row", "candidates", "cost", "first_day", "keys", "resolve", "row_for", "set_price", "table_version"]
 _log = logging.getLogger(__name__)
-_lock = threading.Lock()
-_warned: set[str] = set()
-_user_rows: dict[str, list[dict[str, Any]]] = {}
-
-
-@dataclass(frozen=True)
-class Row:
-    """One dated price row of a model (Decimals parsed once)."""
-
-    key: str
-    start: str | None
-    end: str | None
-    prices: dict[str, Decimal]
-    tiers: tuple[tuple[int, dict[str, Decimal]], ...]
-    service_tiers: dict[str, dict[str, Decimal]]
-    source: str
-    as_of: str
-
-
-def _decimals(raw: dict[str, Any], where: str) -> dict[str, Decimal]:
-    out = {}
-    for name in PRICE_FIELDS:
-        if raw.get(name) is not None:
-            try:
-                out[name] = Decimal(str(raw[name]))
-            except ArithmeticError as exc:
-                raise ConfigurationError(f"{where}: {name} = {raw[name]!r} is not a number") from exc
-    return out
-
-
-def _row(key: str, raw: dict[str, Any]) -> Row:
-    prices = _decimals(raw, key)
-    if "input" not in prices or "output" not in prices:
-        raise ConfigurationError(f"price for {key} needs at least input and output per-token prices")
-    tiers = tuple(sorted((int(t["above_input_tokens"]), _decimals(t, key)) for t in raw.get("tiers") or []))
-    service = {name: _decimals(p, key) for name, p in (raw.get("service_tiers") or {}).items()}
-    return Row(key, raw.get("from"), raw.get("to"), prices, tiers, service, str(raw.get("source", "")), str(raw.get("as_of", "")))
-
-
-@dataclass(frozen=True)
-class _Table:
-    version: str
-    raw: dict[str, list[dict[str, Any]]]  # parsed into Rows on first use: most keys never are
-    lowered: dict[str, str]
-    snapshots: dict[str, list[str]]  # undated key -> its dated snapshot keys
-    provider_aliases: dict[str, str]
-    model_aliases: dict[str, str]  # "<provider>/<alias>" -> the key it names
-    upstreams: dict[str, dict[str, str]]
-    resolved: dict[tuple[str, str, str | None], str | None] = field(default_factory=dict)  # memo of resolve()
-    built: dict[str, tuple[Row, ...]] = field(default_factory=dict)
-
-    def rows(self, key: str) -> tuple[Row, ...]:
-        """The dated rows of `key` (none for an unknown key)."""
-        if key not in self.built:
-            self.built[key] = tuple(_row(key, raw) for raw in self.raw.get(key, ()))
-        return self.built[key]
-
-
-@cache
-def _table() -> _Table:
-    data = json.loads(TABLE.read_text(encoding="utf-8"))
-    models: dict[str, list[dict[str, Any]]] = dict(data["models"])
-    path = os.environ.get("LLMCLIENT_PRICES")
-    if path:
-        models.update(_load_user_file(Path(path)))
-    models.update(_user_rows)
-    snapshots: dict[str, list[str]] = {}
-    for key in models:
-        undated = _DATE_SUFFIX.sub("", key)
-        if undated != key:
-            snapshots.setdefault(undated.lower(), []).append(key)
-    aliases = data.get("aliases", {})
-    return _Table(str(data["version"]), models, {k.lower(): k for k in models}, snapshots,
-                  aliases.get("providers", {}), {k.lower(): v for k, v in aliases.get("models", {}).items()},
-                  aliases.get("upstreams", {}))
-
-
-def _load_user_file(path: Path) -> dict[str, list[dict[str, Any]]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        models = data["models"]
-        for key, entries in models.items():
-            for raw in entries:
-                _row(key, raw)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"LLMCLIENT_PRICES={path}: {exc.message}") from exc
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"LLMCLIENT_PRICES={path}: expected a JSON file {{\"models\": {{\"<provider>/<model>\": [{{\"input\": ..., "
-            f"\"output\": ...}}]}}}}: {exc}"
-        ) from exc
-    return dict(models)
-
-
-def keys(prefix: str = "") -> list[str]:
-    """Every priced model key, optionally only those starting with `prefix` (e.g. "anthropic")."""
-    return sorted(key for key in _table().raw if key.startswith(prefix))
-
-
-def table_version() -> str:
-    return _table().version
-
-
-def set_price(model: str, *, input: Decimal | str, output: Decimal | str, cache_read: Decimal | str | None = None,
-              cache_write: Decimal | str | None = None, cache_write_1h: Decimal | str | None = None,
-              reasoning: Decimal | str | None = None, source: str = "set_price", effective_from: str | None = None) -> None:
-    """Add or replace the per-token USD prices of `"<provider>/<model>"` (this process only)."""
-    if "/" not in model:
-        raise ConfigurationError(f"set_price needs '<provider>/<model>', got {model!r}")
-    given = {"input": input, "output": output, "cache_read": cache_read, "cache_write": cache_write,
-             "cache_write_1h": cache_write_1h, "reasoning": reasoning}
-    raw: dict[str, Any] = {name: str(value) for name, value in given.items() if value is not None}
-    raw.update({"from": effective_from, "to": None, "source": source, "as_of": date.today().isoformat()})
-    _row(model, raw)  # validate now, not at the first call
-    with _lock:
-        _user_rows[model] = [raw]
-        _table.cache_clear()
-        _warned.discard(model)
-
-
-def resolve(provider: str, model: str, base_url: str | None = None) -> str | None:
-    """The table key that prices `provider/model`: exact, then through provider aliases, dated
-    snapshots (either way), and routers billing at an upstream's price."""
-    table = _table()
-    memo_key = (provider, model, base_url)
-    if memo_key not in table.resolved:
-        table.resolved[memo_key] = _resolve(table, provider, model, base_url)
-    return table.resolved[memo_key]
-
-
-def _resolve(table: _Table, provider: str, model: str, base_url: str | None) -> str | None:
-    provider = table.provider_aliases.get(provider, provider)
-    model = model.removeprefix("models/")
-    candidates = [f"{provider}/{model}"]
-    if provider in table.upstreams:
-        candidates += _upstream_keys(provider, model, base_url, table.upstreams[provider])
-    for candidate in candidates:
-        found = _lookup(table, candidate)
-        if found:
-            return found
-    return None
-
-
-def _lookup(table: _Table, candidate: str) -> str | None:
-    lowered = candidate.lower().removesuffix(":thinking")  # OpenRouter's thinking variant: same price
-    if lowered in table.model_aliases:
-        return table.model_aliases[lowered]
-    for option in (lowered, _DATE_SUFFIX.sub("", lowered)):
-        if option in table.lowered:
-            return table.lowered[option]
-    dated = table.snapshots.get(lowered)
-    return max(dated) if dated else None  # an undated name prices as its latest snapshot
-
-
-def _upstream_keys(provider: str, model: str, base_url: str | None, upstreams: dict[str, str]) -> list[str]:
-    if provider == "openrouter" and "/" in model:  # OpenRouter passes the vendor's price through
-        vendor, name = model.split("/", 1)
-        upstream = upstreams.get(vendor)
-        if upstream == "anthropic":  # claude-3.7-sonnet -> claude-3-7-sonnet; claude-4.5-sonnet -> claude-sonnet-4-5
-            name = re.sub(r"^claude-(\d+)\.(\d+)-(sonnet|opus|haiku)", lambda m: (
-                f"claude-{m[1]}-{m[2]}-{m[3]}" if int(m[1]) < 4 else f"claude-{m[3]}-{m[1]}-{m[2]}"), name)
-        return [f"{upstream}/{name}"] if upstream else []
-    if provider == "huggingface" and base_url:  # router.huggingface.co/<upstream>/...: its price
-        segment = base_url.split("://", 1)[-1].split("/")[1:2]
-        upstream = upstreams.get(segment[0]) if segment else None
-        return [f"{upstream}/{model}"] if upstream else []
-    return []
-
-
-def row_for(key: str, on: date | None = None) -> Row | None:
-    """The row of `key` in force on `on` (today by default); a retired model's last price after it."""
-    rows = _table().rows(key)
-    if not rows:
-        return None
-    day = (on or date.today()).isoformat()
-    current = [r for r in rows if (r.start or "") <= day and (r.end is None or day <= r.end)]
-    if current:
-        return current[-1]
-    started = [r for r in rows if (r.start or "") <= day]
-    return started[-1] if started else rows[0]
-
 
 def cost(provider: str, model: str, usage: Usage | None, raw_usage: dict[str, Any] | None = None, *,
-         on: date | None = None, service_tier: str | None = None, base_url: str | None = None) -> Cost | None:
-    """The USD cost of one response; None when it cannot be known exactly. Never raises."""
+         on: date | datetime | None = None, service_tier: str | None = None, base_url: str | None = None) -> Cost | None:
+    """The USD cost of one response; None when it cannot be known exactly. Never raises.
+
+    `on` is when the call was answered (a `datetime`, UTC when naive, for time-of-day prices; a
+    `date` prices on that day's row, without time-of-day prices); None is now."""
     if usage is None:
         return None
     try:
-        computed = _computed(provider, model, usage, raw_usage or {}, on, service_tier, base_url)
+        at = _moment(on)
+        computed = _computed(provider, model, usage, raw_usage or {}, at, service_tier, base_url)
         reported = _reported(raw_usage)
         if reported is None:
             return computed
@@ -232,56 +57,92 @@ def cost(provider: str, model: str, usage: Usage | None, raw_usage: dict[str, An
         return Cost(
             input=computed.input if computed else zero, cache_read=computed.cache_read if computed else zero,
             cache_write=computed.cache_write if computed else zero, output=computed.output if computed else zero,
-            total=reported, source="provider", prices=computed.prices if computed else None,
-            computed_total=computed.total if computed else None,
+            tools=computed.tools if computed else zero, total=reported, source="provider",
+            prices=computed.prices if computed else None, computed_total=computed.total if computed else None,
         )
     except Exception:  # pricing must never fail a call
         _log.exception("pricing %s/%s failed", provider, model)
         return None
 
 
+def _moment(on: date | datetime | None) -> tuple[date, time | None]:
+    """(the day, the UTC time of day or None) a call is priced at."""
+    if isinstance(on, datetime):
+        utc = on.astimezone(timezone.utc) if on.tzinfo else on
+        return utc.date(), utc.time()
+    if on is not None:
+        return on, None
+    now = datetime.now(timezone.utc)
+    return now.date(), now.time()
+
+
 def _reported(raw_usage: dict[str, Any] | None) -> Decimal | None:
-    value = (raw_usage or {}).get("cost")
+    """The charge the provider reported (OpenRouter `usage.cost`). With BYOK (`is_byok`) that is
+    OpenRouter's own fee only and the upstream provider bills the key's owner
+    `cost_details.upstream_inference_cost`: the spend is both."""
+    raw_usage = raw_usage or {}
+    value = _amount(raw_usage.get("cost"))
+    if value is None or raw_usage.get("is_byok") is not True:
+        return value
+    details = raw_usage.get("cost_details")
+    upstream = _amount(details.get("upstream_inference_cost")) if isinstance(details, dict) else None
+    return None if upstream is None else value + upstream  # a BYOK charge without its upstream part is not the spend
+
+
+def _amount(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except ArithmeticError:
         return None
+    return amount if amount.is_finite() else None
 
 
-def _computed(provider: str, model: str, usage: Usage, raw: dict[str, Any], on: date | None,
+def _computed(provider: str, model: str, usage: Usage, raw: dict[str, Any], at: tuple[date, time | None],
               service_tier: str | None, base_url: str | None) -> Cost | None:
     if usage.iterations and any(step.model and step.model != model for step in usage.iterations):
-        return _by_iteration(provider, model, usage, on, service_tier, base_url)
+        return _by_iteration(provider, model, usage, at, service_tier, base_url)
     key = resolve(provider, model, base_url)
-    row = row_for(key, on) if key else None
+    row = row_for(key, at[0]) if key else None
     if row is None:
-        _warn_once(f"{provider}/{model}")
+        warn_once(f"{provider}/{model}")
         return None
-    return _priced(row, usage, _one_hour_writes(raw), service_tier)
+    return _priced(row, usage, _one_hour_writes(raw), service_tier, at[1])
 
 
-def _by_iteration(provider: str, model: str, usage: Usage, on: date | None, service_tier: str | None,
+def _by_iteration(provider: str, model: str, usage: Usage, at: tuple[date, time | None], service_tier: str | None,
                   base_url: str | None) -> Cost | None:
-    """Anthropic advisor iterations run on another model: each is billed at its own model's price."""
+    """Iterations run on other models (Anthropic advisor calls, Groq Compound's models): each is
+    billed at its own model's price; the built-in tools at the called model's fees."""
+    steps = usage.iterations
+    if (sum(s.input_tokens for s in steps), sum(s.output_tokens for s in steps)) != (usage.input_tokens, usage.output_tokens):
+        return None  # the per-model counts do not add up to what was billed: no exact figure exists
     parts: list[Cost] = []
-    for step in usage.iterations:
+    for step in steps:
         step_model = step.model or model
         key = resolve(provider, step_model, base_url)
-        row = row_for(key, on) if key else None
+        row = row_for(key, at[0]) if key else None
         if row is None:
-            _warn_once(f"{provider}/{step_model}")
+            warn_once(f"{provider}/{step_model}")
             return None
         step_usage = Usage(input_tokens=step.input_tokens, output_tokens=step.output_tokens,
                            cache_read_tokens=step.cache_read_tokens, cache_write_tokens=step.cache_write_tokens)
-        priced = _priced(row, step_usage, 0, service_tier)
+        priced = _priced(row, step_usage, 0, service_tier, at[1])
         if priced is None:
             return None
         parts.append(priced)
-    fields = ("input", "cache_read", "cache_write", "output", "total")
+    own_key = resolve(provider, model, base_url)
+    own = row_for(own_key, at[0]) if own_key else None
+    tools = _tool_fees(own.tool_fees if own else {}, usage, f"{provider}/{model}")
+    if tools is None:
+        return None
+    fields = ("input", "cache_read", "cache_write", "output")
     sums = {name: sum((getattr(p, name) for p in parts), Decimal(0)) for name in fields}
-    return Cost(**sums, source="price-table", prices=parts[0].prices)
+    prices = parts[0].prices
+    if prices is not None and usage.tool_uses:
+        prices = prices.model_copy(update={"tool_fees": {k: own.tool_fees[k] for k in usage.tool_uses} if own else None})
+    return Cost(**sums, tools=tools[0], total=sum(sums.values(), tools[0]), source="price-table", prices=prices)
 
 
 def _one_hour_writes(raw: dict[str, Any]) -> int:
@@ -290,7 +151,28 @@ def _one_hour_writes(raw: dict[str, Any]) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _priced(row: Row, usage: Usage, one_hour_writes: int, service_tier: str | None) -> Cost | None:
+def _in_window(moment: time, start: str, end: str) -> bool:
+    """`moment` (UTC) within [start, end); a window may wrap midnight (16:30-00:30)."""
+    clock = moment.strftime("%H:%M")
+    return start <= clock < end if start < end else (clock >= start or clock < end)
+
+
+def _tool_fees(fees: dict[str, Decimal], usage: Usage, model: str) -> tuple[Decimal, dict[str, Decimal]] | None:
+    """The built-in tools' fees (total, and the per-use fee of each kind used); None when a tool ran
+    whose fee the table does not know (the charge is then unknown, never taken as 0)."""
+    used = {kind: count for kind, count in usage.tool_uses.items() if count}
+    if not used:
+        return Decimal(0), {}
+    billed = {kind: fees[kind] for kind in used if kind in fees}
+    if not billed:
+        warn_once(f"{model} (the fee of its built-in tools: {', '.join(sorted(used))})")
+        return None
+    # Kinds a row prices none of are counted alongside a billed one (Gemini counts both its grounded
+    # prompt and its searches; a row bills by one of them): only a use nothing prices is unknown.
+    return sum((fee * used[kind] for kind, fee in billed.items()), Decimal(0)), billed
+
+
+def _priced(row: Row, usage: Usage, one_hour_writes: int, service_tier: str | None, moment: time | None = None) -> Cost | None:
     prices = dict(row.prices)
     threshold = None
     for above, tier_prices in row.tiers:
@@ -302,6 +184,16 @@ def _priced(row: Row, usage: Usage, one_hour_writes: int, service_tier: str | No
         prices.update(row.service_tiers[tier_name])
     else:
         tier_name = None
+    window = None
+    if moment is not None:
+        for start, end, window_prices in row.time_of_day:
+            if _in_window(moment, start, end):  # an off-peak discount: its prices for calls answered then
+                prices.update(window_prices)
+                window = f"{start}-{end} UTC"
+                break
+    fees = _tool_fees(row.tool_fees, usage, row.key)
+    if fees is None:
+        return None
     input_price = prices["input"]
     read_price = prices.get("cache_read", input_price)
     write_price = prices.get("cache_write", input_price)
@@ -317,17 +209,11 @@ def _priced(row: Row, usage: Usage, one_hour_writes: int, service_tier: str | No
         "cache_read": read_price * usage.cache_read_tokens,
         "cache_write": write_price * (usage.cache_write_tokens - hour) + prices.get("cache_write_1h", write_price) * hour,
         "output": prices["output"] * (usage.output_tokens - usage.reasoning_tokens) + reasoning_price * usage.reasoning_tokens,
+        "tools": fees[0],
     }
     used = Prices(input=input_price, output=prices["output"], cache_read=prices.get("cache_read"),
                   cache_write=prices.get("cache_write"), cache_write_1h=prices.get("cache_write_1h"),
                   reasoning=prices.get("reasoning"), above_input_tokens=threshold, service_tier=tier_name,
-                  model=row.key, source=row.source, as_of=row.as_of, table_version=_table().version)
+                  time_of_day=window, tool_fees=fees[1] or None,
+                  model=row.key, source=row.source, as_of=row.as_of, table_version=table_version())
     return Cost(**parts, total=sum(parts.values(), Decimal(0)), source="price-table", prices=used)
-
-
-def _warn_once(model: str) -> None:
-    with _lock:
-        if model in _warned:
-            return
-        _warned.add(model)
-    _log.warning("no price known for %s: its responses have cost=None", model)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
-from llmclient.assemble import Assembler, StreamAssembly, call_date
+from llmclient.assemble import Assembler, StreamAssembly, answered_at
 from llmclient.errors import APIError, RequestTimeoutError, transport_error
 from llmclient.types import Response, RetryRecord, StreamEvent, ToolCallDelta
 
@@ -122,7 +122,7 @@ class Stream:
         response: Response | None = None
         try:
             if not _is_event_stream(answer):
-                response = self._assembler.response(self._body(answer), started, call_date(answer.headers),
+                response = self._assembler.response(self._body(answer), started, answered_at(answer.headers),
                                                     status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
                 yield from events_of(response)
@@ -218,7 +218,7 @@ class AsyncStream:
                     body = await answer.aread()
                 except httpx.HTTPError as exc:
                     raise _broken_off(exc, answer, self._assembler) from exc
-                response = self._assembler.response(body, started, call_date(answer.headers),
+                response = self._assembler.response(body, started, answered_at(answer.headers),
                                                     status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
                 for event in events_of(response):
@@ -294,7 +294,7 @@ def _is_event_stream(answer: httpx.Response) -> bool:
 
 
 def _assembly(answer: httpx.Response, assembler: Assembler, started: float) -> StreamAssembly:
-    return StreamAssembly(assembler, started, call_date(answer.headers), status=answer.status_code,
+    return StreamAssembly(assembler, started, answered_at(answer.headers), status=answer.status_code,
                           content_type=_content_type(answer))
 
 

@@ -187,6 +187,10 @@ class Usage(_Value):
     - `output_tokens`: ALL output billed, reasoning included.
     - `reasoning_tokens`: included in `output_tokens`; 0 unless the provider reported it.
     - `iterations`: per-iteration detail when the provider billed several (their sum is above).
+    - `tool_uses`: built-in (server-side) tools the provider ran and bills per use, by kind, as it
+      reported them: `web_search` (searches performed: Anthropic `server_tool_use.web_search_requests`,
+      Gemini's search queries, Groq Compound's searches), `grounded_prompt` (a Gemini answer grounded
+      with Google Search), `web_fetch`, `visit_website`; empty when none ran.
 
     Numbers are the provider's own, never estimates. Where a provider's own numbers break the
     inclusion (Cohere reports cached tokens outside its billed input; OpenRouter can report the
@@ -199,6 +203,7 @@ class Usage(_Value):
     cache_write_tokens: NonNegativeInt = 0
     reasoning_tokens: NonNegativeInt = 0
     iterations: tuple[UsageIteration, ...] = ()
+    tool_uses: dict[str, NonNegativeInt] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -216,6 +221,10 @@ class Usage(_Value):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def __hash__(self) -> int:  # tool_uses is a dict: hashed as its items
+        return hash((self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens,
+                     self.reasoning_tokens, self.iterations, tuple(sorted(self.tool_uses.items()))))
+
 
 class Prices(_Value):
     """The per-token USD prices a `Cost` used, and where they came from: the table row (`model`,
@@ -229,6 +238,8 @@ class Prices(_Value):
     reasoning: Decimal | None = None
     above_input_tokens: int | None = None  # the tier applied: prices for requests above this size
     service_tier: str | None = None  # "batch" | "priority" | "flex" when those prices applied
+    time_of_day: str | None = None  # "16:30-00:30 UTC" when a time-of-day price (an off-peak discount) applied
+    tool_fees: dict[str, Decimal] | None = None  # USD per use of each built-in tool charged (`Usage.tool_uses`)
     model: str | None = None  # the table entry, e.g. "anthropic/claude-sonnet-4-5-20250929"
     source: str
     as_of: str
@@ -238,14 +249,17 @@ class Prices(_Value):
 class Cost(_Value):
     """USD cost of one response. `input` is the uncached part of the prompt.
 
-    `source="provider"` means the provider reported the charge itself (e.g. OpenRouter
-    `usage.cost`); then `total` is that figure and `computed_total` is ours, for comparison.
+    `tools` is the built-in tools' per-use fees (web search, grounding), from the counters in
+    `Usage.tool_uses` at `prices.tool_fees`. `source="provider"` means the provider reported the
+    charge itself (e.g. OpenRouter `usage.cost`, with a BYOK call's upstream charge added); then
+    `total` is that figure and `computed_total` is ours, for comparison.
     """
 
     input: Decimal
     cache_read: Decimal
     cache_write: Decimal
     output: Decimal
+    tools: Decimal = Decimal(0)
     total: Decimal
     source: Literal["provider", "price-table"]
     prices: Prices | None = None

@@ -204,7 +204,7 @@ def replay(case: Case) -> Outcome:
         for name in FIELDS[:-1]:  # an error case is right on these when it raised as it should
             outcome.fields[name] = expected_class is not None and got_class == expected_class
         return outcome
-    usage = response.usage.model_dump(exclude={"iterations", "total_tokens"}) if response.usage else None
+    usage = response.usage.model_dump(exclude={"iterations", "tool_uses", "total_tokens"}) if response.usage else None
     calls = [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls]
     checks = {
         "text": (response.text, case.expected["text"]),
@@ -284,9 +284,37 @@ def expected_cost_total(outcome: Outcome) -> Decimal | None:
     if uncached < 0 and prices.cache_read is None and prices.cache_write is None:
         uncached, read, write = usage.input_tokens, Decimal(0), Decimal(0)
     reasoning = prices.reasoning if prices.reasoning is not None else prices.output
+    uses = recorded_tool_uses(outcome.case)
+    tools = sum((fee * uses.get(kind, 0) for kind, fee in (prices.tool_fees or {}).items()), Decimal(0))
     return (uncached * prices.input + usage.cache_read_tokens * read
             + (usage.cache_write_tokens - hour) * write + hour * (prices.cache_write_1h or write)
-            + (usage.output_tokens - usage.reasoning_tokens) * prices.output + usage.reasoning_tokens * reasoning)
+            + (usage.output_tokens - usage.reasoning_tokens) * prices.output + usage.reasoning_tokens * reasoning
+            + tools)
+
+
+def recorded_tool_uses(case: Case) -> dict[str, int]:
+    """Built-in tool uses as the recorded body states them (read here, not by llmclient's decoders):
+    Anthropic `server_tool_use.web_search_requests` (its last report), Gemini's distinct
+    `groundingMetadata.webSearchQueries` (and one grounded prompt), Groq Compound's distinct
+    `executed_tools` runs of type "search"."""
+    searches: int | None = None
+    queries: set[str] = set()
+    runs: set[Any] = set()
+    for payload in _payloads(case):
+        found = _find(payload, "web_search_requests")
+        searches = found if isinstance(found, int) else searches
+        for chunk in payload if isinstance(payload, list) else [payload]:
+            for candidate in (chunk.get("candidates") or []) if isinstance(chunk, dict) else []:
+                queries.update((candidate.get("groundingMetadata") or {}).get("webSearchQueries") or [])
+            for choice in (chunk.get("choices") or []) if isinstance(chunk, dict) else []:
+                part = choice.get("message") or choice.get("delta") or {}
+                runs.update(run.get("index", i) for i, run in enumerate(part.get("executed_tools") or [])
+                            if run.get("type") == "search")
+    if queries:
+        return {"web_search": len(queries), "grounded_prompt": 1}
+    if runs:
+        return {"web_search": len(runs)}
+    return {"web_search": searches} if searches else {}
 
 
 def _find(value: Any, key: str) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmclient import ConfigurationError, Usage, UsageIteration, pricing
+from llmclient import ConfigurationError, Usage, UsageIteration, price_table, pricing
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _fresh_table(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLMCLIENT_PRICES", raising=False)
-    monkeypatch.setattr(pricing, "_user_rows", {})
-    monkeypatch.setattr(pricing, "_warned", set())
-    pricing._table.cache_clear()
+    monkeypatch.setattr(price_table, "_user_rows", {})
+    monkeypatch.setattr(price_table, "_warned", set())
+    price_table._table.cache_clear()
 
 
 def total(provider: str, model: str, usage: Usage, **options: object) -> Decimal | None:
@@ -33,12 +33,12 @@ def total(provider: str, model: str, usage: Usage, **options: object) -> Decimal
 
 def test_the_price_table_version_is_pinned() -> None:
     # Costs in fixtures and snapshots depend on it: a new table is adopted deliberately.
-    assert pricing.table_version() == "2026-11-24+litellm.1.106.12+overrides.5"
+    assert pricing.table_version() == "2026-12-05+litellm.1.106.12+genai-prices.0.2.5+overrides.6"
 
 
 def test_every_shipped_row_parses() -> None:
     # Rows are parsed on first use (most never are); a malformed one must still fail a test.
-    table = pricing._table()
+    table = price_table._table()
     assert len(pricing.keys()) > 800
     assert all(table.rows(key) for key in pricing.keys())
 
@@ -163,10 +163,10 @@ def test_a_prices_file_overrides_the_table(tmp_path: Path, monkeypatch: pytest.M
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"models": {"openai/gpt-4o-mini": [{"input": "0.000001", "output": "0.000001"}]}}))
     monkeypatch.setenv("LLMCLIENT_PRICES", str(path))
-    pricing._table.cache_clear()
+    price_table._table.cache_clear()
     assert total("openai", "gpt-4o-mini", Usage(input_tokens=10, output_tokens=10)) == Decimal("0.00002")
     path.write_text('{"models": {"openai/x": [{"input": "1"}]}}')
-    pricing._table.cache_clear()
+    price_table._table.cache_clear()
     with pytest.raises(ConfigurationError, match=r"LLMCLIENT_PRICES=.*prices\.json"):
         pricing.table_version()
 

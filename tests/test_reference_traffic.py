@@ -105,6 +105,42 @@ def test_every_unpriced_model_is_explained(costs: dict[str, Any], ratchet: dict[
     assert not unexplained
 
 
+def test_every_call_with_a_created_timestamp_is_priced_on_that_date(
+        replayed: tuple[list[reference_traffic.Outcome], dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    """The answer's own `created` timestamp (read here from the recorded body) dates the call: the
+    per-token prices used are those of the shipped table's row in force that day (read here from
+    prices.json), not today's. Calls whose model has several dated rows are where this matters."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    table = json.loads((reference_traffic.REPO / "llmclient" / "data" / "prices.json").read_text())["models"]
+    checked = dated = 0
+    wrong = []
+    for outcome in replayed[0]:
+        response = outcome.response
+        prices = response.cost.prices if response is not None and response.cost is not None else None
+        if prices is None or prices.model not in table or prices.above_input_tokens or prices.service_tier or prices.time_of_day:
+            continue
+        created = next((p["created"] for p in reference_traffic._payloads(outcome.case)
+                        if isinstance(p, dict) and isinstance(p.get("created"), int) and p["created"] > 0), None)
+        if created is None:
+            continue
+        day = datetime.fromtimestamp(created, timezone.utc).date().isoformat()
+        rows = table[prices.model]
+        current = [r for r in rows if (r["from"] or "") <= day and (r["to"] is None or day <= r["to"])]
+        started = [r for r in rows if (r["from"] or "") <= day]
+        row = (current or started or rows)[-1 if current or started else 0]
+        checked += 1
+        dated += len(rows) > 1
+        if (prices.input, prices.output) != (Decimal(row["input"]), Decimal(row["output"])):
+            wrong.append(f"{outcome.case.key}: created {day}, priced at {prices.input}/{prices.output}, "
+                         f"the row of that day has {row['input']}/{row['output']}")
+    with capsys.disabled():
+        print(f"\ncreated timestamps: {checked} priced calls dated by their answer, {dated} of them on models with dated rows")
+    assert not wrong
+    assert checked > 200
+
+
 def test_every_priced_cost_matches_the_formula(costs: dict[str, Any]) -> None:
     assert costs["formula_mismatches"] == []
     assert costs["totals"]["formula_checked"] > 500

@@ -29,6 +29,7 @@ from llmclient import (
     configure_telemetry,
     context,
     flush_telemetry,
+    price_table,
     pricing,
     remove_hook,
     track,
@@ -54,11 +55,11 @@ def mock() -> Iterator[MockProvider]:
 
 @pytest.fixture
 def priced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pricing, "_user_rows", {})
-    pricing._table.cache_clear()
+    monkeypatch.setattr(price_table, "_user_rows", {})
+    price_table._table.cache_clear()
     pricing.set_price("mock/priced", input="0.000003", output="0.000015")  # $3 / $15 per million
     yield
-    pricing._table.cache_clear()
+    price_table._table.cache_clear()
 
 
 def records(directory: Path) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ def test_usage_defaults_and_rejects_negative_or_unknown_counts() -> None:
         "cache_write_tokens": 0,
         "reasoning_tokens": 0,
         "iterations": (),
+        "tool_uses": {},
         "total_tokens": 0,
     }
     with pytest.raises(ValidationError):

@@ -222,7 +222,7 @@ def _response(target: Target, model: str, answer: _Answer) -> tuple[dict[str, An
         "finish_reason": normalise_finish(wire.FINISH_REASONS, decoded.raw_finish_reason, bool(decoded.tool_calls)),
         "raw_finish_reason": decoded.raw_finish_reason,
         "tool_calls": [{"name": call.name, "arguments": call.arguments} for call in decoded.tool_calls],
-        "usage": None if usage is None else usage.model_dump(exclude={"iterations", "total_tokens"}),
+        "usage": None if usage is None else usage.model_dump(exclude={"iterations", "tool_uses", "total_tokens"}),
     }
     priced_by = target.spec.name
     if target.spec.wire == "litellm" and "/" in model:  # litellm's model strings name the provider that answers

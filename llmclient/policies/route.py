@@ -36,7 +36,7 @@ class Route:
         self.base_url = base_url
         self.timeout = timeout
         self.retry_policy = retry_policy
-        self.assembler = Assembler(spec, model_id)
+        self.assembler = Assembler(spec, model_id, base_url)
         self._api_key = api_key
         self._lock = threading.Lock()
         self._pipeline: Pipeline | None = None

@@ -147,6 +147,8 @@ class Decoded:
     refusal: str | None = None
     filtered: bool = False
     said_text: bool = False  # a text field was there (even ""): "the answer is this text"
+    created: float | None = None  # the provider's timestamp of the answer (unix seconds), when it gives one
+    tool_uses: dict[str, int] = field(default_factory=dict)  # built-in tools run, counted from the answer
 
 
 class StreamDecoder(Protocol):
@@ -210,6 +212,15 @@ def int_at(container: Any, *path: str) -> int | None:
     if isinstance(value, float) and math.isfinite(value) and value >= 0 and value.is_integer():
         return int(value)
     raise WireFormatError(f"usage field {'.'.join(path)} is {_shown(value)}, not a token count")
+
+
+def timestamp_at(container: Mapping[str, Any], key: str) -> float | None:
+    """A unix timestamp in seconds at `key` (OpenAI-style `created`); None when absent, not a
+    number, or not after 1970 (a server that fills in 0 has not said when)."""
+    value = container.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
 
 
 def usage_object(container: Mapping[str, Any], key: str) -> dict[str, Any] | None:

@@ -360,6 +360,7 @@ def usage(raw: dict[str, Any]) -> Usage:
     thinking tokens, when reported, are part of output. Responses with `usage.iterations`
     (compaction, advisor) are billed for every iteration, so the totals sum over them."""
     reasoning = first_of(int_at(raw, "output_tokens_details", "thinking_tokens"))
+    tools = _server_tool_uses(raw)
     iterations = raw.get("iterations")
     if iterations is not None and not isinstance(iterations, list):
         raise WireFormatError(f"usage field iterations is a {type(iterations).__name__}, not a list")
@@ -371,6 +372,7 @@ def usage(raw: dict[str, Any]) -> Usage:
             cache_read_tokens=read,
             cache_write_tokens=write,
             reasoning_tokens=reasoning,
+            tool_uses=tools,
         )
     parts = []
     for item in iterations:
@@ -394,4 +396,22 @@ def usage(raw: dict[str, Any]) -> Usage:
         cache_write_tokens=sum(p.cache_write_tokens for p in parts),
         reasoning_tokens=reasoning,
         iterations=tuple(parts),
+        tool_uses=tools,
     )
+
+
+def _server_tool_uses(raw: dict[str, Any]) -> dict[str, int]:
+    """`usage.server_tool_use`: `web_search_requests` (billed per search), `web_fetch_requests`,
+    `code_execution_requests`, ... as `Usage.tool_uses` kinds (`web_search`, `web_fetch`, ...);
+    the kinds that ran at least once."""
+    counters = raw.get("server_tool_use")
+    if counters is None:
+        return {}
+    if not isinstance(counters, dict):
+        raise WireFormatError(f"usage field server_tool_use is a {type(counters).__name__}, not an object")
+    uses = {}
+    for name in counters:
+        count = int_at(counters, name)
+        if count and name.endswith("_requests"):
+            uses[name.removesuffix("_requests")] = count
+    return uses

@@ -77,6 +77,7 @@ class _Parts:
         self.blocked: str | None = None  # promptFeedback.blockReason: the prompt was refused
         self.answered = False  # a candidate 0 came
         self.said_text = False
+        self.searches: dict[str, None] = {}  # Google Search queries run for the answer (grounding), in order
 
     def add(self, body: Any) -> list[StreamEvent]:
         if not isinstance(body, dict):
@@ -106,6 +107,12 @@ class _Parts:
             elif "functionCall" in part:
                 events.append(self._call(part["functionCall"]))
         self.finish = candidate.get("finishReason") or self.finish
+        grounding = candidate.get("groundingMetadata")
+        if isinstance(grounding, dict):  # a stream repeats it: the queries are counted once each
+            queries = grounding.get("webSearchQueries")
+            if queries is not None and not isinstance(queries, list):
+                raise WireFormatError(f"groundingMetadata.webSearchQueries is {type(queries).__name__}, not a list")
+            self.searches.update(dict.fromkeys(str(query) for query in queries or ()))
         return events
 
     def _call(self, call: dict[str, Any]) -> StreamEvent:
@@ -129,6 +136,9 @@ class _Parts:
             model=self.model,
             filtered=blocked,
             said_text=self.said_text,
+            # Grounding with Google Search is billed per grounded prompt (Gemini 2.x) or per search
+            # query (Gemini 3): both are counted, the price table charges the one its row prices.
+            tool_uses={"web_search": len(self.searches), "grounded_prompt": 1} if self.searches else {},
         )
 
 

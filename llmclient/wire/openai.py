@@ -18,7 +18,7 @@ import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage
+from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage, UsageIteration
 from llmclient.wire import (
     Decoded,
     StreamErrorEvent,
@@ -39,6 +39,7 @@ from llmclient.wire import (
     reasoning_event,
     text_at,
     text_event,
+    timestamp_at,
     usage_object,
     with_options,
 )
@@ -86,7 +87,8 @@ def decode(body: Any) -> Decoded:
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         raise WireFormatError(f"the body has no answer: 'choices' is {choices!r:.40}")
-    decoded = Decoded(raw_usage=_usage(body), model=body.get("model") or None, service_tier=_tier(body))
+    decoded = Decoded(raw_usage=_usage(body), model=body.get("model") or None, service_tier=_tier(body),
+                      created=timestamp_at(body, "created"))
     choice = choices[0]
     if choice.get("finish_reason") in FAILED_GENERATION:
         raise _failed_generation(body, choice["finish_reason"])
@@ -105,6 +107,7 @@ def decode(body: Any) -> Decoded:
         if call.get("type", "function") == "function"
     ]
     decoded.raw_finish_reason = choice.get("finish_reason")
+    decoded.tool_uses = _executed_tools(message.get("executed_tools"), {})
     return decoded
 
 
@@ -130,6 +133,8 @@ class StreamDecoder:
         self._model: str | None = None
         self._service_tier: str | None = None
         self._said_text = False
+        self._created: float | None = None
+        self._executed: dict[Any, str] = {}  # Groq Compound's built-in tool runs, by index
         self.done = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
@@ -149,6 +154,8 @@ class StreamDecoder:
             raise StreamErrorEvent(chunk)
         if self._model is None:
             self._model = chunk.get("model") or None
+        if self._created is None:
+            self._created = timestamp_at(chunk, "created")
         if self._service_tier is None and "service_tier" in chunk:
             self._service_tier = _tier(chunk)
         if chunk.get("usage") is not None or "x_groq" in chunk:  # most chunks carry none, or "usage": null
@@ -187,6 +194,8 @@ class StreamDecoder:
         if isinstance(refusal, str):
             self._refusal.append(refusal)
         events += reasoning_event(reasoning) + text_event(text)
+        if delta.get("executed_tools"):  # each run comes twice (its query, then its output): counted by index
+            _executed_tools(delta["executed_tools"], self._executed)
         for position, call in enumerate(delta.get("tool_calls") or []):
             function = call.get("function") or {}
             events.append(self._tools.add(call.get("index", position), id=call.get("id"), name=function.get("name"),
@@ -209,17 +218,49 @@ class StreamDecoder:
             refusal=refusal,
             filtered=refusal is not None,
             said_text=self._said_text,
+            created=self._created,
+            tool_uses=_tool_counts(self._executed),
         )
 
 
 def _usage(body: dict[str, Any]) -> dict[str, Any] | None:
     usage = usage_object(body, "usage")
-    if usage is not None:
-        return usage
     legacy = body.get("x_groq")
-    if isinstance(legacy, dict) and isinstance(legacy.get("usage"), dict):
-        return dict(legacy["usage"])
-    return None
+    if usage is None and isinstance(legacy, dict) and isinstance(legacy.get("usage"), dict):
+        usage = dict(legacy["usage"])
+    # Groq Compound: the models that ran, each with its own usage (billed at its own price).
+    breakdown = body.get("usage_breakdown")
+    if breakdown is None and isinstance(legacy, dict):
+        breakdown = legacy.get("usage_breakdown")
+    if usage is not None and breakdown is not None:
+        usage = {**usage, "usage_breakdown": breakdown}
+    return usage
+
+
+# Groq Compound's built-in tools, as `Usage.tool_uses` names them (each billed per use).
+_EXECUTED_TOOLS = {"search": "web_search", "visit": "visit_website", "browser_automation": "browser_automation",
+                   "python": "code_execution", "code_interpreter": "code_execution", "wolfram_alpha": "wolfram_alpha"}
+
+
+def _executed_tools(runs: Any, seen: dict[Any, str]) -> dict[str, int]:
+    """Groq Compound's `executed_tools` (a list of runs with an index and a type) added to `seen`
+    (index -> kind); the counts by kind."""
+    if runs is None:
+        return _tool_counts(seen)
+    if not isinstance(runs, list):
+        raise WireFormatError(f"executed_tools is {type(runs).__name__}, not a list")
+    for position, run in enumerate(runs):
+        kind = run.get("type") if isinstance(run, dict) else None
+        if isinstance(kind, str):
+            seen[run.get("index", position)] = _EXECUTED_TOOLS.get(kind, kind)
+    return _tool_counts(seen)
+
+
+def _tool_counts(seen: dict[Any, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for kind in seen.values():
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def _content(content: Any) -> tuple[str, str]:
@@ -372,4 +413,21 @@ def usage(raw: dict[str, Any]) -> Usage:
     check_subset(reasoning, completion, "reasoning_tokens above completion_tokens")
     return Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=read,
                  cache_write_tokens=first_of(int_at(raw, "prompt_tokens_details", "cache_write_tokens")),
-                 reasoning_tokens=reasoning)
+                 reasoning_tokens=reasoning, iterations=_breakdown(raw.get("usage_breakdown")))
+
+
+def _breakdown(breakdown: Any) -> tuple[UsageIteration, ...]:
+    """Groq Compound's `usage_breakdown.models`: one iteration per model run, with its usage."""
+    models = breakdown.get("models") if isinstance(breakdown, dict) else breakdown
+    if models is None:  # plain models answer with `"usage_breakdown": {"models": null}`
+        return ()
+    if not isinstance(models, list):
+        raise WireFormatError(f"usage_breakdown.models is {type(models).__name__}, not a list")
+    steps = []
+    for entry in models:
+        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
+            raise WireFormatError("a usage_breakdown entry has no model name")
+        steps.append(UsageIteration(kind="model", model=entry["model"],
+                                    input_tokens=first_of(int_at(entry, "usage", "prompt_tokens")),
+                                    output_tokens=first_of(int_at(entry, "usage", "completion_tokens"))))
+    return tuple(steps)

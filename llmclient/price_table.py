@@ -1,0 +1,273 @@
+"""The dated price table: loading it (lazily, once), the rows of a model, and which key prices a
+`provider/model` (exact, through aliases, dated snapshots, routers billing at an upstream's price).
+
+`llmclient/data/prices.json` is built by `scripts/build_prices.py` from litellm's price map and
+pydantic's genai-prices plus hand-checked overrides. Each row: per-token USD prices, an effective
+date range (`from`, `to`, inclusive), prices above an input-size threshold (`tiers`), batch /
+priority / flex prices (`service_tiers`), time-of-day prices (`time_of_day`: UTC windows such as
+DeepSeek's off-peak discount), per-use fees of built-in tools (`tool_fees`), its source and as-of
+date. Users add or replace rows with `set_price(...)` or a JSON file named by `LLMCLIENT_PRICES`.
+The computation is `llmclient.pricing`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from llmclient.errors import ConfigurationError
+
+TABLE = Path(__file__).with_name("data") / "prices.json"
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|20\d{6})$")  # -2024-07-18, -20250929: dated snapshots
+_log = logging.getLogger("llmclient.pricing")  # where the missing-price warning has always come from
+_lock = threading.Lock()
+_warned: set[str] = set()
+_user_rows: dict[str, list[dict[str, Any]]] = {}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One dated price row of a model (Decimals parsed once)."""
+
+    key: str
+    start: str | None
+    end: str | None
+    prices: dict[str, Decimal]
+    tiers: tuple[tuple[int, dict[str, Decimal]], ...]
+    service_tiers: dict[str, dict[str, Decimal]]
+    source: str
+    as_of: str
+    time_of_day: tuple[tuple[str, str, dict[str, Decimal]], ...] = ()  # (start, end "HH:MM" UTC, prices) windows
+    tool_fees: dict[str, Decimal] = field(default_factory=dict)  # USD per use of a built-in tool, by kind
+
+
+def _decimals(raw: dict[str, Any], where: str) -> dict[str, Decimal]:
+    out = {}
+    for name in PRICE_FIELDS:
+        if raw.get(name) is not None:
+            try:
+                out[name] = Decimal(str(raw[name]))
+            except ArithmeticError as exc:
+                raise ConfigurationError(f"{where}: {name} = {raw[name]!r} is not a number") from exc
+    return out
+
+
+def _row(key: str, raw: dict[str, Any]) -> Row:
+    prices = _decimals(raw, key)
+    if "input" not in prices or "output" not in prices:
+        raise ConfigurationError(f"price for {key} needs at least input and output per-token prices")
+    tiers = tuple(sorted((int(t["above_input_tokens"]), _decimals(t, key)) for t in raw.get("tiers") or []))
+    service = {name: _decimals(p, key) for name, p in (raw.get("service_tiers") or {}).items()}
+    windows = tuple((_clock(w.get("start"), key), _clock(w.get("end"), key), _decimals(w, key))
+                    for w in raw.get("time_of_day") or [])
+    fees = {}
+    for kind, fee in (raw.get("tool_fees") or {}).items():
+        try:
+            fees[str(kind)] = Decimal(str(fee))
+        except ArithmeticError as exc:
+            raise ConfigurationError(f"{key}: tool fee {kind} = {fee!r} is not a number") from exc
+    return Row(key, raw.get("from"), raw.get("to"), prices, tiers, service, str(raw.get("source", "")),
+               str(raw.get("as_of", "")), windows, fees)
+
+
+def _clock(value: Any, key: str) -> str:
+    """A time of day "HH:MM" (UTC) of a time_of_day window."""
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ConfigurationError(f"{key}: a time_of_day window needs start and end as \"HH:MM\" (UTC), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Table:
+    version: str
+    raw: dict[str, list[dict[str, Any]]]  # parsed into Rows on first use: most keys never are
+    lowered: dict[str, str]
+    snapshots: dict[str, list[str]]  # undated key -> its dated snapshot keys
+    provider_aliases: dict[str, str]
+    model_aliases: dict[str, str]  # "<provider>/<alias>" -> the key it names
+    upstreams: dict[str, dict[str, str]]
+    resolved: dict[tuple[str, str, str | None], str | None] = field(default_factory=dict)  # memo of resolve()
+    built: dict[str, tuple[Row, ...]] = field(default_factory=dict)
+
+    def rows(self, key: str) -> tuple[Row, ...]:
+        """The dated rows of `key` (none for an unknown key)."""
+        if key not in self.built:
+            self.built[key] = tuple(_row(key, raw) for raw in self.raw.get(key, ()))
+        return self.built[key]
+
+
+@cache
+def _table() -> _Table:
+    data = json.loads(TABLE.read_text(encoding="utf-8"))
+    models: dict[str, list[dict[str, Any]]] = dict(data["models"])
+    path = os.environ.get("LLMCLIENT_PRICES")
+    if path:
+        models.update(_load_user_file(Path(path)))
+    models.update(_user_rows)
+    snapshots: dict[str, list[str]] = {}
+    for key in models:
+        undated = _DATE_SUFFIX.sub("", key)
+        if undated != key:
+            snapshots.setdefault(undated.lower(), []).append(key)
+    aliases = data.get("aliases", {})
+    return _Table(str(data["version"]), models, {k.lower(): k for k in models}, snapshots,
+                  aliases.get("providers", {}), {k.lower(): v for k, v in aliases.get("models", {}).items()},
+                  aliases.get("upstreams", {}))
+
+
+def _load_user_file(path: Path) -> dict[str, list[dict[str, Any]]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        models = data["models"]
+        for key, entries in models.items():
+            for raw in entries:
+                _row(key, raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"LLMCLIENT_PRICES={path}: {exc.message}") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"LLMCLIENT_PRICES={path}: expected a JSON file {{\"models\": {{\"<provider>/<model>\": [{{\"input\": ..., "
+            f"\"output\": ...}}]}}}}: {exc}"
+        ) from exc
+    return dict(models)
+
+
+def keys(prefix: str = "") -> list[str]:
+    """Every priced model key, optionally only those starting with `prefix` (e.g. "anthropic")."""
+    return sorted(key for key in _table().raw if key.startswith(prefix))
+
+
+def table_version() -> str:
+    return _table().version
+
+
+def set_price(model: str, *, input: Decimal | str, output: Decimal | str, cache_read: Decimal | str | None = None,
+              cache_write: Decimal | str | None = None, cache_write_1h: Decimal | str | None = None,
+              reasoning: Decimal | str | None = None, source: str = "set_price", effective_from: str | None = None) -> None:
+    """Add or replace the per-token USD prices of `"<provider>/<model>"` (this process only)."""
+    if "/" not in model:
+        raise ConfigurationError(f"set_price needs '<provider>/<model>', got {model!r}")
+    given = {"input": input, "output": output, "cache_read": cache_read, "cache_write": cache_write,
+             "cache_write_1h": cache_write_1h, "reasoning": reasoning}
+    raw: dict[str, Any] = {name: str(value) for name, value in given.items() if value is not None}
+    raw.update({"from": effective_from, "to": None, "source": source, "as_of": date.today().isoformat()})
+    _row(model, raw)  # validate now, not at the first call
+    with _lock:
+        _user_rows[model] = [raw]
+        _table.cache_clear()
+        _warned.discard(model)
+
+
+def candidates(name: str) -> list[str]:
+    """Table keys `name` may mean: for a bare model name ("gpt-4o-mini") every provider's key for
+    exactly that model (a dated snapshot counts as its name), the model's own vendor first; else
+    (or when none) the closest spellings of the whole name."""
+    import difflib
+
+    table = _table()
+    lowered = name.lower()
+    if "/" not in lowered:
+        wanted = _DATE_SUFFIX.sub("", lowered)
+        exact = [key for key in table.raw if _DATE_SUFFIX.sub("", key.split("/", 1)[1].lower()) == wanted]
+        undated = {key.lower() for key in exact if not _DATE_SUFFIX.search(key)}
+        # gpt-4o-mini: openai/gpt-4o-mini, not also each of its dated snapshots (unless asked for one)
+        exact = [key for key in exact if key.lower() == f"{key.split('/', 1)[0]}/{lowered}"
+                 or _DATE_SUFFIX.sub("", key.lower()) not in undated]
+        if exact:
+            return sorted(exact, key=lambda key: (key.count("/"), _VENDOR_ORDER.get(key.split("/", 1)[0], 99), key))
+        pool = {key.split("/", 1)[1].lower(): key for key in table.raw}
+    else:
+        pool = dict(table.lowered)
+    return [pool[match] for match in difflib.get_close_matches(lowered, list(pool), n=5, cutoff=0.8)]
+
+
+# Whose model a bare name most likely is: the labs before the clouds and routers reselling it.
+_VENDOR_ORDER = {name: rank for rank, name in enumerate(
+    ("openai", "anthropic", "gemini", "mistral", "deepseek", "cohere", "xai", "zai", "groq", "cerebras"))}
+
+
+def resolve(provider: str, model: str, base_url: str | None = None) -> str | None:
+    """The table key that prices `provider/model`: exact, then through provider aliases, dated
+    snapshots (either way), and routers billing at an upstream's price."""
+    table = _table()
+    memo_key = (provider, model, base_url)
+    if memo_key not in table.resolved:
+        table.resolved[memo_key] = _resolve(table, provider, model, base_url)
+    return table.resolved[memo_key]
+
+
+def _resolve(table: _Table, provider: str, model: str, base_url: str | None) -> str | None:
+    provider = table.provider_aliases.get(provider, provider)
+    model = model.removeprefix("models/")
+    candidates = [f"{provider}/{model}"]
+    if provider in table.upstreams:
+        candidates += _upstream_keys(provider, model, base_url, table.upstreams[provider])
+    for candidate in candidates:
+        found = _lookup(table, candidate)
+        if found:
+            return found
+    return None
+
+
+def _lookup(table: _Table, candidate: str) -> str | None:
+    lowered = candidate.lower().removesuffix(":thinking")  # OpenRouter's thinking variant: same price
+    if lowered in table.model_aliases:
+        return table.model_aliases[lowered]
+    for option in (lowered, _DATE_SUFFIX.sub("", lowered)):
+        if option in table.lowered:
+            return table.lowered[option]
+    dated = table.snapshots.get(lowered)
+    return max(dated) if dated else None  # an undated name prices as its latest snapshot
+
+
+def _upstream_keys(provider: str, model: str, base_url: str | None, upstreams: dict[str, str]) -> list[str]:
+    if provider == "openrouter" and "/" in model:  # OpenRouter passes the vendor's price through
+        vendor, name = model.split("/", 1)
+        upstream = upstreams.get(vendor)
+        if upstream == "anthropic":  # claude-3.7-sonnet -> claude-3-7-sonnet; claude-4.5-sonnet and
+            name = re.sub(r"^claude-(\d+)\.(\d+)-(sonnet|opus|haiku)", lambda m: (  # claude-sonnet-4.5 -> claude-sonnet-4-5
+                f"claude-{m[1]}-{m[2]}-{m[3]}" if int(m[1]) < 4 else f"claude-{m[3]}-{m[1]}-{m[2]}"), name)
+            name = re.sub(r"^claude-(sonnet|opus|haiku)-(\d+)\.(\d+)", r"claude-\1-\2-\3", name)
+        return [f"{upstream}/{name}"] if upstream else []
+    if provider == "huggingface" and base_url:  # router.huggingface.co/<upstream>/...: its price
+        segment = base_url.split("://", 1)[-1].split("/")[1:2]
+        upstream = upstreams.get(segment[0]) if segment else None
+        return [f"{upstream}/{model}"] if upstream else []
+    return []
+
+
+def row_for(key: str, on: date | None = None) -> Row | None:
+    """The row of `key` in force on `on` (today by default); a retired model's last price after it."""
+    rows = _table().rows(key)
+    if not rows:
+        return None
+    day = (on or date.today()).isoformat()
+    current = [r for r in rows if (r.start or "") <= day and (r.end is None or day <= r.end)]
+    if current:
+        return current[-1]
+    started = [r for r in rows if (r.start or "") <= day]
+    return started[-1] if started else rows[0]
+
+
+def first_day(key: str) -> str | None:
+    """The first day `key` has a price for (None: priced from the start of the table's record)."""
+    rows = _table().rows(key)
+    return min((r.start or "" for r in rows), default=None) or None
+
+
+def warn_once(model: str) -> None:
+    with _lock:
+        if model in _warned:
+            return
+        _warned.add(model)
+    _log.warning("no price known for %s: its responses have cost=None", model)
