@@ -101,3 +101,17 @@ def _no_checkout_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_config()
     yield
     reset_config()
+
+
+@pytest.fixture
+def shipped_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The shipped price table alone: no LLMCLIENT_PRICES file, no set_price rows, warnings
+    not yet given; the table is loaded afresh before and after (a test may point it elsewhere)."""
+    from llmclient import price_table
+
+    monkeypatch.delenv("LLMCLIENT_PRICES", raising=False)
+    monkeypatch.setattr(price_table, "_user_rows", {})
+    monkeypatch.setattr(price_table, "_warned", set())
+    price_table._table.cache_clear()
+    yield
+    price_table._table.cache_clear()

@@ -18,12 +18,7 @@ from llmclient import ConfigurationError, Usage, UsageIteration, price_table, pr
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _fresh_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LLMCLIENT_PRICES", raising=False)
-    monkeypatch.setattr(price_table, "_user_rows", {})
-    monkeypatch.setattr(price_table, "_warned", set())
-    price_table._table.cache_clear()
+pytestmark = pytest.mark.usefixtures("shipped_prices")
 
 
 def total(provider: str, model: str, usage: Usage, **options: object) -> Decimal | None:

@@ -12,16 +12,12 @@ from typing import Any
 
 import pytest
 
-from llmclient import Usage, price_table, pricing
+from llmclient import Usage, pricing
 from llmclient.assemble import Assembler
 from llmclient.providers import REGISTRY
 
 
-@pytest.fixture(autouse=True)
-def _shipped_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LLMCLIENT_PRICES", raising=False)
-    monkeypatch.setattr(price_table, "_user_rows", {})
-    price_table._table.cache_clear()
+pytestmark = pytest.mark.usefixtures("shipped_prices")
 
 
 def noon(day: str) -> int:

@@ -23,12 +23,7 @@ from llmclient.providers import REGISTRY
 SEPT_17_2025 = 1758143653  # 2025-09-17 21:14:13 UTC, as a `created` field carries it
 
 
-@pytest.fixture(autouse=True)
-def _fresh_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LLMCLIENT_PRICES", raising=False)
-    monkeypatch.setattr(price_table, "_user_rows", {})
-    monkeypatch.setattr(price_table, "_warned", set())
-    price_table._table.cache_clear()
+pytestmark = pytest.mark.usefixtures("shipped_prices")
 
 
 @pytest.fixture
