@@ -255,17 +255,14 @@ def _prices(args: argparse.Namespace, out: TextIO) -> int:
         keys = pricing.keys(name.rstrip("/") + "/" if name else "")
         out.write("\n".join(keys) + f"\n{len(keys)} priced models (table {version})\n")
         return 0
-    key = pricing.resolve(*name.split("/", 1)) if "/" in name else None
+    sellers = [] if "/" in name else pricing.sold_as(name)
+    key = pricing.resolve(*name.split("/", 1)) if "/" in name else sellers[0] if len(sellers) == 1 else None
     if key is None:
-        found = pricing.candidates(name)
-        exact = "/" not in name and found and all(k.split("/", 1)[1].lower() == found[0].split("/", 1)[1].lower() for k in found)
-        if exact and len(found) == 1:
-            key = found[0]
-        else:
-            also = f" ({'also priced' if exact else 'or'}: {', '.join(found[1:])})" if len(found) > 1 else ""
-            hint = f"; did you mean {found[0]}?{also}" if found else "; `llmclient models prices PROVIDER` lists a provider's models"
-            out.write(f"no price known for {name}{' without its provider' if exact else ''} (table {version}){hint}\n")
-            return 1
+        found = sellers or pricing.close_names(name)
+        also = f" ({'also priced' if sellers else 'or'}: {', '.join(found[1:])})" if len(found) > 1 else ""
+        hint = f"; did you mean {found[0]}?{also}" if found else "; `llmclient models prices PROVIDER` lists a provider's models"
+        out.write(f"no price known for {name}{' without its provider' if sellers else ''} (table {version}){hint}\n")
+        return 1
     row = pricing.row_for(key, on)
     first = pricing.first_day(key)
     if row is None:

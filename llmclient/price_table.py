@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -33,6 +34,11 @@ _log = logging.getLogger("llmclient.pricing")  # where the missing-price warning
 _lock = threading.Lock()
 _warned: set[str] = set()
 _user_rows: dict[str, list[dict[str, Any]]] = {}
+
+
+def undated(name: str) -> str:
+    """A model name without its snapshot date: "gpt-4o-mini-2024-07-18" -> "gpt-4o-mini"."""
+    return _DATE_SUFFIX.sub("", name)
 
 
 @dataclass(frozen=True)
@@ -168,27 +174,25 @@ def set_price(model: str, *, input: Decimal | str, output: Decimal | str, cache_
         _warned.discard(model)
 
 
-def candidates(name: str) -> list[str]:
-    """Table keys `name` may mean: for a bare model name ("gpt-4o-mini") every provider's key for
-    exactly that model (a dated snapshot counts as its name), the model's own vendor first; else
-    (or when none) the closest spellings of the whole name."""
+def sold_as(model: str) -> list[str]:
+    """Every provider's key for exactly the bare model name `model` ("gpt-4o-mini"; a dated
+    snapshot counts as its name unless asked for), the model's own vendor first."""
+    table = _table()
+    wanted = model.lower()
+    exact = [key for key in table.raw if undated(key.split("/", 1)[1].lower()) == undated(wanted)]
+    plain = {key.lower() for key in exact if undated(key) == key}
+    # gpt-4o-mini: openai/gpt-4o-mini, not also each of its dated snapshots
+    exact = [key for key in exact if key.split("/", 1)[1].lower() == wanted or undated(key.lower()) not in plain]
+    return sorted(exact, key=lambda key: (key.count("/"), _VENDOR_ORDER.get(key.split("/", 1)[0], 99), key))
+
+
+def close_names(name: str) -> list[str]:
+    """The keys spelled closest to `name` ("provider/model", or a bare model name), best first."""
     import difflib
 
     table = _table()
-    lowered = name.lower()
-    if "/" not in lowered:
-        wanted = _DATE_SUFFIX.sub("", lowered)
-        exact = [key for key in table.raw if _DATE_SUFFIX.sub("", key.split("/", 1)[1].lower()) == wanted]
-        undated = {key.lower() for key in exact if not _DATE_SUFFIX.search(key)}
-        # gpt-4o-mini: openai/gpt-4o-mini, not also each of its dated snapshots (unless asked for one)
-        exact = [key for key in exact if key.lower() == f"{key.split('/', 1)[0]}/{lowered}"
-                 or _DATE_SUFFIX.sub("", key.lower()) not in undated]
-        if exact:
-            return sorted(exact, key=lambda key: (key.count("/"), _VENDOR_ORDER.get(key.split("/", 1)[0], 99), key))
-        pool = {key.split("/", 1)[1].lower(): key for key in table.raw}
-    else:
-        pool = dict(table.lowered)
-    return [pool[match] for match in difflib.get_close_matches(lowered, list(pool), n=5, cutoff=0.8)]
+    pool = dict(table.lowered) if "/" in name else {key.split("/", 1)[1].lower(): key for key in table.raw}
+    return [pool[match] for match in difflib.get_close_matches(name.lower(), list(pool), n=5, cutoff=0.8)]
 
 
 # Whose model a bare name most likely is: the labs before the clouds and routers reselling it.
@@ -249,14 +253,17 @@ def _upstream_keys(provider: str, model: str, base_url: str | None, upstreams: d
 def row_for(key: str, on: date | None = None) -> Row | None:
     """The row of `key` in force on `on` (today by default); a retired model's last price after it."""
     rows = _table().rows(key)
-    if not rows:
-        return None
-    day = (on or date.today()).isoformat()
-    current = [r for r in rows if (r.start or "") <= day and (r.end is None or day <= r.end)]
+    return rows[in_force(_table().raw[key], (on or date.today()).isoformat())] if rows else None
+
+
+def in_force(rows: Sequence[Mapping[str, Any]], day: str) -> int:
+    """Which of a model's rows (`from`/`to` inclusive ISO days, null open) is in force on `day`: the
+    last one covering it; after a model's last row ended, that row; before its first, the first."""
+    current = [i for i, row in enumerate(rows) if (row.get("from") or "") <= day and (row.get("to") is None or day <= row["to"])]
     if current:
         return current[-1]
-    started = [r for r in rows if (r.start or "") <= day]
-    return started[-1] if started else rows[0]
+    started = [i for i, row in enumerate(rows) if (row.get("from") or "") <= day]
+    return started[-1] if started else 0
 
 
 def first_day(key: str) -> str | None:

@@ -25,19 +25,24 @@ from typing import Any
 
 from llmclient.price_table import (
     Row,
-    candidates,
+    close_names,
     first_day,
     keys,
     resolve,
     row_for,
     set_price,
+    sold_as,
     table_version,
     warn_once,
 )
 from llmclient.types import Cost, Prices, Usage
 
-__all__ = ["Row", "candidates", "cost", "first_day", "keys", "resolve", "row_for", "set_price", "table_version"]
+__all__ = ["Row", "close_names", "cost", "first_day", "keys", "resolve", "row_for", "set_price", "sold_as", "table_version"]
 _log = logging.getLogger(__name__)
+# Counters that measure one tool in two units: Gemini's grounding is billed per grounded prompt
+# (Gemini 2.x) or per search query (Gemini 3); a row prices one of them, the other is not a charge.
+_UNITS_OF_ONE_TOOL = ({"grounded_prompt", "web_search"},)
+
 
 def cost(provider: str, model: str, usage: Usage | None, raw_usage: dict[str, Any] | None = None, *,
          on: date | datetime | None = None, service_tier: str | None = None, base_url: str | None = None) -> Cost | None:
@@ -140,8 +145,8 @@ def _by_iteration(provider: str, model: str, usage: Usage, at: tuple[date, time 
     fields = ("input", "cache_read", "cache_write", "output")
     sums = {name: sum((getattr(p, name) for p in parts), Decimal(0)) for name in fields}
     prices = parts[0].prices
-    if prices is not None and usage.tool_uses:
-        prices = prices.model_copy(update={"tool_fees": {k: own.tool_fees[k] for k in usage.tool_uses} if own else None})
+    if prices is not None and tools[1]:
+        prices = prices.model_copy(update={"tool_fees": tools[1]})
     return Cost(**sums, tools=tools[0], total=sum(sums.values(), tools[0]), source="price-table", prices=prices)
 
 
@@ -161,14 +166,12 @@ def _tool_fees(fees: dict[str, Decimal], usage: Usage, model: str) -> tuple[Deci
     """The built-in tools' fees (total, and the per-use fee of each kind used); None when a tool ran
     whose fee the table does not know (the charge is then unknown, never taken as 0)."""
     used = {kind: count for kind, count in usage.tool_uses.items() if count}
-    if not used:
-        return Decimal(0), {}
     billed = {kind: fees[kind] for kind in used if kind in fees}
-    if not billed:
-        warn_once(f"{model} (the fee of its built-in tools: {', '.join(sorted(used))})")
+    unknown = [kind for kind in used if kind not in billed
+               and not any(kind in units and units & billed.keys() for units in _UNITS_OF_ONE_TOOL)]
+    if unknown:
+        warn_once(f"{model} (the fee of its built-in tools: {', '.join(sorted(unknown))})")
         return None
-    # Kinds a row prices none of are counted alongside a billed one (Gemini counts both its grounded
-    # prompt and its searches; a row bills by one of them): only a use nothing prices is unknown.
     return sum((fee * used[kind] for kind, fee in billed.items()), Decimal(0)), billed
 
 

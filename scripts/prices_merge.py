@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-COMPARED = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+from llmclient.price_table import PRICE_FIELDS, in_force
+
+COMPARED = PRICE_FIELDS  # the per-token prices of a row
 META = ("from", "to", "source", "as_of")
 
 
@@ -61,15 +63,6 @@ def unflatten(flat: dict[str, str]) -> dict[str, Any]:
     if fees:
         out["tool_fees"] = dict(sorted(fees.items()))
     return out
-
-
-def in_force(rows: list[dict[str, Any]], day: str) -> int:
-    """Index of the row in force on `day` (the same rule as pricing.row_for)."""
-    current = [i for i, r in enumerate(rows) if (r["from"] or "") <= day and (r["to"] is None or day <= r["to"])]
-    if current:
-        return current[-1]
-    started = [i for i, r in enumerate(rows) if (r["from"] or "") <= day]
-    return started[-1] if started else 0
 
 
 def decide_default(own: bool) -> tuple[str, str]:

@@ -134,6 +134,26 @@ def test_a_tool_fee_is_its_own_cost_line_and_an_unknown_fee_gives_no_cost(rows: 
     assert plain is not None and plain.tools == 0 and plain.total == Decimal("0.0045")
 
 
+def test_a_tool_without_a_fee_beside_one_with_a_fee_still_gives_no_cost(rows: Any) -> None:
+    rows({"anthropic/tool-model": [{"from": None, "to": None, "input": "0.000003", "output": "0.000015",
+                                    "tool_fees": {"web_search": "0.01"}, "source": "test", "as_of": "2026-12-05"}]})
+    both = Usage(input_tokens=1000, output_tokens=100, tool_uses={"web_search": 1, "code_execution": 1})
+    assert pricing.cost("anthropic", "tool-model", both) is None  # the code execution's charge is unknown
+
+
+def test_a_grounded_answer_is_billed_in_the_one_unit_its_row_prices(rows: Any) -> None:
+    # Gemini 2.x bills per grounded prompt ($35 per 1,000), Gemini 3 per search query ($14 per 1,000)
+    # (ai.google.dev/gemini-api/docs/pricing); an answer counts both, the row charges one.
+    per_prompt = {"from": None, "to": None, "input": "0.0000003", "output": "0.0000025",
+                  "tool_fees": {"grounded_prompt": "0.035"}, "source": "test", "as_of": "2026-12-05"}
+    per_query = {**per_prompt, "tool_fees": {"web_search": "0.014"}}
+    rows({"gemini/per-prompt": [per_prompt], "gemini/per-query": [per_query]})
+    grounded = Usage(input_tokens=1000, output_tokens=100, tool_uses={"web_search": 3, "grounded_prompt": 1})
+    # tokens: 1000 x $0.30 + 100 x $2.50 per 1M = $0.00055
+    assert pricing.cost("gemini", "per-prompt", grounded).total == Decimal("0.03555")  # type: ignore[union-attr]  # + 0.035
+    assert pricing.cost("gemini", "per-query", grounded).total == Decimal("0.04255")  # type: ignore[union-attr]  # + 3 x 0.014
+
+
 def test_anthropic_web_searches_are_counted_from_the_usage_block() -> None:
     body = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
             "content": [{"type": "text", "text": "Sunny."}], "stop_reason": "end_turn",
@@ -173,6 +193,7 @@ def test_groq_compound_is_priced_per_model_that_ran_plus_its_searches(rows: Any)
     # 3000 x $0.59 + 300 x $0.79 per 1M = $0.002007; one search $0.005
     assert response.cost is not None and response.cost.tools == Decimal("0.005")
     assert response.cost.total == Decimal("0.007007")
+    assert response.cost.prices is not None and response.cost.prices.tool_fees == {"web_search": Decimal("0.005")}
     # a breakdown that does not add up to the billed usage has no exact figure
     body["usage"] = {"prompt_tokens": 9999, "completion_tokens": 300}
     assert Assembler(REGISTRY["groq"], "groq/compound").response(json.dumps(body).encode(), 0.0).cost is None

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import string
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -237,9 +238,9 @@ def _usage(body: dict[str, Any]) -> dict[str, Any] | None:
     return usage
 
 
-# Groq Compound's built-in tools, as `Usage.tool_uses` names them (each billed per use).
-_EXECUTED_TOOLS = {"search": "web_search", "visit": "visit_website", "browser_automation": "browser_automation",
-                   "python": "code_execution", "code_interpreter": "code_execution", "wolfram_alpha": "wolfram_alpha"}
+# Groq Compound's built-in tools under the names `Usage.tool_uses` gives them elsewhere; any other
+# type is counted under its own name (and, with no fee known for it, leaves the cost unknown).
+_EXECUTED_TOOLS = {"search": "web_search", "visit": "visit_website"}
 
 
 def _executed_tools(runs: Any, seen: dict[Any, str]) -> dict[str, int]:
@@ -257,10 +258,7 @@ def _executed_tools(runs: Any, seen: dict[Any, str]) -> dict[str, int]:
 
 
 def _tool_counts(seen: dict[Any, str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for kind in seen.values():
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+    return dict(Counter(seen.values()))
 
 
 def _content(content: Any) -> tuple[str, str]:
