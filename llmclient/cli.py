@@ -35,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from llmclient.cli_text import decimal_text
 from llmclient.errors import ConfigurationError, LLMError
 from llmclient.types import Response
 
@@ -205,12 +206,8 @@ def _summary(cassette: Path, model: str, prompt: str, response: Response) -> str
         where = "reported by the provider" if cost.source == "provider" else "price table"
         if cost.prices is not None:
             where += f": {cost.prices.source}"
-        lines.append(f"cost      ${_dollars(cost.total)} ({where})")
+        lines.append(f"cost      ${decimal_text(cost.total)} ({where})")
     return "\n".join(lines) + "\n"
-
-
-def _dollars(amount: Decimal) -> str:
-    return format(amount.normalize(), "f")
 
 
 def _first_request(cassette: Path) -> dict[str, Any]:
@@ -281,13 +278,13 @@ def _prices(args: argparse.Namespace, out: TextIO) -> int:
     for start, end, window in row.time_of_day:
         out.write(_per_million(f"{start}-{end} UTC: ", window))
     for kind, fee in sorted(row.tool_fees.items()):
-        out.write(f"{kind}: ${_dollars(fee * 1000)} per 1,000 uses\n")
+        out.write(f"{kind}: ${decimal_text(fee * 1000)} per 1,000 uses\n")
     out.write(f"source   {row.source}\nas of    {row.as_of}\ntable    {version}\n")
     return 0
 
 
 def _per_million(label: str, prices: dict[str, Decimal]) -> str:
-    parts = [f"{name} ${_dollars(price * 1_000_000)}" for name, price in prices.items()]
+    parts = [f"{name} ${decimal_text(price * 1_000_000)}" for name, price in prices.items()]
     return f"{label}{', '.join(parts)}  (USD per 1M tokens)\n"
 
 

@@ -24,6 +24,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from llmclient.cli_text import decimal_text, jsonable, table
+
 if TYPE_CHECKING:
     from llmclient.billing.reconcile import Reconciliation, Row
 
@@ -92,7 +94,7 @@ def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         document = {"command": "costs reconcile", **result.model_dump(), "flagged_rows": len(result.flagged),
                     "empty": not result.rows}
-        out.write(json.dumps(document, indent=2, default=_jsonable) + "\n")
+        out.write(json.dumps(document, indent=2, default=jsonable) + "\n")
     else:
         out.write("".join(line + "\n" for line in render(result)))
     return 1 if result.flagged else 0
@@ -100,11 +102,9 @@ def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
 
 def render(result: Reconciliation) -> list[str]:
     """The reconciliation as terminal lines: a header, the table, totals, sources and notes."""
-    from llmclient.telemetry.cli import table
-
     span = f"{result.first_day}" if result.first_day == result.last_day else f"{result.first_day} .. {result.last_day}"
     lines = [f"{result.provider}: ours ({result.local_source}) beside the provider's report, {span} (UTC days); "
-             f"flagged above {_number(result.threshold_pct)}%"]
+             f"flagged above {decimal_text(result.threshold_pct)}%"]
     if not result.rows:
         return lines + [f"nothing to reconcile: no {result.provider} calls in our records and nothing in the "
                         f"provider's report for {span}", *(f"note: {note}" for note in result.notes)]
@@ -132,17 +132,8 @@ def render(result: Reconciliation) -> list[str]:
         lines += ["", *(f"note: {note}" for note in result.notes)]
     flagged = len(result.flagged)
     lines += ["", f"{flagged} of {len(result.rows)} row(s) flagged" if flagged else
-              f"all {len(result.rows)} row(s) within {_number(result.threshold_pct)}%"]
+              f"all {len(result.rows)} row(s) within {decimal_text(result.threshold_pct)}%"]
     return lines
-
-
-def _jsonable(value: object) -> str:
-    """Dollars and percentages as exact decimal strings (never an exponent); days as YYYY-MM-DD."""
-    if isinstance(value, Decimal):
-        return _number(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _ours_as(row: Row) -> str:
@@ -159,10 +150,4 @@ def _pct(value: Decimal | None) -> str:
 
 
 def _money(value: Decimal | None) -> str:
-    return "-" if value is None else f"${_number(value)}"
-
-
-def _number(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
+    return "-" if value is None else f"${decimal_text(value)}"

@@ -24,17 +24,17 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from llmclient.cli_text import jsonable, table
 from llmclient.errors import ConfigurationError
 from llmclient.telemetry import query
 from llmclient.telemetry.query import Result
-from llmclient.telemetry.window import Window, window
 from llmclient.telemetry.upkeep import days as day_folders
+from llmclient.telemetry.window import Window, window
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,18 +93,6 @@ def _directory(args: argparse.Namespace) -> Path:
 
 # --- output ------------------------------------------------------------------------------------------
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return _decimal(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _decimal(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 def _empty_line(result: Result) -> str:
     where = result.directory
     if not where.is_dir():
@@ -143,7 +131,7 @@ def _emit(args: argparse.Namespace, out: TextIO, name: str, result: Result,
         document = {"command": name, "directory": str(result.directory), "window": result.window.as_json(),
                     "files": result.files, "records": result.records, "skipped_lines": result.skipped,
                     "empty": empty, "message": _empty_line(result) if empty else None, **result.data}
-        out.write(json.dumps(document, indent=2, default=_jsonable) + "\n")
+        out.write(json.dumps(document, indent=2, default=jsonable) + "\n")
         return 0
     if empty:
         out.write(_empty_line(result) + "\n" + _skipped(result))
@@ -168,21 +156,6 @@ def _money(value: Decimal | None) -> str:
 
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
-    """Aligned columns: `align` says l or r per column (default: the first left, the others right);
-    dollar amounts line up on their decimal point."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    columns = [list(column) for column in zip(headers, *rows)] if rows else [[header] for header in headers]
-    out = []
-    for side, cells in zip(align, columns):
-        if all(cell.startswith("$") or cell == "-" for cell in cells[1:]) and any("." in cell for cell in cells[1:]):
-            digits = [len(cell.partition(".")[2]) if "." in cell else -1 for cell in cells[1:]]
-            cells = [cells[0], *(cell + " " * (max(digits) - count) for cell, count in zip(cells[1:], digits))]
-        width = max(len(cell) for cell in cells)
-        out.append([cell.ljust(width) if side == "l" else cell.rjust(width) for cell in cells])
-    return ["  ".join(row).rstrip() for row in zip(*out)]
 
 
 def _name(value: str | None) -> str:
