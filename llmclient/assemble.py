@@ -82,11 +82,7 @@ class Assembler:
         return self._classified(None, event.payload, {}, str(event.payload))
 
     def _classified(self, status: int | None, payload: Any, headers: Mapping[str, str], text: str) -> APIError:
-        provider, model = self.spec.name, self.model_id
-        try:
-            return classify(status, payload, headers=headers, provider=provider, model=model, body_text=text)
-        except _SHAPE_ERRORS:  # an error object of a shape classify() does not know: by status alone
-            return classify(status, None, headers=headers, provider=provider, model=model, body_text=text)
+        return classify(status, payload, headers=headers, provider=self.spec.name, model=self.model_id, body_text=text)
 
     def malformed(self, problem: BaseException, sample: str | bytes, *, status: int | None = None,
                   content_type: str | None = None) -> MalformedResponseError:

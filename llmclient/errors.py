@@ -218,7 +218,18 @@ def classify(
     model: str | None = None,
     body_text: str = "",
 ) -> APIError:
-    """The typed error for a provider's error response (or an error event inside a stream)."""
+    """The typed error for a provider's error response (or an error event inside a stream); an
+    error object of a shape none of the readers knows is classified by its status alone."""
+    try:
+        return _classified(status, payload, headers, provider, model, body_text)
+    except (LookupError, TypeError, AttributeError, ValueError, RecursionError):
+        if payload is None:
+            raise
+        return _classified(status, None, headers, provider, model, body_text)
+
+
+def _classified(status: int | None, payload: Any, headers: Mapping[str, str] | None, provider: str | None,
+                model: str | None, body_text: str) -> APIError:
     error_type, message = _type_and_message(payload)
     if not message:
         message = excerpt(body_text) or f"HTTP {status} with no error message"

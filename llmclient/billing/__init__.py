@@ -19,7 +19,12 @@
 """
 
 from llmclient.billing.anthropic_admin import AnthropicAdmin
-from llmclient.billing.local import LocalRecord, LocalRecords, from_responses, from_telemetry
+from llmclient.billing.local import (
+    LocalRecord,
+    LocalRecords,
+    from_responses,
+    from_telemetry,
+)
 from llmclient.billing.openai_admin import OpenAIAdmin
 from llmclient.billing.reconcile import (
     DEFAULT_THRESHOLD,

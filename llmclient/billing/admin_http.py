@@ -65,7 +65,7 @@ def time_range(start: date | datetime, end: date | datetime) -> tuple[datetime, 
 
 def checked(values: Sequence[str], allowed: Sequence[str], name: str) -> list[str]:
     """`values` (a single string counts as one value), each one of `allowed`."""
-    chosen = [values] if isinstance(values, str) else list(values)
+    chosen = strings(values)
     wrong = [value for value in chosen if value not in allowed]
     if wrong:
         raise InvalidRequestError(f"{name}: {', '.join(map(repr, wrong))} not supported; choose from "
@@ -88,6 +88,7 @@ def parse_time(value: Any, what: str, provider: str) -> datetime:
 
 
 def strings(values: Sequence[str]) -> list[str]:
+    """`values` as a list; a single string is one value, not its characters."""
     return [values] if isinstance(values, str) else list(values)
 
 
@@ -126,14 +127,20 @@ def built(make: Callable[[datetime, datetime, dict[str, Any]], Built], found: li
 
 
 class AdminAPI:
-    """An organisation admin API: subclasses say where it is, which variable holds its key and how
-    the key is sent."""
+    """An organisation admin API: subclasses say where it is, which variable holds its key, how the
+    key is sent and how a time range is asked for.
+
+    `usage(date(2026, 3, 1), date(2026, 3, 8))` is the 7 UTC days from 1 March, by model: `start`
+    is inclusive and `end` exclusive; a `date` is its midnight UTC, a datetime must be aware. Every
+    page is fetched; an empty range (start == end) is an empty list, without a request."""
 
     provider: ClassVar[str]
     key_env: ClassVar[str]
     default_base_url: ClassVar[str]
     label: ClassVar[str]  # "OpenAI's organization usage and cost reports"
     key_shape: ClassVar[str]  # how an admin key begins: "sk-admin-..."
+    start_key: ClassVar[str]  # the query parameter, and the bucket field, of a range's start
+    end_key: ClassVar[str]
 
     def __init__(self, api_key: str | None = None, *, base_url: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -156,11 +163,34 @@ class AdminAPI:
                                  provider=self.provider)
 
     def headers(self, key: str) -> dict[str, str]:
-        raise NotImplementedError(f"headers() is not implemented by {type(self).__name__}")
+        from llmclient.pipeline import USER_AGENT
+
+        return {**self.auth_headers(key), "accept": "application/json", "user-agent": USER_AGENT}
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        """How this API takes the admin key (and its version header, where it wants one)."""
+        raise NotImplementedError(f"auth_headers() is not implemented by {type(self).__name__}")
+
+    def instant(self, moment: datetime) -> str:
+        """A range boundary as this API takes it in the query."""
+        raise NotImplementedError(f"instant() is not implemented by {type(self).__name__}")
+
+    def report(self, path: str, start: date | datetime, end: date | datetime, params: list[tuple[str, str]],
+               limit: int | None) -> list[Result]:
+        """Every result of the report at `path` for [start, end) with `params` (and `limit` buckets a page)."""
+        span = time_range(start, end)
+        if span is None:
+            return []
+        query = [(self.start_key, self.instant(span[0])), (self.end_key, self.instant(span[1])), *params]
+        if limit is not None:
+            query.append(("limit", str(positive(limit))))
+        return self.results(path, query, self.start_key, self.end_key)
 
     def pages(self, path: str, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
         """Every page of the report at `path`, following `next_page` while `has_more`."""
-        from llmclient import transport  # httpx: loaded by the first request, not by the import
+        from llmclient import (
+            transport,  # httpx: loaded by the first request, not by the import
+        )
 
         key = self.key()
         cassettes.remember_key(key)  # inside a cassette block, masked wherever it would be recorded
@@ -236,10 +266,7 @@ class AdminAPI:
             payload: Any = json.loads(answer.content)
         except ValueError:
             payload = None
-        try:
-            error = classify(status, payload, headers=answer.headers, provider=self.provider, body_text=answer.text)
-        except (LookupError, TypeError, AttributeError, ValueError, RecursionError):  # a shape classify() does not know
-            error = classify(status, None, headers=answer.headers, provider=self.provider, body_text=answer.text)
+        error = classify(status, payload, headers=answer.headers, provider=self.provider, body_text=answer.text)
         said = mask_secrets(error.without([key]).message)
         if isinstance(error, AuthenticationError):
             refused = "refused the key" if status == 401 else "refused the key's permissions"

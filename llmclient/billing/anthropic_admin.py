@@ -26,7 +26,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from llmclient.billing.admin_http import AdminAPI, Result, built, checked, count, positive, strings, text, time_range
+from llmclient.billing.admin_http import AdminAPI, built, checked, count, strings, text
 from llmclient.billing.types import BUCKET_WIDTHS, BucketWidth, CostBucket, UsageBucket
 from llmclient.errors import MalformedResponseError
 
@@ -37,22 +37,22 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 
 class AnthropicAdmin(AdminAPI):
-    """`AnthropicAdmin().usage(date(2026, 3, 1), date(2026, 3, 8))`: the 7 UTC days from 1 March, by model.
-
-    `start` is inclusive and `end` exclusive; a `date` is its midnight UTC, a datetime must be aware.
-    Every page is fetched; an empty range (start == end) is an empty list, without a request."""
+    """`AnthropicAdmin().usage(date(2026, 3, 1), date(2026, 3, 8))`: the 7 UTC days from 1 March, by
+    model (ranges, pages and errors as `AdminAPI` says)."""
 
     provider = "anthropic"
     key_env = "ANTHROPIC_ADMIN_KEY"
     default_base_url = "https://api.anthropic.com/v1"
     label = "Anthropic's organization usage and cost reports"
     key_shape = "sk-ant-admin..."
+    start_key, end_key = "starting_at", "ending_at"
 
-    def headers(self, key: str) -> dict[str, str]:
-        from llmclient.pipeline import USER_AGENT
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
 
-        return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION, "accept": "application/json",
-                "user-agent": USER_AGENT}
+    def instant(self, moment: datetime) -> str:
+        """RFC 3339 in UTC, with microseconds only when there are some."""
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ" if moment.microsecond == 0 else "%Y-%m-%dT%H:%M:%S.%fZ")
 
     def usage(self, start: date | datetime, end: date | datetime, *, bucket_width: BucketWidth = "1d",
               group_by: Sequence[str] = ("model",), models: Sequence[str] = (), workspace_ids: Sequence[str] = (),
@@ -63,29 +63,15 @@ class AnthropicAdmin(AdminAPI):
                   *(("models[]", m) for m in strings(models)),
                   *(("workspace_ids[]", w) for w in strings(workspace_ids)),
                   *(("api_key_ids[]", k) for k in strings(api_key_ids))]
-        return built(_usage, self._results("/organizations/usage_report/messages", start, end, params, limit),
+        return built(_usage, self.report("/organizations/usage_report/messages", start, end, params, limit),
                      "anthropic")
 
     def costs(self, start: date | datetime, end: date | datetime, *, group_by: Sequence[str] = ("description",),
               limit: int | None = None) -> list[CostBucket]:
         """Daily costs per group (`/v1/organizations/cost_report`; Anthropic buckets costs by day only)."""
         params = [("bucket_width", "1d"), *(("group_by[]", g) for g in checked(group_by, COST_GROUPS, "group_by"))]
-        return built(_cost, self._results("/organizations/cost_report", start, end, params, limit), "anthropic")
+        return built(_cost, self.report("/organizations/cost_report", start, end, params, limit), "anthropic")
 
-    def _results(self, path: str, start: date | datetime, end: date | datetime, params: list[tuple[str, str]],
-                 limit: int | None) -> list[Result]:
-        span = time_range(start, end)
-        if span is None:
-            return []
-        query = [("starting_at", _rfc3339(span[0])), ("ending_at", _rfc3339(span[1])), *params]
-        if limit is not None:
-            query.append(("limit", str(positive(limit))))
-        return self.results(path, query, "starting_at", "ending_at")
-
-
-def _rfc3339(instant: datetime) -> str:
-    whole = instant.replace(microsecond=0) == instant
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ" if whole else "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _usage(start: datetime, end: datetime, row: dict[str, Any]) -> UsageBucket:

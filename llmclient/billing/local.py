@@ -199,12 +199,12 @@ def _day(timestamp: Any) -> date | None:
 
 def _created_day(raw: dict[str, Any]) -> date | None:
     """OpenAI's `created` (unix seconds) of a body, or of a stream's first chunk."""
+    from llmclient.wire import timestamp_at
+
     chunks = raw.get("chunks")
     first = chunks[0] if isinstance(chunks, list) and chunks and isinstance(chunks[0], dict) else {}
-    created = raw.get("created", first.get("created"))
-    if isinstance(created, int) and not isinstance(created, bool):
-        try:
-            return datetime.fromtimestamp(created, timezone.utc).date()
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
+    created = timestamp_at(raw, "created") or timestamp_at(first, "created")
+    try:
+        return None if created is None else datetime.fromtimestamp(created, timezone.utc).date()
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from llmclient.billing.admin_http import AdminAPI, Result, built, checked, count, positive, strings, text, time_range
+from llmclient.billing.admin_http import AdminAPI, built, checked, count, strings, text
 from llmclient.billing.types import BUCKET_WIDTHS, BucketWidth, CostBucket, UsageBucket
 from llmclient.errors import MalformedResponseError
 
@@ -42,21 +42,22 @@ def split_line_item(line_item: str | None) -> tuple[str | None, str | None]:
 
 
 class OpenAIAdmin(AdminAPI):
-    """`OpenAIAdmin().usage(date(2026, 3, 1), date(2026, 3, 8))`: the 7 UTC days from 1 March, by model.
-
-    `start` is inclusive and `end` exclusive; a `date` is its midnight UTC, a datetime must be aware.
-    Every page is fetched; an empty range (start == end) is an empty list, without a request."""
+    """`OpenAIAdmin().usage(date(2026, 3, 1), date(2026, 3, 8))`: the 7 UTC days from 1 March, by
+    model (ranges, pages and errors as `AdminAPI` says)."""
 
     provider = "openai"
     key_env = "OPENAI_ADMIN_KEY"
     default_base_url = "https://api.openai.com/v1"
     label = "OpenAI's organization usage and cost reports"
     key_shape = "sk-admin-..."
+    start_key, end_key = "start_time", "end_time"
 
-    def headers(self, key: str) -> dict[str, str]:
-        from llmclient.pipeline import USER_AGENT
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"}
 
-        return {"authorization": f"Bearer {key}", "accept": "application/json", "user-agent": USER_AGENT}
+    def instant(self, moment: datetime) -> str:
+        """Unix seconds."""
+        return str(int(moment.timestamp()))
 
     def usage(self, start: date | datetime, end: date | datetime, *, bucket_width: BucketWidth = "1d",
               group_by: Sequence[str] = ("model",), models: Sequence[str] = (), project_ids: Sequence[str] = (),
@@ -69,24 +70,15 @@ class OpenAIAdmin(AdminAPI):
                   *(("api_key_ids", k) for k in strings(api_key_ids))]
         if batch is not None:
             params.append(("batch", "true" if batch else "false"))
-        return built(_usage, self._results("/organization/usage/completions", start, end, params, limit), "openai")
+        return built(_usage, self.report("/organization/usage/completions", start, end, params, limit), "openai")
 
     def costs(self, start: date | datetime, end: date | datetime, *, group_by: Sequence[str] = ("line_item",),
               project_ids: Sequence[str] = (), limit: int | None = None) -> list[CostBucket]:
         """Daily costs per group (`/v1/organization/costs`; OpenAI buckets costs by day only)."""
         params = [("bucket_width", "1d"), *(("group_by", g) for g in checked(group_by, COST_GROUPS, "group_by")),
                   *(("project_ids", p) for p in strings(project_ids))]
-        return built(_cost, self._results("/organization/costs", start, end, params, limit), "openai")
+        return built(_cost, self.report("/organization/costs", start, end, params, limit), "openai")
 
-    def _results(self, path: str, start: date | datetime, end: date | datetime, params: list[tuple[str, str]],
-                 limit: int | None) -> list[Result]:
-        span = time_range(start, end)
-        if span is None:
-            return []
-        query = [("start_time", str(int(span[0].timestamp()))), ("end_time", str(int(span[1].timestamp()))), *params]
-        if limit is not None:
-            query.append(("limit", str(positive(limit))))
-        return self.results(path, query, "start_time", "end_time")
 
 
 def _usage(start: datetime, end: datetime, row: dict[str, Any]) -> UsageBucket:

@@ -22,7 +22,6 @@ dollars. Only USD amounts are summed; others are said in the notes.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
@@ -40,7 +39,6 @@ DEFAULT_THRESHOLD = Decimal(5)
 NO_MODEL = "(no model)"
 ONLY_PROVIDER = "only in the provider's report"
 ONLY_LOCAL = "only in local records"
-_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 _CENT = Decimal("0.01")
 Match = Literal["exact", "date suffix", "only provider", "only local"]
 
@@ -203,7 +201,9 @@ def compare(provider: Provider, first: date, last: date, local: LocalRecords | S
 
 def base_name(model: str) -> str:
     """The model name without a date (or `-latest`) suffix."""
-    return _DATE_SUFFIX.sub("", model)
+    from llmclient.price_table import undated
+
+    return undated(model).removesuffix("-latest")
 
 
 def _pairs(local: list[str], provider: list[str]) -> list[tuple[Match, tuple[str, ...], tuple[str, ...]]]:
