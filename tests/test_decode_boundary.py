@@ -23,6 +23,7 @@ from llmclient.providers import REGISTRY, ProviderSpec
 from llmclient.types import Response
 from tests.fault_server import FaultServer, status
 from tests.test_faults import Mode, call, error_of
+from tests.test_wire import sse
 
 COHERE = ProviderSpec(name="cohere", base_url="https://api.cohere.com", api_key_env="CO_API_KEY", wire="cohere")
 MODES: tuple[Mode, ...] = ("complete", "acomplete", "stream", "astream")
@@ -35,16 +36,6 @@ def assembler(provider: str) -> Assembler:
 def respond(provider: str, body: dict[str, Any] | str | bytes, content_type: str = "application/json") -> Response:
     raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
     return assembler(provider).response(raw, time.perf_counter(), content_type=content_type)
-
-
-def sse(*events: Any) -> bytes:
-    """`data:` events; a (name, payload) pair adds an `event:` line; str payloads are sent as is."""
-    out = []
-    for item in events:
-        name, payload = item if isinstance(item, tuple) else (None, item)
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        out.append((f"event: {name}\n" if name else "") + f"data: {data}\n\n")
-    return "".join(out).encode()
 
 
 def stream(provider: str, body: bytes) -> Response:

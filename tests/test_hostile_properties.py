@@ -44,6 +44,7 @@ from tests.hostile import (
     Event,
     Framing,
     Mode,
+    Outcome,
     Script,
     Wire,
     answering,
@@ -344,16 +345,26 @@ def judge_body(wire: Wire, case: dict[str, Any], mode: Mode) -> None:
         _judge_body(wire, case, mode)
 
 
-def _judge_body(wire: Wire, case: dict[str, Any], mode: Mode) -> None:
+def _answered(wire: Wire, case: dict[str, Any], mode: Mode, what: str) -> Outcome | None:
+    """The call's outcome for the case's answer: always typed; for an error status, an APIError of
+    that status (then None: nothing more to judge)."""
     with answering(Answer(case["status"], case["headers"], case["pieces"])), watchdog(10):
         outcome = call(CLIENTS[wire], mode)
-    what = f"{wire} {mode} ({case['kind']} body)"
     assert_typed(outcome, what)
-    error, response = outcome.error, outcome.response
     if case["status"] >= 300:
+        error = outcome.error
         assert isinstance(error, APIError) and error.status_code == case["status"], \
-            f"{what}: expected an APIError with status_code {case['status']}, got {error!r} / {response!r}"
+            f"{what}: expected an APIError with status_code {case['status']}, got {error!r} / {outcome.response!r}"
+        return None
+    return outcome
+
+
+def _judge_body(wire: Wire, case: dict[str, Any], mode: Mode) -> None:
+    what = f"{wire} {mode} ({case['kind']} body)"
+    outcome = _answered(wire, case, mode, what)
+    if outcome is None:
         return
+    error, response = outcome.error, outcome.response
     # A stream() answered with a body that is not an event stream reads it as one JSON answer only
     # when it says it is JSON (case-insensitively); anything else is read as an event stream.
     as_json = mode != "stream" or _json_content_type(case)
@@ -538,15 +549,11 @@ def judge_stream(wire: Wire, case: dict[str, Any], mode: Mode) -> None:
 
 
 def _judge_stream(wire: Wire, case: dict[str, Any], mode: Mode) -> None:
-    with answering(Answer(case["status"], case["headers"], case["pieces"])), watchdog(10):
-        outcome = call(CLIENTS[wire], mode)
     what = f"{wire} {mode} ({case['kind']} stream)"
-    assert_typed(outcome, what)
-    error, response = outcome.error, outcome.response
-    if case["status"] >= 300:
-        assert isinstance(error, APIError) and error.status_code == case["status"], \
-            f"{what}: expected an APIError with status_code {case['status']}, got {error!r} / {response!r}"
+    outcome = _answered(wire, case, mode, what)
+    if outcome is None:
         return
+    error, response = outcome.error, outcome.response
     if case["mutation"] is not None:
         index, (path, op, new) = case["mutation"]
         later = case["payloads"][index + 1:]
