@@ -1,5 +1,6 @@
 """llmclient: one small typed API for every major LLM provider, measured against real traffic."""
 
+from llmclient.advisor import ComplexityAssessment, ModelAdvisor, Recommendation, TaskAssessment, TokenRequirements
 from llmclient.cassettes import scan_secrets, use_cassette
 from llmclient.client import Client
 from llmclient.errors import (
@@ -13,6 +14,8 @@ from llmclient.errors import (
     InvalidRequestError,
     LLMError,
     MalformedResponseError,
+    ModelDeprecationWarning,
+    ModelRetiredError,
     NotFoundError,
     OverloadedError,
     RateLimitError,
@@ -24,17 +27,20 @@ from llmclient.errors import (
     UnsupportedCapabilityError,
     UsageMissingWarning,
 )
+from llmclient.models import ModelInfo
 from llmclient.providers import REGISTRY, ProviderSpec, register_provider, unregister_provider
 from llmclient.policies.ratelimit import RateLimit
 from llmclient.request import Request, Tool
 from llmclient.policies.retry import NO_RETRY, RetryPolicy
 from llmclient.schema import StructuredResult
+from llmclient.selection import Candidate, Selection, select_model
 from llmclient.streaming import AsyncStream, Stream
 from llmclient.telemetry.context import CallContext, context
 from llmclient.telemetry.hooks import HookEvent, add_hook, remove_hook
 from llmclient.telemetry.store import configure as configure_telemetry, flush as flush_telemetry
 from llmclient.telemetry.totals import Totals, track
 from llmclient.structured_stream import AsyncStructuredStream, StructuredStream
+from llmclient.tokens import TokenCount, count_tokens, estimate_tokens, truncate_to_tokens
 from llmclient.types import (
     Attempt,
     Cost,
@@ -62,7 +68,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CallContext",
+    "Candidate",
     "Client",
+    "ComplexityAssessment",
     "ConfigurationError",
     "ContentFilterError",
     "ContextWindowExceededError",
@@ -74,6 +82,10 @@ __all__ = [
     "LLMError",
     "MalformedResponseError",
     "Message",
+    "ModelAdvisor",
+    "ModelDeprecationWarning",
+    "ModelInfo",
+    "ModelRetiredError",
     "NO_RETRY",
     "NotFoundError",
     "OverloadedError",
@@ -82,6 +94,7 @@ __all__ = [
     "REGISTRY",
     "RateLimit",
     "RateLimitError",
+    "Recommendation",
     "ReplayMismatchError",
     "Request",
     "RequestTimeoutError",
@@ -89,13 +102,17 @@ __all__ = [
     "RetryPolicy",
     "RetryRecord",
     "SchemaValidationError",
+    "Selection",
     "ServerError",
     "Stream",
     "StreamEvent",
     "StructuredResult",
     "StructuredStream",
+    "TaskAssessment",
     "TelemetryWarning",
     "TextPart",
+    "TokenCount",
+    "TokenRequirements",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
@@ -108,6 +125,8 @@ __all__ = [
     "add_hook",
     "configure_telemetry",
     "context",
+    "count_tokens",
+    "estimate_tokens",
     "flush_telemetry",
     "is_json",
     "matches_schema",
@@ -116,7 +135,9 @@ __all__ = [
     "register_provider",
     "remove_hook",
     "scan_secrets",
+    "select_model",
     "track",
+    "truncate_to_tokens",
     "unregister_provider",
     "use_cassette",
 ]

@@ -10,9 +10,11 @@
                                                             replay a cassette offline and show
                                                             the response, its usage and cost
     llmclient providers                                     the provider registry
-    llmclient models prices [PROVIDER/MODEL | MODEL | PROVIDER] [--on DATE]
-                                                            prices per 1M tokens, with source and date
-                                                            (a bare MODEL: resolved, or "did you mean")
+    llmclient models list [--provider P] [--supports vision,tools] [--min-context 100k]
+                          [--max-input-price 1.0] [--json]  the model catalogue as a table
+    llmclient models info|prices|select|recommend ...       one model; prices per 1M tokens with source
+                                                            and date; ranked picks; advice for a task
+                                                            (llmclient/models_cli.py)
     llmclient scan-secrets cassettes fixtures               lint files for keys (exit 1 if any)
     llmclient telemetry stats [today|week]                  the local telemetry store (llmclient[telemetry]);
     llmclient telemetry costs|models|agents|performance|patterns [--days N]
@@ -31,7 +33,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -82,11 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="the configuration declaring the provider (default: found from here)")
     replay.set_defaults(run=_replay)
 
-    models = commands.add_parser("models", help="model information").add_subparsers(required=True, metavar="WHAT")
-    prices = models.add_parser("prices", help="a model's prices (per 1M tokens) with their source and date")
-    prices.add_argument("model", nargs="?", default="", help="provider/model, or a provider to list its models")
-    prices.add_argument("--on", help="the date to price at (YYYY-MM-DD; default today)")
-    prices.set_defaults(run=_prices)
+    from llmclient.models_cli import add_parser as add_models  # argparse only: the catalogue loads per command
+    add_models(commands)
 
     providers = commands.add_parser("providers", help="list the provider registry")
     providers.set_defaults(run=_providers)
@@ -234,58 +232,6 @@ def _last_user_text(request: dict[str, Any]) -> str:
             return content
         return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
     return ""
-
-
-def _prices(args: argparse.Namespace, out: TextIO) -> int:
-    from datetime import date
-
-    from llmclient import pricing
-
-    on = None
-    if args.on:
-        try:
-            on = date.fromisoformat(args.on)
-        except ValueError as exc:
-            raise ConfigurationError(f"--on {args.on!r} is not a date (YYYY-MM-DD)") from exc
-    name, version = args.model, pricing.table_version()
-    if not name or pricing.keys(name.rstrip("/") + "/"):  # nothing, or a provider: its models
-        keys = pricing.keys(name.rstrip("/") + "/" if name else "")
-        out.write("\n".join(keys) + f"\n{len(keys)} priced models (table {version})\n")
-        return 0
-    sellers = [] if "/" in name else pricing.sold_as(name)
-    key = pricing.resolve(*name.split("/", 1)) if "/" in name else sellers[0] if len(sellers) == 1 else None
-    if key is None:
-        found = sellers or pricing.close_names(name)
-        also = f" ({'also priced' if sellers else 'or'}: {', '.join(found[1:])})" if len(found) > 1 else ""
-        hint = f"; did you mean {found[0]}?{also}" if found else "; `llmclient models prices PROVIDER` lists a provider's models"
-        out.write(f"no price known for {name}{' without its provider' if sellers else ''} (table {version}){hint}\n")
-        return 1
-    row = pricing.row_for(key, on)
-    first = pricing.first_day(key)
-    if row is None:
-        out.write(f"no price known for {name} (table {version})\n")
-        return 1
-    if on is not None and first is not None and on.isoformat() < first:
-        out.write(f"{key} has no price on {on.isoformat()}: its first price is from {first} (it was not offered "
-                  f"before, as far as the table {version} records)\n")
-        return 1
-    out.write(f"{name} -> {key}  (in force {row.start or 'since listed'} .. {row.end or 'now'})\n")
-    out.write(_per_million("", row.prices))
-    for above, tier in row.tiers:
-        out.write(_per_million(f"above {above:,} input tokens: ", tier))
-    for tier_name, tier in sorted(row.service_tiers.items()):
-        out.write(_per_million(f"{tier_name}: ", tier))
-    for start, end, window in row.time_of_day:
-        out.write(_per_million(f"{start}-{end} UTC: ", window))
-    for kind, fee in sorted(row.tool_fees.items()):
-        out.write(f"{kind}: ${decimal_text(fee * 1000)} per 1,000 uses\n")
-    out.write(f"source   {row.source}\nas of    {row.as_of}\ntable    {version}\n")
-    return 0
-
-
-def _per_million(label: str, prices: dict[str, Decimal]) -> str:
-    parts = [f"{name} ${decimal_text(price * 1_000_000)}" for name, price in prices.items()]
-    return f"{label}{', '.join(parts)}  (USD per 1M tokens)\n"
 
 
 def _providers(args: argparse.Namespace, out: TextIO) -> int:

@@ -8,6 +8,7 @@
     └── APIError                      the call to the provider failed
         ├── AuthenticationError       401 / 403
         ├── NotFoundError             404 (unknown model, ...)
+        │   └── ModelRetiredError     the catalogue says the model was shut down (before any request)
         ├── BadRequestError           400 / 422
         │   ├── ContextWindowExceededError
         │   ├── ContentFilterError
@@ -21,6 +22,7 @@
 
     UsageMissingWarning (a UserWarning, not an error): a stream that asked for its usage
     (OpenAI-wire `stream_options.include_usage`) ended without it; `Response.usage` is None.
+    ModelDeprecationWarning (a UserWarning): the model is deprecated or has a retirement date.
 
 Every error carries `.provider .model .status_code .message .retry_after` (seconds) and, when
 it translates another exception, that exception as `__cause__`. `classify()` picks the class by
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
@@ -104,6 +107,15 @@ class NotFoundError(APIError):
     pass
 
 
+class ModelRetiredError(NotFoundError):
+    """The model catalogue gives a retirement date that has passed: the provider no longer serves
+    it, so nothing was sent. `retired_on` is that date; the message names the replacement."""
+
+    def __init__(self, message: str, *, retired_on: date, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retired_on = retired_on
+
+
 class BadRequestError(APIError):
     pass
 
@@ -147,6 +159,11 @@ class MalformedResponseError(APIError):
 class UsageMissingWarning(UserWarning):
     """A stream that asked for its usage ended without it: the answer is whole, but its
     `Response.usage` is None (unknown, never a guessed 0)."""
+
+
+class ModelDeprecationWarning(UserWarning):
+    """The model is deprecated or will be retired (the date and the replacement in the message):
+    given once per model and process; the call goes on."""
 
 
 class TelemetryWarning(UserWarning):

@@ -26,19 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from llmclient.errors import ConfigurationError
+from llmclient.model_names import Names, undated
 
 TABLE = Path(__file__).with_name("data") / "prices.json"
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
-_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|20\d{6})$")  # -2024-07-18, -20250929: dated snapshots
 _log = logging.getLogger("llmclient.pricing")  # where the missing-price warning has always come from
 _lock = threading.Lock()
 _warned: set[str] = set()
 _user_rows: dict[str, list[dict[str, Any]]] = {}
-
-
-def undated(name: str) -> str:
-    """A model name without its snapshot date: "gpt-4o-mini-2024-07-18" -> "gpt-4o-mini"."""
-    return _DATE_SUFFIX.sub("", name)
 
 
 @dataclass(frozen=True)
@@ -97,12 +92,8 @@ def _clock(value: Any, key: str) -> str:
 class _Table:
     version: str
     raw: dict[str, list[dict[str, Any]]]  # parsed into Rows on first use: most keys never are
-    lowered: dict[str, str]
-    snapshots: dict[str, list[str]]  # undated key -> its dated snapshot keys
-    provider_aliases: dict[str, str]
-    model_aliases: dict[str, str]  # "<provider>/<alias>" -> the key it names
-    upstreams: dict[str, dict[str, str]]
-    resolved: dict[tuple[str, str, str | None], str | None] = field(default_factory=dict)  # memo of resolve()
+    names: Names
+    aliases: dict[str, Any]  # the table's `aliases` object, which the model catalogue resolves with too
     built: dict[str, tuple[Row, ...]] = field(default_factory=dict)
 
     def rows(self, key: str) -> tuple[Row, ...]:
@@ -120,15 +111,8 @@ def _table() -> _Table:
     if path:
         models.update(_load_user_file(Path(path)))
     models.update(_user_rows)
-    snapshots: dict[str, list[str]] = {}
-    for key in models:
-        undated = _DATE_SUFFIX.sub("", key)
-        if undated != key:
-            snapshots.setdefault(undated.lower(), []).append(key)
-    aliases = data.get("aliases", {})
-    return _Table(str(data["version"]), models, {k.lower(): k for k in models}, snapshots,
-                  aliases.get("providers", {}), {k.lower(): v for k, v in aliases.get("models", {}).items()},
-                  aliases.get("upstreams", {}))
+    aliases = dict(data.get("aliases", {}))
+    return _Table(str(data["version"]), models, Names.of(models, aliases), aliases)
 
 
 def _load_user_file(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -191,7 +175,7 @@ def close_names(name: str) -> list[str]:
     import difflib
 
     table = _table()
-    pool = dict(table.lowered) if "/" in name else {key.split("/", 1)[1].lower(): key for key in table.raw}
+    pool = dict(table.names.lowered) if "/" in name else {key.split("/", 1)[1].lower(): key for key in table.raw}
     return [pool[match] for match in difflib.get_close_matches(name.lower(), list(pool), n=5, cutoff=0.8)]
 
 
@@ -202,52 +186,13 @@ _VENDOR_ORDER = {name: rank for rank, name in enumerate(
 
 def resolve(provider: str, model: str, base_url: str | None = None) -> str | None:
     """The table key that prices `provider/model`: exact, then through provider aliases, dated
-    snapshots (either way), and routers billing at an upstream's price."""
-    table = _table()
-    memo_key = (provider, model, base_url)
-    if memo_key not in table.resolved:
-        table.resolved[memo_key] = _resolve(table, provider, model, base_url)
-    return table.resolved[memo_key]
+    snapshots (either way), and routers billing at an upstream's price (`model_names`' rules)."""
+    return _table().names.resolve(provider, model, base_url)
 
 
-def _resolve(table: _Table, provider: str, model: str, base_url: str | None) -> str | None:
-    provider = table.provider_aliases.get(provider, provider)
-    model = model.removeprefix("models/")
-    candidates = [f"{provider}/{model}"]
-    if provider in table.upstreams:
-        candidates += _upstream_keys(provider, model, base_url, table.upstreams[provider])
-    for candidate in candidates:
-        found = _lookup(table, candidate)
-        if found:
-            return found
-    return None
-
-
-def _lookup(table: _Table, candidate: str) -> str | None:
-    lowered = candidate.lower().removesuffix(":thinking")  # OpenRouter's thinking variant: same price
-    if lowered in table.model_aliases:
-        return table.model_aliases[lowered]
-    for option in (lowered, _DATE_SUFFIX.sub("", lowered)):
-        if option in table.lowered:
-            return table.lowered[option]
-    dated = table.snapshots.get(lowered)
-    return max(dated) if dated else None  # an undated name prices as its latest snapshot
-
-
-def _upstream_keys(provider: str, model: str, base_url: str | None, upstreams: dict[str, str]) -> list[str]:
-    if provider == "openrouter" and "/" in model:  # OpenRouter passes the vendor's price through
-        vendor, name = model.split("/", 1)
-        upstream = upstreams.get(vendor)
-        if upstream == "anthropic":  # claude-3.7-sonnet -> claude-3-7-sonnet; claude-4.5-sonnet and
-            name = re.sub(r"^claude-(\d+)\.(\d+)-(sonnet|opus|haiku)", lambda m: (  # claude-sonnet-4.5 -> claude-sonnet-4-5
-                f"claude-{m[1]}-{m[2]}-{m[3]}" if int(m[1]) < 4 else f"claude-{m[3]}-{m[1]}-{m[2]}"), name)
-            name = re.sub(r"^claude-(sonnet|opus|haiku)-(\d+)\.(\d+)", r"claude-\1-\2-\3", name)
-        return [f"{upstream}/{name}"] if upstream else []
-    if provider == "huggingface" and base_url:  # router.huggingface.co/<upstream>/...: its price
-        segment = base_url.split("://", 1)[-1].split("/")[1:2]
-        upstream = upstreams.get(segment[0]) if segment else None
-        return [f"{upstream}/{model}"] if upstream else []
-    return []
+def aliases() -> dict[str, Any]:
+    """The table's provider, model and router-upstream aliases (the model catalogue's too)."""
+    return _table().aliases
 
 
 def row_for(key: str, on: date | None = None) -> Row | None:

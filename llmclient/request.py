@@ -95,6 +95,7 @@ class Request(BaseModel):
     response_format: ResponseFormat | None = None
     extra_headers: dict[str, str] = {}  # sent as HTTP headers (e.g. anthropic-beta), never in the body
     options: dict[str, Any] = {}
+    check_context: bool = True  # False: send an input the catalogue estimates over the context window anyway
 
     @property
     def system(self) -> str | None:
@@ -117,6 +118,7 @@ class Request(BaseModel):
         stop: str | Sequence[str] | None = None,
         response_format: ResponseFormat | Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        check_context: bool = True,
         **provider_options: Any,
     ) -> Request:
         messages = _messages(prompt)
@@ -144,6 +146,8 @@ class Request(BaseModel):
             raise InvalidRequestError(f"temperature must be a number >= 0, got {temperature!r}")
         if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 <= top_p <= 1):
             raise InvalidRequestError(f"top_p must be a number from 0 to 1, got {top_p!r}")
+        if not isinstance(check_context, bool):
+            raise InvalidRequestError(f"check_context must be True or False, got {check_context!r}")
         return cls(
             messages=messages,
             tools=built_tools,
@@ -155,6 +159,7 @@ class Request(BaseModel):
             response_format=None if response_format is None else ResponseFormat.of(response_format),
             extra_headers=headers(extra_headers),
             options=dict(provider_options),
+            check_context=check_context,
         )
 
 

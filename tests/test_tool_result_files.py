@@ -68,7 +68,7 @@ def test_chat_completions_wire_gets_the_files_in_a_user_turn_after_the_results(s
 
 
 def test_gemini_3_nests_the_file_in_the_function_response(sent: list[dict[str, Any]]) -> None:
-    Client("gemini/gemini-3-pro-preview", api_key="k").complete(conversation())
+    Client("gemini/gemini-3.1-pro-preview", api_key="k").complete(conversation())
     response = sent[0]["contents"][-1]["parts"][0]["functionResponse"]
     assert response["name"] == "get_chart"
     assert response["parts"] == [{"inlineData": {"data": PNG_B64, "mimeType": "image/png"}}]

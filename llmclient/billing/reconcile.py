@@ -201,7 +201,7 @@ def compare(provider: Provider, first: date, last: date, local: LocalRecords | S
 
 def base_name(model: str) -> str:
     """The model name without a date (or `-latest`) suffix."""
-    from llmclient.price_table import undated
+    from llmclient.model_names import undated
 
     return undated(model).removesuffix("-latest")
 

@@ -66,7 +66,10 @@ def _next_or_raise(chain: Sequence[Route], position: int, error: LLMError, last_
         return last_api_error
     if position == len(chain) - 1 or not falls_back_on(error):
         raise _with_history(error, history)
-    observe.falling_back(history[-1] if history else record(error, chain[position].model, 0.0), chain[position + 1].model)
+    if not history or history[-1].model != chain[position].model:
+        # refused before any attempt (the model catalogue's context check): still a step of the call
+        history.append(record(error, chain[position].model, 0.0))
+    observe.falling_back(history[-1], chain[position + 1].model)
     return error
 
 

@@ -9,9 +9,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from llmclient import cassettes, files
+from llmclient import cassettes, files, model_checks, models
 from llmclient.assemble import Assembler
 from llmclient.errors import ConfigurationError
+from llmclient.models import ModelInfo
 from llmclient.policies import ratelimit, retry
 from llmclient.policies.retry import RetryPolicy
 from llmclient.providers import KEYLESS_PLACEHOLDER, ProviderSpec
@@ -40,15 +41,28 @@ class Route:
         self._api_key = api_key
         self._lock = threading.Lock()
         self._pipeline: Pipeline | None = None
+        self._info: tuple[ModelInfo | None] | None = None  # the catalogue's entry, looked up at the first call
 
     @property
     def model(self) -> str:
         return f"{self.spec.name}/{self.model_id}"
 
     def check(self, request: Request) -> None:
-        """What is refused before any request: files this model cannot take, then a missing key."""
+        """What is refused before any request: files this provider cannot take, what the model
+        catalogue says this model cannot take or has retired, then a missing key."""
         files.check(request.messages, self.spec, self.model_id)
+        info = self.info()
+        if info is not None:
+            model_checks.check(request, info)
         self.key()
+
+    def info(self) -> ModelInfo | None:
+        """The model catalogue's entry for this model (None: not catalogued, or a litellm route,
+        whose model names are litellm's)."""
+        if self._info is None:
+            found = None if self.spec.wire == "litellm" else models.info(self.model, base_url=self.base_url)
+            self._info = (found,)
+        return self._info[0]
 
     def key(self) -> str:
         try:
