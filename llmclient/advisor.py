@@ -17,6 +17,7 @@ the assessment is a stated rule of thumb (`assessed_by="rules"`), never presente
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,7 +27,7 @@ from pydantic import BaseModel, Field
 from llmclient import models
 from llmclient.errors import InvalidRequestError
 from llmclient.selection import Candidate, Preference, Selection, select_model
-from llmclient.tokens import TokenCount, count_tokens, estimate_tokens
+from llmclient.tokens import TokenCount, count_tokens, estimate_tokens, estimated_count
 
 if TYPE_CHECKING:
     from llmclient.client import Client
@@ -121,11 +122,15 @@ class Recommendation:
 
 class ModelAdvisor:
     """Recommends models for tasks from the catalogue, the price table and an assessment of the
-    task by `client` (a Client of a cheap model; None: rules of thumb, labelled as such)."""
+    task by `client` (a Client of a cheap model; None: rules of thumb, labelled as such), among
+    `providers` (default: every provider llmclient calls; see `select_model` for the others)."""
 
-    def __init__(self, client: Client | None = None, *, include_unkeyed: bool = False) -> None:
+    def __init__(self, client: Client | None = None, *, providers: Sequence[str] | None = None,
+                 include_unkeyed: bool = False, include_free: bool = False) -> None:
         self.client = client
+        self.providers = providers
         self.include_unkeyed = include_unkeyed
+        self.include_free = include_free
 
     def assess_task_complexity(self, prompt: str) -> TaskAssessment:
         """How hard `prompt` (a task description, or the task itself) is, by the advisor's model."""
@@ -146,8 +151,7 @@ class ModelAdvisor:
         if schema_complexity not in _SCHEMA_TOKENS:
             raise InvalidRequestError(f"schema_complexity must be one of {', '.join(_SCHEMA_TOKENS)}, got {schema_complexity!r}")
         schema_in, schema_out = _SCHEMA_TOKENS[schema_complexity]
-        counted = count_tokens(input_text, model, offline=True) if model else \
-            TokenCount(tokens=estimate_tokens(input_text), exact=False, method="estimate: 4 UTF-8 bytes per token (no model given)")
+        counted = count_tokens(input_text, model, offline=True) if model else estimated_count(input_text, "no model given")
         return TokenRequirements(counted, schema_in, output + schema_out)
 
     def recommend_model_for_task(self, task_description: str, budget_per_request: Decimal | float | str | None = None,
@@ -168,7 +172,8 @@ class ModelAdvisor:
             "quality" if judged.complexity == "complex" and budget_per_request is not None else "cost"
         common: dict[str, Any] = dict(budget_per_call=budget_per_request, capabilities=wanted,
                                       expected_input_tokens=input_tokens,
-                                      expected_output_tokens=judged.expected_output_tokens, include_unkeyed=self.include_unkeyed)
+                                      expected_output_tokens=judged.expected_output_tokens, include_unkeyed=self.include_unkeyed,
+                                      include_free=self.include_free, providers=self.providers)
         selection = select_model(prefer=prefer, **common)
         baseline = select_model(prefer="quality", **common).best
         why = [f"assessed {judged.complexity} by {assessed.assessed_by}: {judged.rationale}",
@@ -202,7 +207,7 @@ def _by_rules(task: str) -> ComplexityAssessment:
     """A rule-of-thumb assessment from the task's words: pages (600 tokens each), images, PDFs,
     and reasoning verbs."""
     pages = _PAGES.search(task)
-    input_tokens = int(pages[1].replace(",", "")) * 600 if pages else len(task) // 4 + 1
+    input_tokens = int(pages[1].replace(",", "")) * 600 if pages else estimate_tokens(task)
     reasoning = bool(_REASONING.search(task))
     lowered = task.lower()
     complexity: Complexity = "complex" if reasoning else "moderate" if input_tokens > 4_000 else "simple"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmclient import cassettes, schema as schema_module
-from llmclient.errors import ConfigurationError, InvalidRequestError
+from llmclient.errors import ConfigurationError, InvalidRequestError, LLMError
 from llmclient.policies import ratelimit
 from llmclient.policies.fallback import athrough_chain, through_chain
 from llmclient.policies.reask import aask_until_valid, ask_until_valid
@@ -169,7 +169,7 @@ class Client:
         return self._astream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch)
 
     def _stream(self, request: Request, watch: Observation) -> Stream:
-        self._refused_or(watch, lambda: self._route.check(request))  # the primary model's refusals come now
+        self._refused_or(watch, lambda: self._check_now(request))
 
         def send() -> Delivery:
             watch.restart()
@@ -185,7 +185,7 @@ class Client:
         return Stream(send, self._route.assembler, watch)
 
     def _astream(self, request: Request, watch: Observation) -> AsyncStream:
-        self._refused_or(watch, lambda: self._route.check(request))
+        self._refused_or(watch, lambda: self._check_now(request))
 
         async def send() -> Delivery:
             watch.restart()
@@ -297,6 +297,16 @@ class Client:
         response, history = await athrough_chain(self._chain(), lambda route, h: route.acomplete(request, h),
                                                  self.profile.falls_back_on)
         return _with_retries(response, history)
+
+    def _check_now(self, request: Request) -> None:
+        """A stream's refusals by its primary model, raised at stream() rather than at the first
+        event — except one the profile falls back on (an input over the primary's context window),
+        which the chain handles when iteration starts."""
+        try:
+            self._route.check(request)
+        except LLMError as error:
+            if not (self.profile.fallbacks and self.profile.falls_back_on(error)):
+                raise
 
     @staticmethod
     def _refused_or(watch: Observation, step: Callable[[], T]) -> T:

@@ -13,6 +13,7 @@
         │   ├── ContextWindowExceededError
         │   ├── ContentFilterError
         │   └── InvalidRequestError   our own check of the arguments, before any request
+        │       └── ModelLimitError   above the model's own limit (its output tokens), before any request
         ├── RateLimitError            429 (`retry_after` parsed)
         ├── ServerError               5xx
         │   └── OverloadedError       Anthropic 529 / overloaded_error
@@ -130,6 +131,11 @@ class ContentFilterError(BadRequestError):
 
 class InvalidRequestError(BadRequestError, ValueError):
     """The arguments are invalid; raised by llmclient itself before anything is sent."""
+
+
+class ModelLimitError(InvalidRequestError):
+    """The call asks more than this model allows (`max_tokens` above its output limit), by the
+    model catalogue, before any request: a fallback model with a higher limit may take it."""
 
 
 class RateLimitError(APIError):

@@ -224,6 +224,12 @@ def _unsupported(name: str, head: bytes) -> UnsupportedCapabilityError:
     )
 
 
+def text_bytes(part: FilePart) -> int:
+    """The size of an attached text file (sent as text, so counted as tokens): its size on disk,
+    or its inline base64's decoded length."""
+    return part.size if part.size is not None else len(part.data or "") * 3 // 4
+
+
 def base64_text(data: bytes, chunk: int = 3 * 64 * 1024) -> str:
     """`data` base64-encoded, built in place: `base64.b64encode(data).decode()` holds the encoded
     bytes and the text at once (2.7x the data); appending to the only reference to a str resizes

@@ -18,10 +18,11 @@ from datetime import date
 from typing import TypedDict
 
 from llmclient import cassettes
+from llmclient.files import text_bytes
 from llmclient.errors import (
     ContextWindowExceededError,
-    InvalidRequestError,
     ModelDeprecationWarning,
+    ModelLimitError,
     ModelRetiredError,
     UnsupportedCapabilityError,
 )
@@ -33,6 +34,9 @@ _lock = threading.Lock()
 # Tokens a chat API adds around each message and before the reply, at most (OpenAI: 3 + 1 per name,
 # + 3 priming); an upper bound only decides when counting is needed at all.
 _FRAMING_PER_MESSAGE = 8
+# An estimate (no tokenizer for the model) refuses only this far over the window: 4 bytes a token is
+# an average, and a refusal of an input that fits would block a call the provider takes.
+ESTIMATE_MARGIN = 1.25
 
 
 def check(request: Request, info: ModelInfo, today: date | None = None) -> None:
@@ -54,7 +58,7 @@ def check(request: Request, info: ModelInfo, today: date | None = None) -> None:
             f"{info.source or info.key}); no request was sent", **_where(info))
     if request.max_tokens is not None and info.max_output_tokens is not None \
             and request.max_tokens > info.max_output_tokens:
-        raise InvalidRequestError(
+        raise ModelLimitError(
             f"max_tokens={request.max_tokens:,} is above {info.model}'s output limit of {info.max_output_tokens:,} "
             f"tokens; ask for at most {info.max_output_tokens:,}; no request was sent",
             **_where(info))
@@ -83,6 +87,11 @@ def _retirement(info: ModelInfo, today: date) -> None:
         # A wrong refusal would block a model that still answers, so the provider decides.
         _warn_once(info.model, f"{info.model} may be retired: litellm's model map gives {info.retires.isoformat()} as its "
                                f"shutdown date (not confirmed by the provider's page){instead}; the call is sent")
+    elif info.retires is not None and info.retires <= today and info.provider != info.key.split("/", 1)[0]:
+        # a router (OpenRouter, Hugging Face) may serve it from elsewhere (Bedrock, Vertex) after the
+        # maker's own API retired it: the router decides
+        _warn_once(info.model, f"{info.key} was retired on {info.retires.isoformat()} at {info.key.split('/', 1)[0]}"
+                               f"{instead}; the call goes to {info.provider}, which may still serve it")
     elif info.retires is not None and info.retires <= today:
         message = f"{info.model} was retired on {info.retires.isoformat()}{instead}"
         if not cassettes.replaying():  # a recording of it still replays: it was served then
@@ -96,6 +105,8 @@ def _retirement(info: ModelInfo, today: date) -> None:
 
 
 def _warn_once(model: str, message: str) -> None:
+    if model in _warned:  # every call to a deprecated model comes here: no lock once warned
+        return
     with _lock:
         if model in _warned:
             return
@@ -111,10 +122,12 @@ def _window(request: Request, info: ModelInfo, window: int) -> int:
 
 def _context(request: Request, info: ModelInfo, window: int) -> None:
     """Refuse an input over the window. A token is at least one UTF-8 byte, and a character at most
-    four, so most calls are let through on their length alone and only a long one is counted."""
+    four, so most calls are let through on their length alone and only a long one is counted.
+    Text files count (they are sent as text); images and PDFs do not (their tokens depend on the
+    provider's rendering). An estimate refuses only past `ESTIMATE_MARGIN` times the window."""
     texts = _texts(request)
     characters = sum(len(text) for text in texts)
-    framing = _FRAMING_PER_MESSAGE * (len(request.messages) + 1)
+    framing = _FRAMING_PER_MESSAGE * (len(request.messages) + 1) + _text_file_bytes(request)
     if 4 * characters + framing <= window:
         return
     if sum(len(text.encode("utf-8", "surrogatepass")) for text in texts) + framing <= window:
@@ -122,13 +135,20 @@ def _context(request: Request, info: ModelInfo, window: int) -> None:
     from llmclient import tokens  # only for a long input
 
     counted = tokens.count_tokens(request, info.model, offline=True)
-    if counted.tokens > window:
-        how = "counted" if counted.exact else f"estimated ({counted.method})"
+    limit = window if counted.exact else int(window * ESTIMATE_MARGIN)
+    if counted.tokens > limit:
+        over = f"over {info.model}'s context window of {window:,} tokens" if counted.exact else \
+            f"more than {ESTIMATE_MARGIN}x {info.model}'s context window of {window:,} tokens"
+        how = "counted" if counted.exact else f"estimated: {counted.method}"
         raise ContextWindowExceededError(
-            f"the input is {counted.tokens:,} tokens ({how}), over {info.model}'s context window of {window:,} tokens "
-            f"(files not included); shorten it (llmclient.truncate_to_tokens), pick a model with a "
+            f"the input is {'' if counted.exact else 'about '}{counted.tokens:,} tokens ({how}), {over} ("
+            f"images and PDFs not included); shorten it (llmclient.truncate_to_tokens), pick a model with a "
             f"larger window, or pass check_context=False to send it anyway; no request was sent",
             **_where(info))
+
+
+def _text_file_bytes(request: Request) -> int:
+    return sum(text_bytes(part) for message in request.messages for part in message.files if part.is_text)
 
 
 def _texts(request: Request) -> list[str]:

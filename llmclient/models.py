@@ -2,14 +2,17 @@
 input modalities, tool and output capabilities, deprecation and retirement — with its prices from
 the price table.
 
-`llmclient/data/models.json` is built by `scripts/build_models.py` from litellm's model map,
+A router's calls to another provider's model get that model's entry with what the router changes
+for every model it serves (OpenRouter parses PDFs for any model; Hugging Face's API takes no file,
+audio or video parts). `llmclient/data/models.json` is built by `scripts/build_models.py` from litellm's model map,
 pydantic's genai-prices and hand-checked overrides (each citing the provider's page), shipped in the
 package and read on first use. Its keys are the price table's (`<provider>/<model id>`) and a name
 resolves to one with the same rules (`llmclient.model_names`): dated snapshots, aliases, OpenRouter
 and Hugging Face serving an upstream's model. A field the sources do not state is None (unknown),
 never a guessed False: only an explicit False refuses a call (`llmclient.model_checks`).
 
-Users add or replace entries with a JSON file named by `LLMCLIENT_MODELS` (the same shape).
+Users add entries, or correct shipped ones field by field, with a JSON file named by
+`LLMCLIENT_MODELS` (the same shape).
 """
 
 from __future__ import annotations
@@ -92,11 +95,11 @@ class ModelInfo(BaseModel):
 
 
 class _Catalogue:
-    def __init__(self, entries: dict[str, dict[str, Any]], version: str) -> None:
+    def __init__(self, entries: dict[str, dict[str, Any]], version: str, routers: dict[str, dict[str, Any]]) -> None:
         self.entries = entries
         self.version = version
+        self.routers = routers  # router -> {"fill": facts true of every model it serves, "source"}
         self.names = Names.of(entries, price_table.aliases())
-        self.built: dict[tuple[str, str, str | None], ModelInfo] = {}
 
 
 @cache
@@ -105,8 +108,10 @@ def _catalogue() -> _Catalogue:
     entries: dict[str, dict[str, Any]] = dict(data["models"])
     path = os.environ.get("LLMCLIENT_MODELS")
     if path:
-        entries.update(_user_file(Path(path)))
-    return _Catalogue(entries, str(data["version"]))
+        for key, entry in _user_file(Path(path)).items():  # a user's entry corrects the shipped one field by field
+            shipped = entries.get(key, {})
+            entries[key] = {**shipped, **entry, "input": {**(shipped.get("input") or {}), **(entry.get("input") or {})}}
+    return _Catalogue(entries, str(data["version"]), dict(data.get("routers", {})))
 
 
 def _user_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -166,10 +171,14 @@ def info(model: str, *, base_url: str | None = None) -> ModelInfo | None:
     key = catalogue.names.resolve(provider, model_id, base_url)
     if key is None:
         return None
-    memo = (model, key, base_url)
-    if memo not in catalogue.built:
-        catalogue.built[memo] = _info(model, key, catalogue.entries[key], base_url)
-    return catalogue.built[memo]
+    entry = catalogue.entries[key]
+    router = catalogue.routers.get(provider)
+    if router is not None and not key.startswith(provider + "/"):  # the upstream's model, through the router
+        fill = router["fill"]
+        entry = {**entry, **{k: v for k, v in fill.items() if k not in _INPUTS.values()},
+                 "input": {**(entry.get("input") or {}), **{k: v for k, v in fill.items() if k in _INPUTS.values()}},
+                 "source": f"{entry.get('source', '')}; through {provider}: {router['source']}"}
+    return _info(model, key, entry, base_url)  # built each time: prices change (set_price, a new day)
 
 
 def _bare_hint(name: str) -> str:
@@ -186,7 +195,7 @@ def list_models(*, provider: str | None = None, supports: Iterable[str] = (), mi
     wanted = capabilities(supports)
     if min_context is not None and (isinstance(min_context, bool) or not isinstance(min_context, int) or min_context < 0):
         raise InvalidRequestError(f"min_context must be a number of tokens >= 0, got {min_context!r}")
-    limit = None if max_input_price is None else _price_limit(max_input_price)
+    limit = None if max_input_price is None else usd(max_input_price, "max_input_price must be USD per million input tokens >= 0")
     catalogue = _catalogue()
     found = []
     for key, entry in catalogue.entries.items():
@@ -218,11 +227,13 @@ def capabilities(names: Iterable[str]) -> tuple[ModelCapability, ...]:
     return tuple(out)
 
 
-def _price_limit(value: Decimal | float | str) -> Decimal:
+def usd(value: Decimal | float | str, wanted: str) -> Decimal:
+    """A dollar amount >= 0 given as a number or a decimal string; else an InvalidRequestError
+    saying `wanted` and what was given."""
     try:
-        limit = Decimal(str(value))
+        amount = Decimal(str(value))
     except ArithmeticError:
-        limit = Decimal(-1)
-    if isinstance(value, bool) or not limit.is_finite() or limit < 0:
-        raise InvalidRequestError(f"max_input_price must be USD per million input tokens >= 0, got {value!r}")
-    return limit
+        amount = Decimal(-1)
+    if isinstance(value, bool) or not amount.is_finite() or amount < 0:
+        raise InvalidRequestError(f"{wanted}, got {value!r}")
+    return amount

@@ -150,11 +150,11 @@ def _select(args: argparse.Namespace, out: TextIO) -> int:
 def _ranked(shown: Any, ranked: Any, excluded: Any) -> str:
     rows = [[c.model, _cell(c.estimated_cost), c.why[0].split(": ", 1)[-1]] for c in shown]
     lines = table(["model", "$ per call", "why"], rows, "lrl") if rows else []
+    from llmclient.selection import reason_kind
+
     reasons: dict[str, int] = {}
     for candidate in excluded:
-        for reason in candidate.why:
-            kind = reason.split(" (")[0].split(":")[0] if reason.startswith(("no key", "retired", "price")) else \
-                reason.split(" ")[0] + " " + reason.split(" ")[1]
+        for kind in {reason_kind(reason) for reason in candidate.why}:
             reasons[kind] = reasons.get(kind, 0) + 1
     summary = "; ".join(f"{count} {kind}" for kind, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:5])
     lines.append(f"{len(ranked)} eligible, {len(excluded)} excluded" + (f" (reasons: {summary})" if summary else ""))

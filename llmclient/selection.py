@@ -15,8 +15,8 @@ lite, small, 8b-class names), then the rest, reasoning models last; "quality" pu
 first, then the higher output price (a provider prices its strongest model highest). Each
 candidate's `why` says which rule placed it.
 
-Only models of providers llmclient calls directly and whose key is set are candidates
-(`include_unkeyed=True`: all of them); retired models never are.
+Only models of providers llmclient calls directly (built in, or declared in the configuration) and
+whose key is set are candidates (`include_unkeyed=True`: all of them); retired models never are.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from typing import Any, Literal, get_args
 
 from llmclient import models, pricing
 from llmclient.errors import InvalidRequestError
+from llmclient.model_names import undated
 from llmclient.models import ModelInfo
-from llmclient.providers import REGISTRY
+from llmclient.providers import REGISTRY, ProviderSpec
 from llmclient.types import Usage
 
 Preference = Literal["cost", "speed", "quality"]
@@ -76,12 +77,15 @@ class Selection:
 def select_model(*, budget_per_call: Decimal | float | str | None = None, min_context: int | None = None,
                  capabilities: Iterable[str] = (), prefer: Preference = "cost", expected_input_tokens: int = 1_000,
                  expected_output_tokens: int = 500, providers: Sequence[str] | None = None,
-                 include_unkeyed: bool = False, on: date | None = None) -> Selection:
+                 include_unkeyed: bool = False, include_free: bool = False, on: date | None = None) -> Selection:
     """Rank the catalogue's models for a call of `expected_input_tokens` in and
     `expected_output_tokens` out: a context window of at least `min_context` (and the input), an
     output limit of at least the output, every capability in `capabilities` (see
-    `llmclient.models.CAPABILITIES`), an estimated cost within `budget_per_call` USD."""
-    budget = _budget(budget_per_call)
+    `llmclient.models.CAPABILITIES`), an estimated cost within `budget_per_call` USD.
+
+    A model the price table prices at $0 (a free tier, an experimental or preview offer, with rate
+    limits and no service level) is a candidate only with `include_free=True`."""
+    budget = None if budget_per_call is None else models.usd(budget_per_call, "budget_per_call must be USD per call >= 0 (e.g. 0.01)")
     wanted = models.capabilities(capabilities)
     if prefer not in PREFERENCES:
         raise InvalidRequestError(f"prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
@@ -103,39 +107,40 @@ def select_model(*, budget_per_call: Decimal | float | str | None = None, min_co
         if providers is not None and provider not in providers:
             continue
         cost = pricing.cost(provider, info.key.split("/", 1)[1], usage, on=today)
-        estimated = cost.total if cost is not None else None
+        estimated = cost.total.normalize() if cost is not None else None
         reasons = _exclusions(info, wanted, needed_context, expected_output_tokens, budget, estimated, include_unkeyed, today)
+        if estimated == 0 and not include_free and info.input_price == 0:
+            reasons.append("priced $0: a free, experimental or preview offer (include_free=True considers it)")
         target = excluded if reasons else eligible
         target.append(Candidate(info.key, info, estimated, not reasons, tuple(reasons)))
-    ranked = sorted(eligible, key=_order(prefer))
-    ranked = [_explained(c, prefer, position) for position, c in enumerate(ranked, 1)]
+    ranked = sorted(_without_twins(eligible), key=_order(prefer))
+    ranked = [_explained(c, prefer, position, today) for position, c in enumerate(ranked, 1)]
     requirements: dict[str, object] = {
         "budget_per_call": budget, "min_context": min_context, "capabilities": list(wanted), "prefer": prefer,
-        "expected_input_tokens": expected_input_tokens, "expected_output_tokens": expected_output_tokens}
+        "expected_input_tokens": expected_input_tokens, "expected_output_tokens": expected_output_tokens,
+        "include_unkeyed": include_unkeyed, "include_free": include_free}
     return Selection(tuple(ranked), tuple(excluded), prefer, requirements)
 
 
-def _budget(value: Decimal | float | str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        budget = Decimal(str(value))
-    except ArithmeticError:
-        budget = Decimal(-1)
-    if isinstance(value, bool) or not budget.is_finite() or budget < 0:
-        raise InvalidRequestError(f"budget_per_call must be USD per call >= 0 (e.g. 0.01), got {value!r}")
-    return budget
+def _without_twins(eligible: list[Candidate]) -> list[Candidate]:
+    """Leave out a dated snapshot when its model's name is eligible at the same cost: the name is
+    what a caller would use (it follows the provider's current snapshot)."""
+    by_key = {c.model: c for c in eligible}
+    return [c for c in eligible
+            if undated(c.model) == c.model or undated(c.model) not in by_key
+            or by_key[undated(c.model)].estimated_cost != c.estimated_cost]
 
 
 def _exclusions(info: ModelInfo, wanted: Sequence[models.ModelCapability], context: int, output: int,
                 budget: Decimal | None, estimated: Decimal | None, include_unkeyed: bool, today: date) -> list[str]:
     reasons = []
-    spec = REGISTRY.get(info.provider)
+    spec = _provider(info.provider)
     if spec is None or spec.wire == "litellm" or spec.name == "mock":
-        return [f"llmclient has no built-in provider {info.provider!r} (reach it as litellm/...)"]
+        return [f"llmclient has no built-in provider {info.provider!r} (declare it in llmclient.toml "
+                f"[providers.{info.provider}], or reach it as litellm/...)"]
     if not include_unkeyed and not spec.keyless and not os.environ.get(spec.api_key_env):
         reasons.append(f"no key: {spec.api_key_env} is not set (include_unkeyed=True lists it anyway)")
-    if info.retires is not None and info.retires <= today:
+    if info.retires is not None and info.retires <= today and info.retirement_confirmed:
         reasons.append(f"retired on {info.retires.isoformat()}")
     missing = [name for name in wanted if info.supports(name) is not True]
     if missing:
@@ -153,6 +158,24 @@ def _exclusions(info: ModelInfo, wanted: Sequence[models.ModelCapability], conte
         elif estimated > budget:
             reasons.append(f"estimated ${_money(estimated)} per call > budget ${_money(budget)}")
     return reasons
+
+
+# What each exclusion reason is about, by how its text starts (for summaries of many).
+REASON_KINDS = {"llmclient has no built-in provider": "not a built-in provider", "no key": "no key set",
+                "retired": "retired", "lacks": "lacks a capability", "context window": "context window too small",
+                "output limit": "output limit too low", "price unknown": "price unknown",
+                "estimated": "over budget", "priced $0": "free tier"}
+
+
+def reason_kind(reason: str) -> str:
+    return next((kind for start, kind in REASON_KINDS.items() if reason.startswith(start)), reason)
+
+
+def _provider(name: str) -> ProviderSpec | None:
+    """The registered provider, or one the configuration declares (llmclient.toml [providers])."""
+    from llmclient.config import get_config
+
+    return REGISTRY.get(name) or get_config().provider_spec(name)
 
 
 def _speed_tier(info: ModelInfo) -> tuple[int, str]:
@@ -178,7 +201,7 @@ def _order(prefer: Preference) -> Callable[[Candidate], tuple[Any, ...]]:
     return {"cost": by_cost, "speed": by_speed, "quality": by_quality}[prefer]
 
 
-def _explained(candidate: Candidate, prefer: Preference, position: int) -> Candidate:
+def _explained(candidate: Candidate, prefer: Preference, position: int, today: date) -> Candidate:
     cost = "price unknown" if candidate.estimated_cost is None else f"estimated ${_money(candidate.estimated_cost)} per call"
     if prefer == "cost":
         rule = cost
@@ -188,6 +211,10 @@ def _explained(candidate: Candidate, prefer: Preference, position: int) -> Candi
         output = candidate.info.output_price
         rule = ("quality rule: " + ("a reasoning model; " if candidate.info.reasoning else "")
                 + (f"output ${_money(output)}/M tokens" if output is not None else "output price unknown") + f"; {cost}")
+    if candidate.info.reasoning:
+        rule += " (a reasoning model also bills its thinking as output: expect more)"
+    if candidate.info.retires is not None and not candidate.info.retirement_confirmed and candidate.info.retires <= today:
+        rule += f"; litellm's map gives {candidate.info.retires.isoformat()} as its shutdown date, which the provider's page does not confirm"
     return Candidate(candidate.model, candidate.info, candidate.estimated_cost, True,
                      (f"#{position} by {prefer}: meets every requirement; {rule}",))
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from llmclient.errors import ConfigurationError, InvalidRequestError
+from llmclient.files import text_bytes
 from llmclient.request import Prompt, Request, ToolLike
 from llmclient.types import Message
 
@@ -213,6 +214,11 @@ def _count_text(text: str, route: _Route, api_key: str | None, offline: bool) ->
     return _estimated(estimate_tokens(text), 0, f"no offline tokenizer for {route.model}")
 
 
+def estimated_count(text: str, why: str) -> TokenCount:
+    """`estimate_tokens(text)` as a TokenCount labelled an estimate, saying `why` it is one."""
+    return _estimated(estimate_tokens(text), 0, why)
+
+
 def _estimated(tokens: int, framing: int, why: str) -> TokenCount:
     return TokenCount(tokens=tokens, exact=False, framing=framing,
                       method=f"estimate: {BYTES_PER_TOKEN} UTF-8 bytes per token ({why})")
@@ -223,6 +229,7 @@ def _estimated_request(request: Request, why: str) -> TokenCount:
     text = sum(estimate_tokens(m.text) + sum(estimate_tokens(c.name + json.dumps(c.arguments)) for c in m.tool_calls)
                for m in request.messages)
     text += sum(estimate_tokens(t.name + t.description + json.dumps(t.parameters)) for t in request.tools)
+    text += sum(-(-text_bytes(part) // BYTES_PER_TOKEN) for m in request.messages for part in m.files if part.is_text)
     framing = (_PER_MESSAGE + 1) * len(request.messages) + _REPLY_PRIMING  # a role is about one token
     return _estimated(text + framing, framing, why)
 

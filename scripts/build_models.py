@@ -58,6 +58,7 @@ AS_OF = "2026-12-05"  # the day these source versions were adopted
 # Fine-tuned names: litellm lists them for their prices, with the base model's flags only in part
 # (ft:gpt-4o-2024-11-20 has no supports_vision, yet fine-tuned gpt-4o takes images).
 NO_ABSENCE_RULE = ("ft:",)
+ROUTERS = ("openrouter", "huggingface")  # providers serving other providers' models (prices.json aliases.upstreams)
 
 
 def assemble(model_map: dict[str, Any], genai_providers: list[Any], overrides: dict[str, Any],
@@ -89,6 +90,10 @@ def assemble(model_map: dict[str, Any], genai_providers: list[Any], overrides: d
         "sources": {"litellm": f"litellm {versions['litellm']} model_prices_and_context_window_backup.json",
                     "genai-prices": f"genai-prices {versions['genai']} genai_prices/data.py (pydantic/genai-prices)",
                     "overrides": "llmclient/data/model_overrides.json"},
+        # What a router changes about every model it serves, over the upstream's own entry (the runtime
+        # resolves openrouter/<vendor>/<model> to the vendor's key): applied to calls through it.
+        "routers": {name: {"fill": rule["fill"], "source": rule["source"]}
+                    for name, rule in overrides["providers"].items() if name in ROUTERS},
         "models": models,
     }
     return catalogue, {key: origins[key] for key in models}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from llmclient import (
     Client,
     ContextWindowExceededError,
     InvalidRequestError,
+    LLMError,
     ModelDeprecationWarning,
     ModelRetiredError,
     ProviderSpec,
@@ -143,11 +145,30 @@ def test_anthropics_1m_context_beta_widens_the_window() -> None:
 
     info = models.info("anthropic/claude-sonnet-4-5")
     assert info is not None and info.context_window == 200_000
-    prompt = " hello" * 150_000
-    with pytest.raises(ContextWindowExceededError, match=r"225,00\d tokens \(estimated"):
+    # 1,200,000 bytes are 300K tokens by the estimate: past 1.25 x 200K (an estimate refuses only there).
+    prompt = " hello" * 200_000
+    with pytest.raises(ContextWindowExceededError, match=r"about 300,00\d tokens \(estimated"):
         model_checks.check(Request.build(prompt), info, today=date(2026, 1, 1))
     model_checks.check(Request.build(prompt, extra_headers={"anthropic-beta": "context-1m-2025-08-07"}), info,
                        today=date(2026, 1, 1))
+
+
+def test_an_estimate_just_over_the_window_is_sent() -> None:
+    # 900,000 bytes: 225K tokens by the estimate, over 200K but within 1.25x: the provider decides.
+    from llmclient import Request
+
+    info = models.info("anthropic/claude-sonnet-4-5")
+    assert info is not None
+    model_checks.check(Request.build(" hello" * 150_000), info, today=date(2026, 1, 1))
+
+
+def test_an_attached_text_file_counts_toward_the_window(sent: list[dict[str, Any]], tmp_path: Path) -> None:
+    # A .txt file is sent as text: 40,000 x " hello" are 40,000 cl100k tokens, over gpt-3.5-turbo's 16,385.
+    notes = tmp_path / "notes.txt"
+    notes.write_text(" hello" * 40_000)
+    with Client("openai/gpt-3.5-turbo") as client, pytest.raises(ContextWindowExceededError, match="40,0"):
+        client.complete("Summarise the notes", files=[notes])
+    assert sent == []
 
 
 def test_context_exceeded_moves_a_profile_to_its_fallback(sent: list[dict[str, Any]], tmp_path: Path,
@@ -166,6 +187,62 @@ def test_context_exceeded_moves_a_profile_to_its_fallback(sent: list[dict[str, A
         reset_config()
     assert [body["model"] for body in sent] == ["gpt-4o-mini"]
     assert response.retries and response.retries[0].error == "ContextWindowExceededError"
+
+
+def test_a_stream_falls_back_on_the_context_window_too(sent: list[dict[str, Any]], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmclient.config import reset_config
+
+    config = tmp_path / "llmclient.toml"
+    config.write_text('[profiles.long]\nmodel = "openai/gpt-3.5-turbo"\nfallbacks = ["openai/gpt-4o-mini"]\n')
+    monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
+    reset_config()
+    try:
+        with Client("long") as client:
+            stream = client.stream(" hello" * 20_000)  # not refused here: the chain moves past the primary
+            try:
+                list(stream)  # the interceptor answers with a JSON body; what matters here is who got the request
+            except LLMError:
+                pass
+    finally:
+        monkeypatch.delenv("LLMCLIENT_CONFIG")
+        reset_config()
+    assert [body["model"] for body in sent] == ["gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(("fallback", "why"), [
+    ("anthropic/claude-3-5-sonnet-20241022", "ModelRetiredError"),  # retired 2025-10-22 (Anthropic's page)
+    ("openai/gpt-4", "ModelLimitError"),  # gpt-4: 8,192 max output (https://platform.openai.com/docs/models/gpt-4)
+])
+def test_a_fallback_the_catalogue_refuses_is_skipped(sent: list[dict[str, Any]], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, fallback: str, why: str) -> None:
+    from llmclient import RateLimitError
+    from llmclient.config import reset_config
+
+    config = tmp_path / "llmclient.toml"
+    config.write_text(f'[profiles.p]\nmodel = "openai/gpt-4o-mini"\nfallbacks = ["{fallback}", "openai/gpt-4o"]\n'
+                      f'retry = {{ max_attempts = 1 }}\n')
+    monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
+    answer = transport.interceptor
+    assert answer is not None
+
+    def busy_primary(request: httpx.Request, spec: ProviderSpec) -> httpx.Response:
+        if json.loads(request.read())["model"] == "gpt-4o-mini":
+            sent.append({"model": "gpt-4o-mini"})
+            return httpx.Response(429, json={"error": {"message": "slow down", "type": "rate_limit"}}, request=request)
+        return answer(request, spec)
+
+    monkeypatch.setattr(transport, "interceptor", busy_primary)
+    reset_config()
+    try:
+        with Client("p") as client:
+            response = client.complete("Hello", max_tokens=10_000)
+    finally:
+        monkeypatch.delenv("LLMCLIENT_CONFIG")
+        reset_config()
+    assert [body["model"] for body in sent] == ["gpt-4o-mini", "gpt-4o"]
+    assert [(r.model, r.error) for r in response.retries] == [
+        ("openai/gpt-4o-mini", RateLimitError.__name__), (fallback, why)]
 
 
 # --- retirement ----------------------------------------------------------------------------------------
@@ -202,6 +279,29 @@ def test_a_shutdown_date_only_litellm_gives_warns_and_sends(sent: list[dict[str,
     assert len(sent) == 1
 
 
+def test_the_retirement_day_itself_is_refused_and_the_day_before_warns() -> None:
+    info = models.info("anthropic/claude-3-5-sonnet-20241022")
+    assert info is not None
+    with pytest.raises(ModelRetiredError):
+        model_checks.check(_request("Hi"), info, today=date(2025, 10, 22))
+    model_checks._warned.discard(info.model)
+    with pytest.warns(ModelDeprecationWarning, match="will be retired on 2025-10-22"):
+        model_checks.check(_request("Hi"), info, today=date(2025, 10, 21))
+
+
+def test_through_a_router_the_makers_retirement_only_warns(sent: list[dict[str, Any]],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Claude Sonnet 3.7 left Anthropic's API on 2026-02-19; OpenRouter may serve it from elsewhere.
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    info = models.info("openrouter/anthropic/claude-3.7-sonnet")
+    assert info is not None and info.key == "anthropic/claude-3-7-sonnet-20250219" and info.retirement_confirmed
+    model_checks._warned.discard(info.model)
+    with pytest.warns(ModelDeprecationWarning, match="which may still serve it"):
+        with Client("openrouter/anthropic/claude-3.7-sonnet") as client:
+            client.complete("Hello")
+    assert len(sent) == 1
+
+
 def test_a_future_retirement_warns_once(catalogue_entry: Any) -> None:
     catalogue_entry("openai/sunset-model", {"retires": "2099-01-31", "replacement": "openai/gpt-4o-mini"})
     info = models.info("openai/sunset-model")
@@ -220,6 +320,38 @@ def test_a_model_the_catalogue_does_not_list_is_sent_unchecked(sent: list[dict[s
     with Client("openai/ft:gpt-3.5-turbo:acme:custom:abc123") as client:
         client.complete("What is in this picture?", files=[PNG], max_tokens=1_000_000)
     assert len(sent) == 1
+
+
+def test_openrouter_takes_a_pdf_for_any_model(sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    # "this feature works on any model on OpenRouter" (https://openrouter.ai/docs/features/multimodal/pdfs):
+    # the PDF gpt-3.5-turbo refuses at OpenAI goes through OpenRouter, which parses it.
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
+    info = models.info("openrouter/openai/gpt-3.5-turbo")
+    assert info is not None and info.pdf is True and info.vision is False
+    with Client("openrouter/openai/gpt-3.5-turbo") as client:
+        client.complete("Summarise", files=[PDF])
+    assert len(sent) == 1
+
+
+def test_a_users_file_corrects_an_entry_field_by_field(catalogue_entry: Any) -> None:
+    catalogue_entry("openai/gpt-3.5-turbo", {"context_window": 16_000})
+    info = models.info("openai/gpt-3.5-turbo")
+    assert info is not None and info.context_window == 16_000
+    assert info.max_output_tokens == 4_096 and info.vision is False  # the shipped facts stay
+
+
+def test_info_reads_prices_as_they_are_now() -> None:
+    from llmclient import price_table, pricing
+
+    before = models.info("openai/gpt-4o-mini")
+    pricing.set_price("openai/gpt-4o-mini", input="0.000001", output="0.000002")
+    try:
+        after = models.info("openai/gpt-4o-mini")
+    finally:
+        price_table._user_rows.pop("openai/gpt-4o-mini", None)
+        price_table._table.cache_clear()
+    assert before is not None and after is not None
+    assert (before.input_price, after.input_price) == (Decimal("0.15"), Decimal("1"))
 
 
 def test_an_unknown_capability_is_not_a_refusal(sent: list[dict[str, Any]], catalogue_entry: Any) -> None:

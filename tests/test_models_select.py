@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -144,6 +145,28 @@ def test_select_only_offers_models_whose_key_is_set(monkeypatch: pytest.MonkeyPa
     assert picked.ranked and {c.info.provider for c in picked.ranked} == {"gemini"}
 
 
+def test_free_models_are_candidates_only_when_asked() -> None:
+    # Gemma on the Gemini API is free of charge (https://ai.google.dev/gemini-api/docs/pricing#gemma-3)
+    free = "gemini/gemma-3-27b-it"
+    row = pricing.row_for(free)
+    assert row is not None and row.prices["input"] == 0
+    default = select_model(providers=["gemini"], include_unkeyed=True)
+    assert "priced $0: a free, experimental or preview offer (include_free=True considers it)" in \
+        {c.model: c.why for c in default.excluded}[free]
+    assert free in {c.model for c in select_model(providers=["gemini"], include_unkeyed=True, include_free=True).ranked}
+
+
+def test_a_dated_snapshot_is_folded_into_its_name() -> None:
+    ranked = [c.model for c in select_model(providers=["openai"], include_unkeyed=True).ranked]
+    assert "openai/gpt-5-nano" in ranked and "openai/gpt-5-nano-2025-08-07" not in ranked
+
+
+def test_a_shutdown_date_only_litellm_gives_does_not_exclude() -> None:
+    picked = select_model(providers=["anthropic"], include_unkeyed=True, on=date(2026, 12, 5))
+    sonnet = {c.model: c for c in picked.ranked}["anthropic/claude-sonnet-4-5"]  # litellm: 2026-11-30
+    assert "litellm's map gives 2026-11-30 as its shutdown date" in sonnet.why[0]
+
+
 def test_select_excludes_retired_models() -> None:
     picked = select_model(providers=["anthropic"], include_unkeyed=True)
     retired = {c.model: c.why for c in picked.excluded}["anthropic/claude-3-5-sonnet-20241022"]
@@ -233,10 +256,24 @@ def test_a_reasoning_task_requires_a_reasoning_model(mock: MockProvider) -> None
 
 
 def test_without_a_client_the_assessment_is_labelled_rules() -> None:
-    advice = ModelAdvisor(include_unkeyed=True).recommend_model_for_task("summarise 50-page PDFs", 0.01)
+    advice = ModelAdvisor(providers=["openai"], include_unkeyed=True).recommend_model_for_task("summarise 50-page PDFs", 0.01)
     assert advice.assessment.assessed_by == "rules"
     assert advice.assessment.assessment.expected_input_tokens == 30_000  # 50 pages x 600 tokens
     assert advice.assessment.assessment.needs_pdf is True and advice.assessment.cost is None
+    # OpenAI's prices (https://platform.openai.com/docs/pricing), for 30,000 tokens in and 600 out:
+    # gpt-5-nano $0.05 / $0.40 per 1M: 0.0015 + 0.00024; gpt-5-mini $0.25 / $2: 0.0075 + 0.0012.
+    assert advice.best is not None and (advice.best.model, advice.best.estimated_cost) == ("openai/gpt-5-nano", Decimal("0.00174"))
+    assert advice.baseline is not None and advice.baseline.estimated_cost == Decimal("0.0087")
+    assert advice.baseline.info.reasoning is True and advice.baseline.info.output_price == 2
+    assert advice.saving == Decimal("0.00696")
+
+
+def test_a_fast_response_ranks_by_speed_and_input_text_sets_the_size() -> None:
+    advice = ModelAdvisor(providers=["groq", "openai"], include_unkeyed=True).recommend_model_for_task(
+        "classify support tickets by topic", response_time_requirement="fast", input_text=" hello" * 1_000)
+    assert advice.best is not None and advice.best.info.provider == "groq"
+    assert advice.why[2] == "ranked by speed (a fast response was asked)"
+    assert "about 1,500 tokens in" in advice.why[1]  # 6,000 bytes at 4 bytes a token
 
 
 def test_token_requirements_add_the_schema_and_the_output() -> None:
@@ -257,3 +294,22 @@ def test_models_recommend_cli_without_a_key_uses_rules(capsys: pytest.CaptureFix
     code, out = run("models", "recommend", "summarise 50-page PDFs", "--budget", "0.01", "--all", capsys=capsys)
     assert code == 0
     assert "recommended: " in out and "assessment by rules" in out
+
+
+# --- the documented examples run, offline ------------------------------------------------------------
+
+@pytest.mark.parametrize("example", ["select_model.py", "model_advisor.py"])
+def test_the_documented_examples_run(example: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not any(k == s.api_key_env for s in REGISTRY.values())}
+    path = Path(__file__).resolve().parent.parent / "examples" / example
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    if example == "select_model.py":
+        # gpt-4o: 3,000 x $2.50/1M + 500 x $10/1M = $0.0125 (https://platform.openai.com/docs/pricing)
+        assert "openai/gpt-4o is out: estimated $0.0125 per call > budget $0.002" in result.stdout
+    else:
+        assert "recommended: " in result.stdout and "assessed by rules" in result.stdout

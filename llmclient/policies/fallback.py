@@ -6,8 +6,8 @@ is one the profile falls back on (default: rate limit, server error, timeout, co
 context window exceeded), the call moves to the next model. Every failed attempt is recorded, so
 `response.retries` tells which model answered after which failures, and an error that ends the
 chain carries them all in `error.history`. A fallback that cannot take the request at all (a
-capability it lacks, no key set) is recorded and skipped; the primary model's own such error is
-the caller's.
+capability it lacks, `max_tokens` above its limit, retired, no key set) is recorded and skipped;
+the primary model's own such error is the caller's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from llmclient.errors import ConfigurationError, LLMError, UnsupportedCapabilityError
+from llmclient.errors import ConfigurationError, LLMError, ModelLimitError, ModelRetiredError, UnsupportedCapabilityError
 from llmclient.policies.retry import record
 from llmclient.telemetry import observe
 from llmclient.types import RetryRecord
@@ -54,11 +54,16 @@ async def athrough_chain(chain: Sequence[Route], one_model: Callable[[Route, lis
     raise _with_history(last_api_error, history)
 
 
+# What a fallback model may refuse before any request that makes the chain skip it.
+_CANNOT_TAKE_IT = (UnsupportedCapabilityError, ModelLimitError, ModelRetiredError, ConfigurationError)
+
+
 def _next_or_raise(chain: Sequence[Route], position: int, error: LLMError, last_api_error: LLMError | None,
                    history: list[RetryRecord], falls_back_on: Callable[[LLMError], bool]) -> LLMError | None:
     """The error to raise if the chain ends here, or raise now when the call must not go on."""
-    if isinstance(error, (UnsupportedCapabilityError, ConfigurationError)) and position > 0:
-        # This fallback cannot take the call (a capability it lacks, no key set): skip it.
+    if isinstance(error, _CANNOT_TAKE_IT) and position > 0:
+        # This fallback cannot take the call (a capability it lacks, a limit below the call's, retired,
+        # no key set): skip it.
         history.append(record(error, chain[position].model, 0.0))
         if position == len(chain) - 1:
             raise _with_history(last_api_error or error, history)
