@@ -12,9 +12,11 @@ sizes) are `llmclient.files.check`'s, which runs first.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import warnings
 from datetime import date
+from pathlib import Path
 from typing import TypedDict
 
 from llmclient import cassettes
@@ -29,6 +31,7 @@ from llmclient.errors import (
 from llmclient.models import ModelInfo
 from llmclient.request import Request
 
+_PACKAGE = str(Path(__file__).resolve().parent)
 _warned: set[str] = set()
 _lock = threading.Lock()
 # Tokens a chat API adds around each message and before the reply, at most (OpenAI: 3 + 1 per name,
@@ -111,7 +114,10 @@ def _warn_once(model: str, message: str) -> None:
         if model in _warned:
             return
         _warned.add(model)
-    warnings.warn(message, ModelDeprecationWarning, stacklevel=6)
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):  # point at the caller's line
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, ModelDeprecationWarning, stacklevel=level)
 
 
 def _window(request: Request, info: ModelInfo, window: int) -> int:

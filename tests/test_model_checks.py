@@ -171,42 +171,25 @@ def test_an_attached_text_file_counts_toward_the_window(sent: list[dict[str, Any
     assert sent == []
 
 
-def test_context_exceeded_moves_a_profile_to_its_fallback(sent: list[dict[str, Any]], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmclient.config import reset_config
+LONG_PROFILE = '[profiles.long]\nmodel = "openai/gpt-3.5-turbo"\nfallbacks = ["openai/gpt-4o-mini"]\n'
 
-    config = tmp_path / "llmclient.toml"
-    config.write_text('[profiles.long]\nmodel = "openai/gpt-3.5-turbo"\nfallbacks = ["openai/gpt-4o-mini"]\n')
-    monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
-    reset_config()
-    try:
-        with Client("long") as client:
-            response = client.complete(" hello" * 20_000)
-    finally:
-        monkeypatch.delenv("LLMCLIENT_CONFIG")
-        reset_config()
+
+def test_context_exceeded_moves_a_profile_to_its_fallback(sent: list[dict[str, Any]], configured: Any) -> None:
+    configured(LONG_PROFILE)
+    with Client("long") as client:
+        response = client.complete(" hello" * 20_000)
     assert [body["model"] for body in sent] == ["gpt-4o-mini"]
     assert response.retries and response.retries[0].error == "ContextWindowExceededError"
 
 
-def test_a_stream_falls_back_on_the_context_window_too(sent: list[dict[str, Any]], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmclient.config import reset_config
-
-    config = tmp_path / "llmclient.toml"
-    config.write_text('[profiles.long]\nmodel = "openai/gpt-3.5-turbo"\nfallbacks = ["openai/gpt-4o-mini"]\n')
-    monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
-    reset_config()
-    try:
-        with Client("long") as client:
-            stream = client.stream(" hello" * 20_000)  # not refused here: the chain moves past the primary
-            try:
-                list(stream)  # the interceptor answers with a JSON body; what matters here is who got the request
-            except LLMError:
-                pass
-    finally:
-        monkeypatch.delenv("LLMCLIENT_CONFIG")
-        reset_config()
+def test_a_stream_falls_back_on_the_context_window_too(sent: list[dict[str, Any]], configured: Any) -> None:
+    configured(LONG_PROFILE)
+    with Client("long") as client:
+        stream = client.stream(" hello" * 20_000)  # not refused here: the chain moves past the primary
+        try:
+            list(stream)  # the interceptor answers with a JSON body; what matters here is who got the request
+        except LLMError:
+            pass
     assert [body["model"] for body in sent] == ["gpt-4o-mini"]
 
 
@@ -214,15 +197,12 @@ def test_a_stream_falls_back_on_the_context_window_too(sent: list[dict[str, Any]
     ("anthropic/claude-3-5-sonnet-20241022", "ModelRetiredError"),  # retired 2025-10-22 (Anthropic's page)
     ("openai/gpt-4", "ModelLimitError"),  # gpt-4: 8,192 max output (https://platform.openai.com/docs/models/gpt-4)
 ])
-def test_a_fallback_the_catalogue_refuses_is_skipped(sent: list[dict[str, Any]], tmp_path: Path,
+def test_a_fallback_the_catalogue_refuses_is_skipped(sent: list[dict[str, Any]], configured: Any,
                                                      monkeypatch: pytest.MonkeyPatch, fallback: str, why: str) -> None:
     from llmclient import RateLimitError
-    from llmclient.config import reset_config
 
-    config = tmp_path / "llmclient.toml"
-    config.write_text(f'[profiles.p]\nmodel = "openai/gpt-4o-mini"\nfallbacks = ["{fallback}", "openai/gpt-4o"]\n'
-                      f'retry = {{ max_attempts = 1 }}\n')
-    monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
+    configured(f'[profiles.p]\nmodel = "openai/gpt-4o-mini"\nfallbacks = ["{fallback}", "openai/gpt-4o"]\n'
+               f'retry = {{ max_attempts = 1 }}\n')
     answer = transport.interceptor
     assert answer is not None
 
@@ -233,13 +213,8 @@ def test_a_fallback_the_catalogue_refuses_is_skipped(sent: list[dict[str, Any]],
         return answer(request, spec)
 
     monkeypatch.setattr(transport, "interceptor", busy_primary)
-    reset_config()
-    try:
-        with Client("p") as client:
-            response = client.complete("Hello", max_tokens=10_000)
-    finally:
-        monkeypatch.delenv("LLMCLIENT_CONFIG")
-        reset_config()
+    with Client("p") as client:
+        response = client.complete("Hello", max_tokens=10_000)
     assert [body["model"] for body in sent] == ["gpt-4o-mini", "gpt-4o"]
     assert [(r.model, r.error) for r in response.retries] == [
         ("openai/gpt-4o-mini", RateLimitError.__name__), (fallback, why)]
@@ -272,11 +247,11 @@ def test_a_shutdown_date_only_litellm_gives_warns_and_sends(sent: list[dict[str,
     info = models.info("openai/gpt-3.5-turbo")
     assert info is not None and info.retires == date(2026, 10, 23) and info.retires_source == "litellm"
     model_checks._warned.discard(info.model)
-    with pytest.warns(ModelDeprecationWarning, match="litellm's model map gives 2026-10-23"):
-        model_checks.check(_request("Hello"), info, today=date(2026, 12, 5))
-    with Client("openai/gpt-3.5-turbo") as client:
-        client.complete("Hello")
+    with pytest.warns(ModelDeprecationWarning, match="litellm's model map gives 2026-10-23") as caught:
+        with Client("openai/gpt-3.5-turbo") as client:
+            client.complete("Hello")
     assert len(sent) == 1
+    assert caught[0].filename == __file__  # the warning points at the caller's line, not into llmclient
 
 
 def test_the_retirement_day_itself_is_refused_and_the_day_before_warns() -> None:
@@ -367,6 +342,22 @@ def _request(text: str) -> Any:
     from llmclient import Request
 
     return Request.build(text)
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Make a TOML text this test's configuration (profiles, fallbacks)."""
+    from llmclient.config import reset_config
+
+    def use(text: str) -> None:
+        config = tmp_path / "llmclient.toml"
+        config.write_text(text)
+        monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
+        reset_config()
+
+    yield use
+    monkeypatch.delenv("LLMCLIENT_CONFIG", raising=False)
+    reset_config()
 
 
 @pytest.fixture
