@@ -44,7 +44,8 @@ ESTIMATE_MARGIN = 1.25
 
 def check(request: Request, info: ModelInfo, today: date | None = None) -> None:
     """Raise the first of the catalogue's refusals of `request` to the model `info` describes."""
-    _retirement(info, today or _today())
+    if info.retires is not None or info.deprecated is not None:
+        _retirement(info, today or _today())
     for message in request.messages:
         for part in message.files:
             if part.is_text:
@@ -131,6 +132,10 @@ def _context(request: Request, info: ModelInfo, window: int) -> None:
     four, so most calls are let through on their length alone and only a long one is counted.
     Text files count (they are sent as text); images and PDFs do not (their tokens depend on the
     provider's rendering). An estimate refuses only past `ESTIMATE_MARGIN` times the window."""
+    if not request.tools and all(type(m.content) is str and not m.tool_calls for m in request.messages):
+        # the common call, plain text turns: its length settles it without building anything
+        if 4 * sum(len(m.content) for m in request.messages) + _FRAMING_PER_MESSAGE * (len(request.messages) + 1) <= window:
+            return
     texts = _texts(request)
     characters = sum(len(text) for text in texts)
     framing = _FRAMING_PER_MESSAGE * (len(request.messages) + 1) + _text_file_bytes(request)
