@@ -222,6 +222,14 @@ def _open() -> Iterator[None]:
 
 
 @contextmanager
+def replay_scope() -> Iterator[None]:
+    """Calls made inside this block are answered from recordings by the caller's own means (the
+    replay server's interceptor): they need no key, as in `use_cassette(..., mode="replay")`."""
+    with _replay_scope(True):
+        yield
+
+
+@contextmanager
 def _replay_scope(active: bool) -> Iterator[None]:
     global _replay_depth
     if not active:

@@ -21,6 +21,8 @@
                                                             every query takes --dir DIR and --json
     llmclient telemetry export [-o FILE] [--format csv|jsonl]   the records as CSV or JSON lines
     llmclient telemetry report --html FILE                  one page: cost trend, model x day heatmap
+    llmclient serve [--host H] [--port P] [--replay DIR]     an OpenAI-compatible proxy (llmclient[serve]),
+                                                            or a server answering from cassettes
     llmclient costs reconcile --provider openai|anthropic [--days N] [--json]
                                                             our records beside the provider's billed
                                                             usage and cost, per day x model (admin key)
@@ -96,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     add_telemetry(commands)
     from llmclient.billing.cli import add_parser as add_costs  # argparse only: the clients load per command
     add_costs(commands)
+    from llmclient.serve.cli import add_parser as add_serve  # argparse only: FastAPI loads when a server starts
+    add_serve(commands)
     return parser
 
 

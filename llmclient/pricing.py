@@ -54,8 +54,8 @@ def cost(provider: str, model: str, usage: Usage | None, raw_usage: dict[str, An
         return None
     try:
         at = _moment(on)
-        computed = _computed(provider, model, usage, raw_usage or {}, at, service_tier, base_url)
         reported = _reported(raw_usage)
+        computed = _computed(provider, model, usage, raw_usage or {}, at, service_tier, base_url, warn=reported is None)
         if reported is None:
             return computed
         zero = Decimal(0)
@@ -105,13 +105,16 @@ def _amount(value: Any) -> Decimal | None:
 
 
 def _computed(provider: str, model: str, usage: Usage, raw: dict[str, Any], at: tuple[date, time | None],
-              service_tier: str | None, base_url: str | None) -> Cost | None:
+              service_tier: str | None, base_url: str | None, *, warn: bool = True) -> Cost | None:
+    """Our own figure; a missing price is warned about only when the provider reported no charge
+    either (the Claude CLI reports its own cost for models the table may not list)."""
     if usage.iterations and any(step.model and step.model != model for step in usage.iterations):
         return _by_iteration(provider, model, usage, at, service_tier, base_url)
     key = resolve(provider, model, base_url)
     row = row_for(key, at[0]) if key else None
     if row is None:
-        warn_once(f"{provider}/{model}")
+        if warn:
+            warn_once(f"{provider}/{model}")
         return None
     return _priced(row, usage, _one_hour_writes(raw), service_tier, at[1])
 

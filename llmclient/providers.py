@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from llmclient.errors import ConfigurationError
 
-Wire = Literal["openai", "anthropic", "gemini", "cohere", "litellm"]
+Wire = Literal["openai", "anthropic", "gemini", "cohere", "litellm", "claude-cli"]
 
 Capability = Literal[
     "tools",  # client function calling
@@ -132,7 +132,8 @@ class ProviderSpec(BaseModel):
 
     @model_validator(mode="after")
     def _reachable(self) -> ProviderSpec:
-        if not self.base_url and self.wire != "litellm":  # litellm knows each provider's URL itself
+        if not self.base_url and self.wire not in ("litellm", "claude-cli"):  # litellm knows each provider's URL
+            # itself; the claude-cli provider runs a local program
             raise ValueError("base_url is required: the API root, e.g. https://api.example.com/v1")
         return self
 
@@ -275,6 +276,20 @@ LITELLM_PROVIDER = ProviderSpec(
 )
 """`Client("litellm/<litellm model>")`: every provider litellm reaches, through `llmclient.litellm_route`."""
 
+CLAUDE_CLI_PROVIDER = ProviderSpec(
+    name="claude-cli",
+    base_url="",  # no HTTP: the `claude` program runs as a subprocess (LLMCLIENT_CLAUDE_CLI, LLMCLIENT_CLAUDE_CLI_CWD)
+    # Optional: the CLI uses its own login without one; a key given is passed in its environment, never its argv.
+    api_key_env="ANTHROPIC_API_KEY",
+    wire="claude-cli",
+    # Text and streaming only: the CLI's tools are its own (server-side), client tools cannot be
+    # passed to it, and multimodal input is refused before it starts (no vision, no pdf).
+    capabilities=frozenset({"streaming"}),
+    keyless=True,
+)
+"""`Client("claude-cli/default")` (the CLI's default model) or `Client("claude-cli/<model>")`
+(`--model`): Claude Code in print mode, through `llmclient.claude_cli`."""
+
 MOCK_PROVIDER = ProviderSpec(
     name="mock",
     # .invalid never resolves (RFC 6761): unanswered by llmclient.testing, a call fails to connect.
@@ -287,7 +302,7 @@ MOCK_PROVIDER = ProviderSpec(
 `llmclient.testing` is imported, so lists of known providers name only real ones otherwise."""
 
 _lock = threading.Lock()
-_registry: dict[str, ProviderSpec] = {spec.name: spec for spec in (*BUILTIN_PROVIDERS, LITELLM_PROVIDER)}
+_registry: dict[str, ProviderSpec] = {spec.name: spec for spec in (*BUILTIN_PROVIDERS, LITELLM_PROVIDER, CLAUDE_CLI_PROVIDER)}
 REGISTRY: Mapping[str, ProviderSpec] = MappingProxyType(_registry)
 """Every known provider by name (read-only view; use `register_provider` to add one)."""
 

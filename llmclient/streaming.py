@@ -86,6 +86,12 @@ class Stream:
         return self._iterator
 
     @property
+    def answered_by(self) -> str:
+        """"<provider>/<model id>" the stream went to: a fallback's when one answered (known once
+        iteration has begun; before, the primary model)."""
+        return f"{self._assembler.spec.name}/{self._assembler.model_id}"
+
+    @property
     def response(self) -> Response:
         """The complete response; reading it before the end consumes the rest of the stream."""
         if self._response is None:
@@ -180,6 +186,12 @@ class AsyncStream:
         if self._response is None:
             raise RuntimeError("the stream was closed before it finished, so it has no response")
         return self._response
+
+    @property
+    def answered_by(self) -> str:
+        """"<provider>/<model id>" the stream went to: a fallback's when one answered (known once
+        iteration has begun; before, the primary model)."""
+        return f"{self._assembler.spec.name}/{self._assembler.model_id}"
 
     @property
     def response(self) -> Response:

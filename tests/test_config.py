@@ -347,7 +347,7 @@ BAD = [
     (
         "[providers.cerebras]\nbase_url = 'https://c.example/v1'\napi_key_env = 'K'\nwire = 'grpc'\n",
         "providers.cerebras.wire",
-        "'openai', 'anthropic', 'gemini', 'cohere' or 'litellm'",
+        "'openai', 'anthropic', 'gemini', 'cohere', 'litellm' or 'claude-cli'",
     ),
     ("[profiles.fast]\nmodel = 'nope/x'\n", "profiles.fast.model", "unknown provider 'nope'"),
     ("[profiles.fast]\nmodel = 'openai/'\n", "profiles.fast.model", "'<provider>/<model id>'"),

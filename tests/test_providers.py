@@ -23,7 +23,7 @@ BUILTINS = [
     ("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "openai"),
     ("cohere", "https://api.cohere.com", "COHERE_API_KEY", "cohere"),
 ]
-KNOWN = "Known providers: anthropic, cohere, deepseek, gemini, groq, litellm, mistral, openai, openrouter"
+KNOWN = "Known providers: anthropic, claude-cli, cohere, deepseek, gemini, groq, litellm, mistral, openai, openrouter"
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,8 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_exactly_the_eight_builtin_providers() -> None:
     assert [spec.name for spec in BUILTIN_PROVIDERS] == [row[0] for row in BUILTINS]
-    assert sorted(REGISTRY) == sorted([row[0] for row in BUILTINS] + ["litellm"])  # and the long-tail route
+    # and the long-tail route, and the Claude CLI run as a subprocess
+    assert sorted(REGISTRY) == sorted([row[0] for row in BUILTINS] + ["litellm", "claude-cli"])
 
 
 @pytest.mark.parametrize(("name", "base_url", "env", "wire"), BUILTINS)

@@ -152,6 +152,8 @@ class Route:
                 kind = Pipeline
                 if self.spec.wire == "litellm":
                     from llmclient.litellm_route import LitellmPipeline as kind
+                elif self.spec.wire == "claude-cli":
+                    from llmclient.claude_cli import ClaudeCliPipeline as kind
 
                 self._pipeline = kind(self.spec, self.model_id, self.base_url, self.timeout, self.assembler)
             return self._pipeline

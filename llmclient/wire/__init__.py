@@ -183,9 +183,9 @@ def codec(wire: str) -> Codec:
     """The decoder module for a wire format name ("openai", "anthropic", "gemini", "cohere")."""
     from llmclient.wire import anthropic, cohere, gemini, openai
 
-    # litellm answers in the OpenAI format (see llmclient.litellm_route).
+    # litellm and the claude-cli pipeline answer in the OpenAI format (llmclient.litellm_route, llmclient.claude_cli).
     modules: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "cohere": cohere,
-                                      "litellm": openai}
+                                      "litellm": openai, "claude-cli": openai}
     return modules[wire]  # type: ignore[return-value,unused-ignore]
 
 

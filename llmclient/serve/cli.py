@@ -1,0 +1,79 @@
+"""`llmclient serve`: an OpenAI-compatible server in front of llmclient (`pip install 'llmclient[serve]'`).
+
+    llmclient serve [--host 127.0.0.1] [--port 8000] [--max-body-mb 16] [--config FILE] [--replay DIR]
+
+Point any OpenAI client at http://HOST:PORT/v1: `model` is a profile, an alias or
+"provider/model", resolved by llmclient's configuration (fallbacks, retries, rate limits, cost and
+telemetry apply). Answers carry `x-llmclient-model` (the model that answered) and, when known,
+`x-llmclient-cost-usd`. With LLMCLIENT_SERVER_KEY set, requests need `Authorization: Bearer <it>`.
+--replay DIR answers from the cassettes in DIR/<provider>/*.yaml instead of the providers: no
+network, no keys. Binds 127.0.0.1 unless --host says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TextIO
+
+from llmclient.errors import ConfigurationError
+
+INSTALL = "pip install 'llmclient[serve]'"
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="an OpenAI-compatible proxy (llmclient[serve]), or a replay server",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_port, default=8000, help="the port (default 8000; 0 picks a free one)")
+    serve.add_argument("--max-body-mb", type=_megabytes, default=16.0, metavar="MB",
+                       help="refuse request bodies over this size with 413 (default 16)")
+    serve.add_argument("--replay", type=Path, default=None, metavar="DIR",
+                       help="answer from the cassettes in DIR/<provider>/*.yaml (no network, no keys)")
+    serve.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help="the llmclient.toml with profiles, aliases and providers (default: found from here)")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(run=_serve)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return port
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a size in MB above 0, got {text!r}")
+    return value
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise ConfigurationError(f"llmclient serve needs FastAPI and uvicorn ({exc.name} is missing): {INSTALL}") from exc
+    if args.config is not None:
+        from llmclient.config import load_config, reset_config
+
+        load_config(args.config)  # refuses a bad file here, naming it
+        os.environ["LLMCLIENT_CONFIG"] = str(args.config.resolve())
+        reset_config()
+    from llmclient.serve.app import create_app
+
+    app = create_app(max_body_bytes=int(args.max_body_mb * 1024 * 1024), replay=args.replay)
+    where = f"replaying {args.replay}" if args.replay is not None else "proxying to the providers"
+    out.write(f"llmclient serve: {where} on http://{args.host}:{args.port}/v1\n")
+    out.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
