@@ -16,7 +16,8 @@ LLMCLIENT_CLAUDE_CLI_CWD, default the current directory, in a process group of i
 Nothing of the conversation goes into argv (other users see it in `ps`): the prompt goes on
 stdin (print mode reads it there when no prompt argument is given), the system prompt in a file,
 a key given to the Client as ANTHROPIC_API_KEY in the CLI's environment, max_tokens as
-CLAUDE_CODE_MAX_OUTPUT_TOKENS. One user message is the prompt itself; a longer history is
+CLAUDE_CODE_MAX_OUTPUT_TOKENS. That environment is this process's without the secrets that are not
+the CLI's (`child_environment`): a prompt may steer its agent into reading it. One user message is the prompt itself; a longer history is
 rendered as a transcript (see `render_prompt`). Text files are inlined; images and PDFs are
 refused before the CLI starts (the spec declares neither), as are client tools, tool_choice,
 response_format, temperature, top_p, stop and extra headers, which the CLI has no way to take.
@@ -47,18 +48,20 @@ from typing import Any
 
 import httpx
 
-from llmclient import cassettes, transport
+from llmclient import cassettes
 from llmclient.errors import (
     APIError,
     ConfigurationError,
     InvalidRequestError,
+    LLMError,
     ReplayMismatchError,
     RequestTimeoutError,
     UnsupportedCapabilityError,
     classify,
 )
+from llmclient.local_answer import intercepted, json_answer, stream_answer, unsent
 from llmclient.pipeline import Pipeline
-from llmclient.providers import KEYLESS_PLACEHOLDER
+from llmclient.providers import KEYLESS_PLACEHOLDER, REGISTRY
 from llmclient.request import Request
 from llmclient.types import FilePart, Message
 from llmclient.claude_cli_answer import (
@@ -69,21 +72,22 @@ from llmclient.claude_cli_answer import (
     main_model,
     openai_usage,
     said,
-    type_from_text,
+    status_in_words,
+    type_in_words,
 )
 from llmclient.wire import WireFormatError
 
 BINARY_ENV = "LLMCLIENT_CLAUDE_CLI"
 CWD_ENV = "LLMCLIENT_CLAUDE_CLI_CWD"
 MAX_TURNS_ENV = "LLMCLIENT_CLAUDE_CLI_MAX_TURNS"
+CLAUDE_CLI_KEY_ENV = "ANTHROPIC_API_KEY"
+"""The key the CLI reads (a key given to the Client is passed in it)."""
 DEFAULT_MODEL = "default"
 """The model id that passes no --model: the CLI's own default."""
 OPTIONS = frozenset({"max_turns"})
 TRANSCRIPT_HEAD = ("The conversation so far follows, oldest turn first, each turn under its speaker in brackets. "
                    "Write the assistant's reply to the last turn.")
-
-_NOWHERE = "http://claude-cli.invalid/print"
-_SSE = {"content-type": "text/event-stream"}
+_ROUTE = "claude-cli"  # the host of its requests' URL, which nothing is sent to
 
 
 @dataclass(frozen=True)
@@ -114,16 +118,16 @@ class ClaudeCliPipeline(Pipeline):
         max_turns = _max_turns(request.options)
         if max_turns is not None:
             argv += ["--max-turns", str(max_turns)]
-        env = dict(os.environ)
+        env = child_environment()
         if api_key not in (KEYLESS_PLACEHOLDER, cassettes.REPLAY_API_KEY):
-            env["ANTHROPIC_API_KEY"] = api_key
+            env[CLAUDE_CLI_KEY_ENV] = api_key
             self.keys = self.keys | {api_key}
         if request.max_tokens is not None:
             env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(request.max_tokens)
         system, prompt = render_prompt(request.messages)
         invocation = Invocation(argv=argv, prompt=prompt.encode("utf-8"), cwd=cwd, env=env, stream=stream,
                                 system=system, where=f"{Path(binary).name} -p ({self.spec.name}/{self.model_id})")
-        return httpx.Request("POST", _NOWHERE, extensions={"claude_cli": invocation})
+        return unsent(_ROUTE, claude_cli=invocation)
 
     def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         from llmclient import claude_cli_process as process
@@ -133,7 +137,7 @@ class ClaudeCliPipeline(Pipeline):
             return simulated
         invocation: Invocation = request.extensions["claude_cli"]
         if stream:
-            return httpx.Response(200, headers=_SSE, stream=process.Chunks(invocation, self), request=request)
+            return stream_answer(process.Chunks(invocation, self), request)
         return self.json_answer(process.run(invocation, self), request)
 
     async def asend(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
@@ -146,7 +150,7 @@ class ClaudeCliPipeline(Pipeline):
         if stream:
             chunks = process.AsyncChunks(invocation, self)
             await chunks.start()
-            return httpx.Response(200, headers=_SSE, stream=chunks, request=request)
+            return stream_answer(chunks, request)
         return self.json_answer(await process.arun(invocation, self), request)
 
     def _before(self, request: httpx.Request) -> httpx.Response | None:
@@ -154,8 +158,7 @@ class ClaudeCliPipeline(Pipeline):
             raise ReplayMismatchError(f"{self.spec.name}/{self.model_id} runs a local program (claude -p): a replay "
                                       f"cassette cannot answer it, and it is not run in replay mode",
                                       provider=self.spec.name, model=self.model_id)
-        hook = transport.interceptor  # llmclient.testing's faults, as for any provider
-        return hook(request, self.spec) if hook is not None else None
+        return intercepted(request, self)
 
     # --- the CLI's output as OpenAI JSON (no I/O) ------------------------------------------------
 
@@ -184,8 +187,7 @@ class ClaudeCliPipeline(Pipeline):
             raise self.assembler.malformed(problem, finished.stdout) from problem
         if usage is not None:
             body["usage"] = usage
-        return httpx.Response(200, headers={"content-type": "application/json"}, content=json.dumps(body).encode(),
-                              request=request)
+        return json_answer(json.dumps(body).encode(), request)
 
     def check(self, result: dict[str, Any] | None, finished: Finished, error_code: str | None = None) -> None:
         """Raise the typed error of a failed run: an error result, a non-zero exit, or no result."""
@@ -200,7 +202,8 @@ class ClaudeCliPipeline(Pipeline):
 
     def cli_error(self, result: dict[str, Any] | None, returncode: int | None, stderr: str,
                   error_code: str | None) -> APIError:
-        """The CLI's failure classified: the API's status it reports, then its error code, then its words."""
+        """The CLI's failure, classified by `llmclient.errors.classify` from the API status it reports
+        (`api_error_status`, else the one in its words), its error code or its words."""
         words = said(result)
         message = words or stderr or f"the CLI exited with status {returncode} and said nothing"
         details = [f"exit status {returncode}"] if returncode not in (0, None) else []
@@ -211,8 +214,11 @@ class ClaudeCliPipeline(Pipeline):
         text = f"{excerpt(message)} ({'; '.join(details)})" if details else excerpt(message)
         status = result.get("api_error_status") if result is not None else None
         status = status if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600 else None
-        error_type = ERROR_CODES.get(error_code or "") or (None if status else type_from_text(f"{message}\n{stderr}"))
-        payload = {"error": {"message": text, "type": error_type}}
+        everything = f"{message}\n{stderr}"
+        error_type = ERROR_CODES.get(error_code or "") or type_in_words(everything)
+        # The status the CLI names only in its words is classified by, but is not, the HTTP status.
+        payload = {"error": {"message": text, "type": error_type,
+                             "status_code": None if status else status_in_words(everything)}}
         error = classify(status, payload, provider=self.spec.name, model=self.model_id, body_text=text)
         return error.without(self.keys)
 
@@ -280,6 +286,26 @@ def _refuse_unsupported(request: Request, provider: str, model: str) -> None:
     if unknown:
         raise InvalidRequestError(f"{provider} takes the option {', '.join(sorted(OPTIONS))} only, not "
                                   f"{', '.join(unknown)}", provider=provider, model=model)
+
+
+SERVER_KEY_ENV = "LLMCLIENT_SERVER_KEY"  # llmclient.serve.app's, not imported (that module needs FastAPI)
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the secrets that are not the CLI's: other providers'
+    keys (every registered or configured provider's api_key_env but ANTHROPIC_API_KEY, which the
+    CLI reads), admin keys (`*_ADMIN_KEY`) and `llmclient serve`'s key. The CLI runs an agent that
+    a prompt may steer into reading its own environment."""
+    from llmclient.config import get_config
+
+    hidden = {spec.api_key_env for spec in REGISTRY.values()} | {SERVER_KEY_ENV}
+    try:
+        hidden |= {settings.api_key_env for settings in get_config().providers.values() if settings.api_key_env}
+    except LLMError:  # a configuration that does not load fails the call elsewhere, with its own message
+        pass
+    hidden.discard(CLAUDE_CLI_KEY_ENV)
+    return {name: value for name, value in os.environ.items()
+            if name not in hidden and not name.upper().endswith("_ADMIN_KEY")}
 
 
 def _max_turns(options: dict[str, Any]) -> int | None:

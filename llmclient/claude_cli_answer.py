@@ -17,6 +17,7 @@ from llmclient.wire import WireFormatError, int_at
 if TYPE_CHECKING:
     from llmclient.claude_cli import ClaudeCliPipeline
 
+
 @dataclass
 class Finished:
     """What a finished run gave: its exit status and everything it wrote."""
@@ -77,8 +78,9 @@ class StreamTranslator:
         return []
 
     def _assistant(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        if isinstance(message.get("error"), str):
+        if isinstance(message.get("error"), str):  # the CLI's wording of a failure, not the answer's text
             self.error_code = message["error"]
+            return []
         body = message.get("message")
         if not isinstance(body, dict):
             return []
@@ -129,11 +131,6 @@ class StreamTranslator:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-def sse(chunk: dict[str, Any] | None) -> bytes:
-    """One SSE event; None: the closing [DONE]."""
-    return b"data: [DONE]\n\n" if chunk is None else b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
 # --- the answer ------------------------------------------------------------------------------------
 
 # The CLI's stop reasons (Anthropic's) as the finish reasons the OpenAI decoder reads; the others
@@ -173,6 +170,7 @@ def main_model(result: dict[str, Any]) -> str | None:
     models = result.get("modelUsage")
     if not isinstance(models, dict) or not models:
         return None
+
     def written(name: str) -> float:
         entry = models[name]
         value = entry.get("outputTokens") if isinstance(entry, dict) else None
@@ -191,10 +189,22 @@ def said(result: dict[str, Any] | None) -> str:
     return "; ".join(said)
 
 
+# Classification is `llmclient.errors.classify`'s (status first, then error type, then its text
+# checks); what follows reads only what is particular to the CLI, for it to classify.
+
 # The assistant message's `error` (the Agent SDK's AssistantMessageError) as error types classify() knows.
 ERROR_CODES = {"authentication_failed": "authentication_error", "rate_limit": "rate_limit_error",
-          "invalid_request": "invalid_request_error", "server_error": "api_error", "billing_error": "billing_error"}
-_TEXT_TYPES = (
+               "invalid_request": "invalid_request_error", "server_error": "api_error",
+               "billing_error": "billing_error"}
+
+# The CLI words an API failure as "API Error: <status> <body>": the status the API answered, which
+# classify() reads as an embedded status (the CLI's exit is no HTTP answer: `status_code` stays None).
+_API_STATUS = re.compile(r"API Error:?\s*\(?(\d{3})\b")
+
+# What the CLI says with no status at all: its login prompts ("Please run /login", "not logged in",
+# an expired OAuth token), its plan's usage limit, its overload and prompt-length notices. These are
+# Claude Code's own words, not an API's error body, so they are read here and not in llmclient.errors.
+_CLI_WORDS = (
     (re.compile(r"invalid api key|/login|not logged in|authenticat|unauthori[sz]ed|oauth token|\b401\b", re.I),
      "authentication_error"),
     (re.compile(r"rate.?limit|usage limit|too many requests|\b429\b", re.I), "rate_limit_error"),
@@ -203,18 +213,16 @@ _TEXT_TYPES = (
 )
 
 
-# The CLI words an API failure as "API Error: <status> <body>".
-_API_STATUS = re.compile(r"API Error:?\s*\(?(\d{3})\b")
-_STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
+def status_in_words(text: str) -> int | None:
+    """The API status in the CLI's "API Error: <status> ..." message, if any."""
+    found = _API_STATUS.search(text)
+    status = int(found.group(1)) if found else None
+    return status if status is not None and 400 <= status < 600 else None
 
 
-def type_from_text(text: str) -> str | None:
-    said = _API_STATUS.search(text)
-    if said:
-        status = int(said.group(1))
-        return _STATUS_TYPES.get(status) or ("api_error" if 500 <= status < 600 else None)
-    return next((kind for pattern, kind in _TEXT_TYPES if pattern.search(text)), None)
+def type_in_words(text: str) -> str | None:
+    """The error type the CLI's own wording of a failure stands for, if any."""
+    return next((kind for pattern, kind in _CLI_WORDS if pattern.search(text)), None)
 
 
 def excerpt(text: str, limit: int = 2000) -> str:

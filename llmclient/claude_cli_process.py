@@ -3,14 +3,16 @@
 The CLI starts in a session, hence a process group, of its own; its prompt goes on stdin (written
 as it reads, so a CLI that never reads cannot block the call), stdout is read line by line and
 stderr is kept (its last 64 KiB). On a timeout, an early close or any failure the whole group gets
-SIGTERM, then SIGKILL after `KILL_GRACE` seconds, and the CLI is reaped: nothing it started
-outlives the call. When the CLI exits by itself, whatever it left running in its group is killed.
+SIGTERM, then SIGKILL after `KILL_GRACE` seconds (at once when that wait is cancelled), and the
+CLI is reaped: nothing it started outlives the call. When the CLI exits by itself, whatever it left
+running in its group is killed.
 A non-streamed run is bounded whole by the timeout; a stream, each wait for its next line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import selectors
 import signal
@@ -23,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from llmclient.claude_cli import Invocation
-from llmclient.claude_cli_answer import Finished, StreamTranslator, sse
+from llmclient.claude_cli_answer import Finished, StreamTranslator
+from llmclient.local_answer import sse
 
 if TYPE_CHECKING:
     from llmclient.claude_cli import ClaudeCliPipeline
@@ -207,9 +210,9 @@ class Chunks(httpx.SyncByteStream):
         try:
             while (line := child.next_line(time.monotonic() + timeout)) is not None:
                 for chunk in translator.feed(line):
-                    yield sse(chunk)
+                    yield sse(json.dumps(chunk))
             for chunk in translator.end(child.finish(time.monotonic() + timeout)):
-                yield sse(chunk)
+                yield sse(json.dumps(chunk))
             yield sse(None)
         except _TimedOut:
             child.kill()
@@ -281,20 +284,28 @@ class _AsyncChild:
         return Finished(self.proc.returncode, stdout, bytes(self._err))
 
     async def kill(self) -> None:
+        """SIGTERM to the group, SIGKILL after the grace period, the CLI reaped. Idempotent.
+
+        The caller's task may be cancelled during the grace wait (a client leaving `llmclient
+        serve` cancels its request's task, and anyio cancels every later await in it as well):
+        SIGKILL then goes at once, before the cancellation goes on, since the CLI may ignore
+        SIGTERM. asyncio's child watcher reaps it even when nothing is left to await its exit."""
         if self.done:
             return
-        if self.proc.returncode is None:
-            _signal_group(self.pgid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), KILL_GRACE)
-            except TimeoutError:
-                pass
-        _signal_group(self.pgid, signal.SIGKILL)
+        try:
+            if self.proc.returncode is None:
+                _signal_group(self.pgid, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.proc.wait()), KILL_GRACE)
+                except TimeoutError:
+                    pass
+        finally:
+            _signal_group(self.pgid, signal.SIGKILL)
+            for task in self._tasks:
+                task.cancel()
+            self._close()
         await self.proc.wait()
-        for task in self._tasks:
-            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._close()
 
     def _close(self) -> None:
         self.done = True
@@ -332,11 +343,11 @@ class AsyncChunks(httpx.AsyncByteStream):
                 if line is None:
                     break
                 for chunk in translator.feed(line):
-                    yield sse(chunk)
+                    yield sse(json.dumps(chunk))
             async with asyncio.timeout(timeout):
                 finished = await child.finish()
             for chunk in translator.end(finished):
-                yield sse(chunk)
+                yield sse(json.dumps(chunk))
             yield sse(None)
         except TimeoutError:
             await child.kill()

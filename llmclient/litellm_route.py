@@ -29,10 +29,10 @@ from llmclient.errors import (
     MalformedResponseError,
     RequestTimeoutError,
 )
+from llmclient.local_answer import intercepted, json_answer, sse, stream_answer, unsent
 from llmclient.pipeline import Pipeline, with_extra_headers
 from llmclient.providers import KEYLESS_PLACEHOLDER
 from llmclient.request import Request
-from llmclient import transport
 from llmclient.transport import FileBody
 from llmclient.wire import FileData, StreamErrorEvent
 from llmclient.wire import openai as openai_wire
@@ -83,11 +83,11 @@ class LitellmPipeline(Pipeline):
         if self.base_url:
             keywords["api_base"] = self.base_url
         # The pipeline's request value carries the keywords; nothing of it goes on the wire.
-        return httpx.Request("POST", _NOWHERE, extensions={"litellm": keywords})
+        return unsent(_ROUTE, litellm=keywords)
 
     def send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         try:
-            simulated = _intercepted(request, self)  # llmclient.testing's faults, as for any provider
+            simulated = intercepted(request, self)
             if simulated is not None:
                 return simulated
             result = load_litellm().completion(**request.extensions["litellm"])
@@ -95,11 +95,11 @@ class LitellmPipeline(Pipeline):
             return error_answer(exc, self)
         if not stream:
             return _json_answer(result)
-        return httpx.Response(200, headers=_SSE, stream=_Chunks(result, self))
+        return stream_answer(_Chunks(result, self), unsent(_ROUTE))
 
     async def asend(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         try:
-            simulated = _intercepted(request, self)
+            simulated = intercepted(request, self)
             if simulated is not None:
                 return simulated
             result = await load_litellm().acompletion(**request.extensions["litellm"])
@@ -107,16 +107,10 @@ class LitellmPipeline(Pipeline):
             return error_answer(exc, self)
         if not stream:
             return _json_answer(result)
-        return httpx.Response(200, headers=_SSE, stream=_AsyncChunks(result, self))
+        return stream_answer(_AsyncChunks(result, self), unsent(_ROUTE))
 
 
-def _intercepted(request: httpx.Request, pipeline: Pipeline) -> httpx.Response | None:
-    hook = transport.interceptor
-    return hook(request, pipeline.spec) if hook is not None else None
-
-
-_NOWHERE = "http://litellm.invalid/completion"
-_SSE = {"content-type": "text/event-stream"}
+_ROUTE = "litellm"  # the host of its requests' URL, which nothing is sent to
 # litellm's exception classes that say more than their status.
 _CODES = {"ContextWindowExceededError": "context_length_exceeded", "ContentPolicyViolationError": "content_filter"}
 
@@ -142,7 +136,7 @@ def error_answer(exc: Exception, pipeline: Pipeline) -> httpx.Response:
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) and 400 <= status < 600 else 500
     return httpx.Response(status, headers=_wait_headers(exc), json={"error": _error(exc)},
-                          request=httpx.Request("POST", _NOWHERE))
+                          request=unsent(_ROUTE))
 
 
 def stream_error(exc: Exception, pipeline: Pipeline) -> LLMError:
@@ -194,13 +188,12 @@ def _with_file_contents(body: Any) -> Any:
 
 
 def _json_answer(result: Any) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "application/json"}, content=result.model_dump_json().encode(),
-                          request=httpx.Request("POST", _NOWHERE))
+    return json_answer(result.model_dump_json().encode(), unsent(_ROUTE))
 
 
 def _event(chunk: Any) -> bytes:
     text: str = chunk.model_dump_json(exclude_none=True)
-    return b"data: " + text.encode() + b"\n\n"
+    return sse(text)
 
 
 class _Chunks(httpx.SyncByteStream):

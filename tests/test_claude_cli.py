@@ -4,13 +4,16 @@ documented output: answers, streams, the CLI's own tool use, errors, a hang, ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import pytest
 
 from llmclient import Client
@@ -20,6 +23,8 @@ from llmclient.errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    ContextWindowExceededError,
+    OverloadedError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
@@ -88,8 +93,9 @@ def test_model_max_turns_and_max_tokens_and_a_key_stay_out_of_argv(cli: Path) ->
     Client("claude-cli/sonnet", api_key=key).complete("hi", max_turns=3, max_tokens=50)
     run = recorded(cli)
     argv = run["argv"]
-    assert argv[argv.index("--model") + 1] == "sonnet" and argv[argv.index("--max-turns") + 1] == "3"  # type: ignore[union-attr,index]
-    assert run["env_max_tokens"] == "50" and run["env_key"] == key and key not in " ".join(argv)  # type: ignore[arg-type]
+    assert isinstance(argv, list)
+    assert argv[argv.index("--model") + 1] == "sonnet" and argv[argv.index("--max-turns") + 1] == "3"
+    assert run["env_max_tokens"] == "50" and run["env_key"] == key and key not in " ".join(argv)
 
 
 def test_a_history_is_rendered_as_a_transcript(cli: Path) -> None:
@@ -164,14 +170,37 @@ def test_failures_are_typed_errors_with_the_clis_message(cli: Path, monkeypatch:
                                                          kind: type[APIError], words: str, stream: bool) -> None:
     monkeypatch.setenv("FAKE_CLAUDE_MODE", mode)
     client = Client("claude-cli/default", retry=ONCE)
+    seen: list[object] = []
     with pytest.raises(kind) as caught:
         if stream:
-            list(client.stream("hi"))
+            seen.extend(client.stream("hi"))
         else:
             client.complete("hi")
     assert type(caught.value) is kind and words in caught.value.message and "exit status" in caught.value.message
     assert caught.value.provider == "claude-cli"
     assert caught.value.status_code == (429 if mode == "rate" else None)
+    assert seen == []  # the CLI's error message is no text of the answer
+
+
+@pytest.mark.parametrize(("said", "status", "code", "kind"), [
+    ("API Error: 400 prompt is too long: 210000 tokens > 200000 maximum", None, None, ContextWindowExceededError),
+    ("API Error: 529 Overloaded", None, None, OverloadedError),
+    ("API Error: 503 upstream connect error", None, None, ServerError),
+    ("API Error: 401 invalid x-api-key", None, None, AuthenticationError),
+    ("Invalid API key · Please run /login", None, None, AuthenticationError),
+    ("Claude AI usage limit reached|1760000000", None, None, RateLimitError),
+    ("Prompt is too long", None, None, ContextWindowExceededError),
+    ("Request rejected", 429, None, RateLimitError),
+    ("Something went wrong", None, "rate_limit", RateLimitError),
+    ("Something went wrong", None, None, APIError),
+])
+def test_the_clis_failures_are_classified_by_classify(said: str, status: int | None, code: str | None,
+                                                      kind: type[APIError]) -> None:
+    pipeline = ClaudeCliPipeline(REGISTRY["claude-cli"], "default", "", 5)
+    result = {"type": "result", "subtype": "success", "is_error": True, "result": said, "api_error_status": status}
+    error = pipeline.cli_error(result, 1, "", code)
+    assert type(error) is kind and said in error.message
+    assert error.status_code == status  # a status named in the CLI's words is not an HTTP status
 
 
 def _group_gone(pgid: int, within: float) -> bool:
@@ -233,6 +262,96 @@ def test_a_hang_times_out_and_the_whole_group_is_killed(cli: Path, tmp_path: Pat
     for pid in (leader, child):  # both ignored SIGTERM: SIGKILL to the group took them
         state = Path(f"/proc/{pid}/stat")
         assert not state.exists() or state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("how", ["task cancelled while closing", "closed in a cancelled scope"])
+def test_an_async_stream_closed_under_cancellation_still_kills_the_group(cli: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         how: str) -> None:
+    """A client that disconnects from `llmclient serve` cancels the task reading the stream, and
+    anyio cancels every later await of it too: the CLI (which ignores SIGTERM) still gets SIGKILL."""
+    pidfile = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "stall")
+    monkeypatch.setenv("FAKE_CLAUDE_PIDFILE", str(pidfile))
+    client = Client("claude-cli/default", timeout=30, retry=ONCE)
+
+    async def main() -> None:
+        stream = client.astream("hi")
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            assert (await anext(aiter(stream))).text == "Hello"
+            first.set()
+            if how == "closed in a cancelled scope":
+                with anyio.CancelScope() as scope:
+                    scope.cancel()
+                    await stream.aclose()
+            else:
+                await stream.aclose()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 20)
+        cleanup.append(int(pidfile.read_text().split()[0]))
+        await asyncio.sleep(0.3)  # within the SIGTERM grace period (the CLI ignores SIGTERM)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # Checked with the loop blocked: nothing that the loop would run later (an async generator's
+        # finalizer, the loop's shutdown) may do the killing; the close must have done it.
+        leader, child = (int(pid) for pid in pidfile.read_text().split())
+        assert _group_gone(leader, within=1.5)
+        assert _no_zombie_children()
+
+    cleanup: list[int] = []
+    try:
+        asyncio.run(main())
+    finally:  # no orphan left by a failure of this test
+        for group in cleanup:
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+
+
+def test_the_cli_gets_no_other_providers_keys(cli: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dump = tmp_path / "env.json"
+    monkeypatch.setenv("FAKE_CLAUDE_ENV", str(dump))
+    others = {spec.api_key_env for spec in REGISTRY.values()} - {"ANTHROPIC_API_KEY"}
+    hidden = others | {"LLMCLIENT_SERVER_KEY", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY", "SOME_VENDOR_ADMIN_KEY"}
+    assert {"OPENAI_API_KEY", "GEMINI_API_KEY"} <= hidden
+    for name in hidden:
+        monkeypatch.setenv(name, f"secret-{name}")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-the-clis-own")
+    monkeypatch.setenv("FAKE_UNRELATED_SETTING", "kept")
+    Client("claude-cli/default").complete("hi")
+    env = json.loads(dump.read_text())
+    assert sorted(hidden & env.keys()) == []
+    assert env["ANTHROPIC_API_KEY"] == "sk-ant-the-clis-own"  # the CLI's own key (or its login) stays
+    assert os.environ["PATH"] in env["PATH"] and env["HOME"] == os.environ["HOME"]  # (a pyenv shim prepends to PATH)
+    assert env["FAKE_UNRELATED_SETTING"] == "kept"
+
+
+@pytest.mark.parametrize("how", ["complete", "stream", "acomplete", "astream"])
+def test_a_prompt_larger_than_the_pipes_does_not_deadlock(cli: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          how: str) -> None:
+    """2 MB in on stdin while the CLI writes 1 MiB on stderr first, then (streaming) each piece it
+    reads back on stdout: every pipe is served at once."""
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "echo")
+    prompt = "".join(f"line {n:07d} of a long prompt\n" for n in range(2 * 1024 * 1024 // 29 + 1))
+    assert len(prompt) > 2 * 1024 * 1024
+    client = Client("claude-cli/default", timeout=20, retry=ONCE)
+
+    async def run_async() -> str:
+        if how == "acomplete":
+            return (await client.acomplete(prompt)).text
+        stream = client.astream(prompt)
+        return "".join([event.text async for event in stream])
+
+    if how == "complete":
+        text = client.complete(prompt).text
+    elif how == "stream":
+        text = "".join(event.text for event in client.stream(prompt))
+    else:
+        text = asyncio.run(run_async())
+    assert text == prompt
 
 
 def test_missing_binary_is_a_configuration_error_naming_the_setting(cli: Path, monkeypatch: pytest.MonkeyPatch,

@@ -57,7 +57,7 @@ def test_text_scenario_matches_a_direct_replay(server: Running) -> None:
 
 @pytest.mark.parametrize(("cassette", "index"), [
     ("system_prompt.yaml", 0), ("multi_turn.yaml", 0), ("max_tokens.yaml", 0), ("tool_call.yaml", 0),
-    ("parallel_tool_calls.yaml", 0), ("tool_round_trip.yaml", 1), ("image_input.yaml", 0), ("image_url.yaml", 0),
+    ("parallel_tool_calls.yaml", 0), ("tool_round_trip.yaml", 1), ("image_input.yaml", 0),
     ("structured_native.yaml", 0), ("billing_reasoning.yaml", 0),
 ])
 def test_recorded_requests_sent_through_the_sdk_get_their_recorded_answers(server: Running, cassette: str, index: int) -> None:
@@ -70,6 +70,29 @@ def test_recorded_requests_sent_through_the_sdk_get_their_recorded_answers(serve
     assert answer.usage is not None
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
     assert raw.headers["x-llmclient-model"].startswith(model)
+
+
+def test_an_image_url_is_refused_in_replay_mode(server: Running) -> None:
+    body = _recorded("image_url.yaml")  # recorded with an https image URL: replay fetches nothing
+    answer = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "image_url_not_allowed"
+    assert "data: URL" in answer.json()["error"]["message"]
+
+
+def test_a_streamed_tool_call_after_text_is_indexed_from_zero(server: Running) -> None:
+    """Anthropic's tool_use block is content block 1, after the text block: OpenAI clients index
+    tool_calls 0..n-1, and the SDK's stream helper fails on any other index."""
+    weather = {"type": "function", "function": {"name": "get_weather", "description": "Get the current weather for a city.",
+                                                "parameters": {"properties": {"city": {"type": "string"}},
+                                                               "required": ["city"], "type": "object"}}}
+    with server.sdk().chat.completions.stream(model="anthropic/claude-sonnet-4-5", tools=[weather],  # type: ignore[list-item]
+                                              messages=[{"role": "user", "content": "What is the weather in Paris?"}]) as stream:
+        completion = stream.get_final_completion()
+    message = completion.choices[0].message
+    assert completion.choices[0].finish_reason == "tool_calls" and message.content
+    assert message.tool_calls is not None and len(message.tool_calls) == 1
+    call = message.tool_calls[0]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
 
 
 def test_stream_replay_deltas_and_usage(server: Running) -> None:

@@ -1,13 +1,17 @@
 """`llmclient serve`: an OpenAI-compatible server in front of llmclient (`pip install 'llmclient[serve]'`).
 
-    llmclient serve [--host 127.0.0.1] [--port 8000] [--max-body-mb 16] [--config FILE] [--replay DIR]
+    llmclient serve [--host 127.0.0.1] [--port 8000] [--max-body-mb 16] [--config FILE] [--fetch-urls]
+    llmclient serve --replay DIR [--host 127.0.0.1] [--port 8000]
 
 Point any OpenAI client at http://HOST:PORT/v1: `model` is a profile, an alias or
 "provider/model", resolved by llmclient's configuration (fallbacks, retries, rate limits, cost and
 telemetry apply). Answers carry `x-llmclient-model` (the model that answered) and, when known,
 `x-llmclient-cost-usd`. With LLMCLIENT_SERVER_KEY set, requests need `Authorization: Bearer <it>`.
 --replay DIR answers from the cassettes in DIR/<provider>/*.yaml instead of the providers: no
-network, no keys. Binds 127.0.0.1 unless --host says otherwise.
+network, no keys. Binds 127.0.0.1 unless --host says otherwise; any other address needs
+LLMCLIENT_SERVER_KEY. Requests must be `Content-Type: application/json` with a Host of localhost,
+127.0.0.1, [::1] or --host (web pages cannot use the server). An http(s) image URL is refused
+(send a data: URL) unless --fetch-urls, which lets the server download it on ITS network.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="refuse request bodies over this size with 413 (default 16)")
     serve.add_argument("--replay", type=Path, default=None, metavar="DIR",
                        help="answer from the cassettes in DIR/<provider>/*.yaml (no network, no keys)")
+    serve.add_argument("--fetch-urls", action="store_true",
+                       help="accept http(s) image URLs: downloaded on the SERVER's network (and so can reach what it "
+                            "reaches) for providers that do not fetch URLs themselves; not with --replay")
     serve.add_argument("--config", type=Path, default=None, metavar="FILE",
                        help="the llmclient.toml with profiles, aliases and providers (default: found from here)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
@@ -71,7 +78,8 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         reset_config()
     from llmclient.serve.app import create_app
 
-    app = create_app(max_body_bytes=int(args.max_body_mb * 1024 * 1024), replay=args.replay)
+    app = create_app(max_body_bytes=int(args.max_body_mb * 1024 * 1024), replay=args.replay, host=args.host,
+                     fetch_urls=args.fetch_urls)
     where = f"replaying {args.replay}" if args.replay is not None else "proxying to the providers"
     out.write(f"llmclient serve: {where} on http://{args.host}:{args.port}/v1\n")
     out.flush()

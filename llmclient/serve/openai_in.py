@@ -4,11 +4,17 @@ Everything llmclient can carry is mapped; anything it cannot is refused with `Ba
 field (as OpenAI's `param`), never dropped:
 
 - messages: roles system, developer (read as system), user, assistant, tool; content a string or
-  parts `text`, `image_url` (a data URL, or an http(s) URL ending in .png/.jpg/.jpeg/.gif/.webp;
-  `detail` only "auto") and `file` (`file_data` as a data URL, with `filename`); assistant
-  `tool_calls`; tool results by `tool_call_id`.
+  parts `text`, `image_url` (a data URL; `detail` only "auto") and `file` (`file_data` as a data
+  URL, with `filename`); assistant `tool_calls`; tool results by `tool_call_id`.
+- An http(s) `image_url` is refused (400 naming the field: send a data: URL) unless the server was
+  started with `--fetch-urls` (`fetch_urls=True`, never with `--replay`): llmclient downloads such
+  a URL itself for a provider that does not fetch URLs, on the SERVER's network, so a client could
+  otherwise make the server request internal addresses. It must end in
+  .png/.jpg/.jpeg/.gif/.webp.
 - tools (`type: function`; `strict` only false), tool_choice, max_tokens / max_completion_tokens,
-  temperature, top_p, stop, response_format, stream, stream_options.include_usage, n (only 1).
+  temperature, top_p, stop, response_format, stream, stream_options (`include_usage`;
+  `include_obfuscation`, which the openai SDK sends, is accepted and ignored: there is no
+  obfuscation padding here), n (only 1).
 - `user` labels the call in llmclient's telemetry (it is not sent to the provider).
 - PASSTHROUGH keys (seed, penalties, parallel_tool_calls, reasoning_effort, ...) are sent to the
   provider as they are (llmclient's provider options).
@@ -34,6 +40,7 @@ PASSTHROUGH = frozenset({"seed", "presence_penalty", "frequency_penalty", "paral
                          "logit_bias", "service_tier", "logprobs", "top_logprobs", "metadata", "store", "verbosity"})
 _KNOWN = frozenset({"model", "messages", "tools", "tool_choice", "max_tokens", "max_completion_tokens", "temperature",
                     "top_p", "stop", "response_format", "stream", "stream_options", "n", "user"}) | PASSTHROUGH
+_STREAM_OPTIONS = frozenset({"include_usage", "include_obfuscation"})
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
@@ -59,7 +66,8 @@ class ChatCall:
     include_usage: bool = False
 
 
-def parse_chat(body: Any) -> ChatCall:
+def parse_chat(body: Any, *, fetch_urls: bool = False) -> ChatCall:
+    """The call `body` asks for; `fetch_urls`: accept http(s) image URLs (see the module's doc)."""
     if not isinstance(body, dict):
         raise BadBody(f"the request body must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - _KNOWN)
@@ -74,7 +82,7 @@ def parse_chat(body: Any) -> ChatCall:
     raw = body["messages"]
     if not isinstance(raw, list) or not raw:
         raise BadBody("'messages' must be a non-empty list of messages", "messages")
-    messages = [_message(item, f"messages[{i}]") for i, item in enumerate(raw)]
+    messages = [_message(item, f"messages[{i}]", fetch_urls) for i, item in enumerate(raw)]
     options: dict[str, Any] = {}
     if body.get("tools") is not None:
         options["tools"] = _tools(body["tools"])
@@ -108,15 +116,15 @@ def _include_usage(value: Any, stream: bool) -> bool:
         return False
     if not stream:
         raise BadBody("stream_options is only for stream: true", "stream_options")
-    if not isinstance(value, dict) or set(value) - {"include_usage"}:
-        raise BadBody("stream_options takes only include_usage", "stream_options")
-    flag = value.get("include_usage", False)
-    if not isinstance(flag, bool):
-        raise BadBody("stream_options.include_usage must be true or false", "stream_options.include_usage")
-    return flag
+    if not isinstance(value, dict) or set(value) - _STREAM_OPTIONS:
+        raise BadBody("stream_options takes only include_usage (and include_obfuscation, ignored)", "stream_options")
+    for name in sorted(_STREAM_OPTIONS & set(value)):
+        if not isinstance(value[name], bool):
+            raise BadBody(f"stream_options.{name} must be true or false", f"stream_options.{name}")
+    return bool(value.get("include_usage", False))
 
 
-def _message(item: Any, where: str) -> Message:
+def _message(item: Any, where: str, fetch_urls: bool) -> Message:
     if not isinstance(item, dict):
         raise BadBody(f"{where} must be an object", where)
     role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
@@ -130,7 +138,7 @@ def _message(item: Any, where: str) -> Message:
                       f"{where}.{unknown[0]}")
     if item.get("refusal") is not None:
         raise BadBody(f"{where}.refusal: llmclient cannot send a refusal back to a model", f"{where}.refusal")
-    content = _content(item.get("content"), where)
+    content = _content(item.get("content"), where, fetch_urls)
     calls = [_tool_call(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(_list(item.get("tool_calls") or [],
                                                                                           f"{where}.tool_calls"))]
     try:
@@ -146,7 +154,7 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _content(content: Any, where: str) -> str | list[TextPart | FilePart]:
+def _content(content: Any, where: str, fetch_urls: bool) -> str | list[TextPart | FilePart]:
     if content is None or isinstance(content, str):
         return content or ""
     parts: list[TextPart | FilePart] = []
@@ -156,7 +164,7 @@ def _content(content: Any, where: str) -> str | list[TextPart | FilePart]:
         if kind == "text" and isinstance(part.get("text"), str) and set(part) == {"type", "text"}:
             parts.append(TextPart(text=part["text"]))
         elif kind == "image_url":
-            parts.append(_image(part, at))
+            parts.append(_image(part, at, fetch_urls))
         elif kind == "file":
             parts.append(_file(part, at))
         else:
@@ -164,7 +172,7 @@ def _content(content: Any, where: str) -> str | list[TextPart | FilePart]:
     return parts
 
 
-def _image(part: dict[str, Any], at: str) -> FilePart:
+def _image(part: dict[str, Any], at: str, fetch_urls: bool) -> FilePart:
     spec = part.get("image_url")
     if set(part) != {"type", "image_url"} or not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
         raise BadBody(f'{at} must be {{"type": "image_url", "image_url": {{"url": ...}}}}', at)
@@ -175,6 +183,10 @@ def _image(part: dict[str, Any], at: str) -> FilePart:
     if url.startswith("data:"):
         return _inline(url, "image", f"{at}.image_url.url")
     if url.startswith(("https://", "http://")):
+        if not fetch_urls:
+            raise BadBody(f"{at}.image_url.url: this server does not take image URLs (it would fetch them on its own "
+                          f"network); send the image as a data: URL (data:image/png;base64,...)", f"{at}.image_url.url",
+                          code="image_url_not_allowed")
         try:
             found = attachment(url)
         except LLMError as exc:

@@ -6,7 +6,13 @@
   `completion_tokens_details.reasoning_tokens`; `cost` (USD, the exact decimal digits as a JSON
   number) when the cost is known, absent when it is not. `usage` is null when the provider
   reported none (never an estimate).
-- finish_reason is llmclient's normalised one (`stop|length|tool_calls|content_filter|other`).
+- finish_reason is llmclient's normalised one (`stop|length|tool_calls|content_filter`), except
+  llmclient's `other` (a provider reason OpenAI has no word for), which is not an OpenAI value: it
+  is sent as "stop", and that choice carries `"llmclient": {"finish_reason": "other",
+  "raw_finish_reason": <the provider's own reason>}` (an extension field; OpenAI SDKs keep it in
+  the choice's extra fields).
+- streamed tool calls are indexed 0..n-1 in the order they first appear in the stream (OpenAI
+  clients index `tool_calls` by it), not by the provider's content-block index.
 - reasoning text, when the model gave any, is `message.reasoning_content` (`delta.reasoning_content`
   in a stream), as DeepSeek and others send it.
 """
@@ -22,7 +28,7 @@ from typing import Any
 from llmclient.cli_text import decimal_text
 from llmclient.types import Cost, Response, StreamEvent, Usage
 
-_COST_MARK = "\u0000llmclient-cost\u0000"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def new_id() -> str:
@@ -53,16 +59,29 @@ def usage(value: Usage | None, cost: Cost | None) -> dict[str, Any] | None:
         "completion_tokens_details": {"reasoning_tokens": value.reasoning_tokens},
     }
     if cost is not None:
-        out["cost"] = _COST_MARK  # written as the exact number by `dumps`
+        out["cost"] = Decimal(cost.total)  # written as the exact number by `dumps`
     return out
 
 
 def dumps(document: dict[str, Any], cost: Cost | None) -> str:
-    """Compact JSON; a cost placeholder becomes the exact decimal as a JSON number."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    if cost is not None:
-        text = text.replace(json.dumps(_COST_MARK), decimal_text(Decimal(cost.total)), 1)
-    return text
+    """Compact JSON. With a `cost`, the document holds a Decimal (`usage.cost`), written as a JSON
+    number with its exact digits (no float rounding); without one, plain `json`."""
+    if cost is None:
+        return _ENCODER.encode(document)
+    return _encode(document)
+
+
+def _encode(value: Any) -> str:
+    """JSON with Decimals as exact numbers: containers walked here, every other value by `json`."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_ENCODER.encode(str(key))}:{_encode(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_encode(item) for item in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a JSON number")
+        return decimal_text(value)
+    return _ENCODER.encode(value)
 
 
 def completion(response: Response, model: str, completion_id: str) -> dict[str, Any]:
@@ -75,9 +94,18 @@ def completion(response: Response, model: str, completion_id: str) -> dict[str, 
         message["tool_calls"] = [{"id": call.id, "type": "function",
                                   "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
                                  for call in response.tool_calls]
+    choice = {"index": 0, "message": message, "logprobs": None, **finish(response)}
     return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": response.finish_reason}],
-            "usage": usage(response.usage, response.cost)}
+            "choices": [choice], "usage": usage(response.usage, response.cost)}
+
+
+def finish(response: Response) -> dict[str, Any]:
+    """A choice's `finish_reason` (an OpenAI value), and the `llmclient` extension when it is not
+    llmclient's own: "other" goes out as "stop", with the provider's reason beside it."""
+    if response.finish_reason != "other":
+        return {"finish_reason": response.finish_reason}
+    return {"finish_reason": "stop",
+            "llmclient": {"finish_reason": "other", "raw_finish_reason": response.raw_finish_reason}}
 
 
 class Chunks:
@@ -85,6 +113,7 @@ class Chunks:
 
     def __init__(self, model: str, completion_id: str) -> None:
         self._head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        self._tool_index: dict[int, int] = {}  # the provider's index of a call -> its place in this stream
 
     def _event(self, choices: list[dict[str, Any]], extra: dict[str, Any] | None = None,
                cost: Cost | None = None) -> bytes:
@@ -101,7 +130,7 @@ class Chunks:
             delta = {"reasoning_content": event.text}
         elif event.tool_call is not None:
             call = event.tool_call
-            entry: dict[str, Any] = {"index": call.index}
+            entry: dict[str, Any] = {"index": self._tool_index.setdefault(call.index, len(self._tool_index))}
             if call.id is not None:
                 entry["id"] = call.id
                 entry["type"] = "function"
@@ -115,7 +144,7 @@ class Chunks:
         return self._event([{"index": 0, "delta": delta, "finish_reason": None}])
 
     def finish(self, response: Response) -> bytes:
-        return self._event([{"index": 0, "delta": {}, "finish_reason": response.finish_reason}])
+        return self._event([{"index": 0, "delta": {}, **finish(response)}])
 
     def usage(self, response: Response) -> bytes:
         """OpenAI's last chunk when `stream_options.include_usage`: no choices, the whole call's
