@@ -55,6 +55,19 @@ def test_text_scenario_matches_a_direct_replay(server: Running) -> None:
     assert raw.headers["x-llmclient-model"] == "openai/gpt-4o-mini-2024-07-18"  # as the provider reported it
 
 
+async def test_an_async_client_and_a_recorded_error(server: Running) -> None:
+    import openai
+
+    answer = await server.async_sdk().chat.completions.create(model="openai/gpt-4o-mini", messages=TEXT)  # type: ignore[arg-type]
+    assert answer.choices[0].message.content == "Paris."  # cassettes/openai/text.yaml's answer
+    # cassettes/openai/error_not_found.yaml: the recorded 404 for a model that does not exist
+    recorded = yaml.safe_load((CASSETTES / "openai" / "error_not_found.yaml").read_text())["interactions"][0]
+    assert recorded["response"]["status"]["code"] == 404
+    model = "openai/" + json.loads(recorded["request"]["body"])["model"]
+    with pytest.raises(openai.NotFoundError):
+        await server.async_sdk().chat.completions.create(model=model, messages=TEXT)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("cassette", "index"), [
     ("system_prompt.yaml", 0), ("multi_turn.yaml", 0), ("max_tokens.yaml", 0), ("tool_call.yaml", 0),
     ("parallel_tool_calls.yaml", 0), ("tool_round_trip.yaml", 1), ("image_input.yaml", 0),
