@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmclient import cassettes, schema as schema_module
+from llmclient import cassettes, json_mode, schema as schema_module
 from llmclient.errors import ConfigurationError, InvalidRequestError, LLMError
 from llmclient.policies import ratelimit
 from llmclient.policies.fallback import athrough_chain, through_chain
@@ -116,16 +116,17 @@ class Client:
                  max_retries: int | None = None, **options: Any) -> Response:
         """The model's answer. With `validators=`, an answer a validator refuses is sent back with
         the refusal and asked again, up to `max_retries` (default 2) more times; the accepted
-        `Response` lists the refused ones in `.rejected` (`.total_usage`/`.total_cost` sum them)."""
+        `Response` lists the refused ones in `.rejected` (`.total_usage`/`.total_cost` sum them).
+        `response_format={"type": "json_object"}` is JSON mode (`llmclient.json_mode`): a JSON
+        instruction is added, and an answer that is not JSON is refused and asked again the same way."""
         watch = self._observe("complete", "sync", options)
         token = observe.activate(watch)
         try:
-            if validators is not None or max_retries is not None:
-                loop, retries = self._validator_loop(prompt, validators, max_retries, options)
+            request, loop, retries = self._validator_loop(prompt, validators, max_retries, options)
+            if loop is not None:
                 watch.sent(loop.current)
                 response = ask_until_valid(self._send, loop, retries, self.spec.name, self.model_id)
             else:
-                request = self._request(prompt, options)
                 watch.sent(request)
                 response = self._send(request)
         except BaseException as error:
@@ -141,12 +142,11 @@ class Client:
         watch = self._observe("complete", "async", options)
         token = observe.activate(watch)
         try:
-            if validators is not None or max_retries is not None:
-                loop, retries = self._validator_loop(prompt, validators, max_retries, options)
+            request, loop, retries = self._validator_loop(prompt, validators, max_retries, options)
+            if loop is not None:
                 await watch.asent(loop.current)
                 response = await aask_until_valid(self._asend, loop, retries, self.spec.name, self.model_id)
             else:
-                request = self._request(prompt, options)
                 await watch.asent(request)
                 response = await self._asend(request)
         except BaseException as error:
@@ -159,7 +159,8 @@ class Client:
 
     def stream(self, prompt: Prompt | Request, /, **options: Any) -> Stream:
         """A stream of events; the request is sent when iteration starts. Retries and fallbacks
-        happen only before the first byte reaches the caller."""
+        happen only before the first byte reaches the caller. In JSON mode (`llmclient.json_mode`)
+        an answer that is not JSON raises `SchemaValidationError` after its last event."""
         watch = self._observe("stream", "sync", options)
         return self._stream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch)
 
@@ -176,13 +177,15 @@ class Client:
             watch.sent(request)
             token = observe.activate(watch)
             try:
-                delivery, history = through_chain(self._chain(), lambda route, h: route.open(request, h),
-                                                  self.profile.falls_back_on)
+                delivery, history = through_chain(
+                    self._chain(), lambda route, h: route.open(json_mode.for_wire(request, route.spec), h),
+                    self.profile.falls_back_on)
             finally:
                 observe.deactivate(token)
             return delivery.with_retries(history)
 
-        return Stream(send, self._route.assembler, watch)
+        kind = json_mode.JsonStream if json_mode.wanted(request) else Stream
+        return kind(send, self._route.assembler, watch)
 
     def _astream(self, request: Request, watch: Observation) -> AsyncStream:
         self._refused_or(watch, lambda: self._check_now(request))
@@ -192,13 +195,15 @@ class Client:
             await watch.asent(request)
             token = observe.activate(watch)
             try:
-                delivery, history = await athrough_chain(self._chain(), lambda route, h: route.aopen(request, h),
-                                                         self.profile.falls_back_on)
+                delivery, history = await athrough_chain(
+                    self._chain(), lambda route, h: route.aopen(json_mode.for_wire(request, route.spec), h),
+                    self.profile.falls_back_on)
             finally:
                 observe.deactivate(token)
             return delivery.with_retries(history)
 
-        return AsyncStream(send, self._route.assembler, watch)
+        kind = json_mode.AsyncJsonStream if json_mode.wanted(request) else AsyncStream
+        return kind(send, self._route.assembler, watch)
 
     def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                    strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
@@ -289,13 +294,15 @@ class Client:
 
     def _send(self, request: Request) -> Response:
         """One request down the fallback chain (each model: rate limits and retries)."""
-        response, history = through_chain(self._chain(), lambda route, h: route.complete(request, h),
-                                          self.profile.falls_back_on)
+        response, history = through_chain(
+            self._chain(), lambda route, h: route.complete(json_mode.for_wire(request, route.spec), h),
+            self.profile.falls_back_on)
         return _with_retries(response, history)
 
     async def _asend(self, request: Request) -> Response:
-        response, history = await athrough_chain(self._chain(), lambda route, h: route.acomplete(request, h),
-                                                 self.profile.falls_back_on)
+        response, history = await athrough_chain(
+            self._chain(), lambda route, h: route.acomplete(json_mode.for_wire(request, route.spec), h),
+            self.profile.falls_back_on)
         return _with_retries(response, history)
 
     def _check_now(self, request: Request) -> None:
@@ -330,11 +337,17 @@ class Client:
         return self._request(prompt, options), schema_module.Target(schema), chosen
 
     def _validator_loop(self, prompt: Prompt | Request, validators: Sequence[Validator] | None, max_retries: int | None,
-                        options: dict[str, Any]) -> tuple[ValidatorLoop, int]:
-        if validators is None:
-            raise InvalidRequestError("max_retries= on complete() counts re-asks after a validator refuses: pass validators= too")
+                        options: dict[str, Any]) -> tuple[Request, ValidatorLoop | None, int]:
+        """The call's request, and its re-ask loop when there are validators (JSON mode's included)."""
+        given = () if validators is None else checked(validators)
+        request = self._request(prompt, options)
+        if validators is None and not json_mode.wanted(request):
+            if max_retries is not None:
+                raise InvalidRequestError("max_retries= on complete() counts re-asks after a validator refuses: pass "
+                                          'validators= too (or response_format={"type": "json_object"})')
+            return request, None, 0
         retries = 2 if max_retries is None else _check_max_retries(max_retries)
-        return ValidatorLoop(self._request(prompt, options), checked(validators)), retries
+        return request, ValidatorLoop(request, given, json_answer=json_mode.wanted(request)), retries
 
     def _chain(self) -> list[Route]:
         """This model, then the profile's fallbacks (theirs after them), each model once."""
@@ -357,7 +370,7 @@ class Client:
                                       "when it could be checked, so it cannot be asked again")
         if self.profile.options and not isinstance(prompt, Request):
             options = {**self.profile.options, **options}  # the call's own keywords win
-        return _request(prompt, options)
+        return json_mode.with_instruction(_request(prompt, options))
 
 
 def _route(config: Config, resolved: Resolved, api_key: str | None, base_url: str | None, timeout: float | None,

@@ -6,6 +6,11 @@ Where it comes from (`load_config`), first match wins:
   table. The walk stops at the project root (the first directory holding a pyproject.toml or a .git).
 No file is an empty configuration, not an error. `LLMCLIENT_MODEL` overrides `default`.
 
+Precedence, highest first: arguments (`Client(model, api_key=...)`) > the environment > the `.env`
+file (the working directory's, or the one named by `LLMCLIENT_ENV_FILE`; format and rules in
+`llmclient.envfile`) > `llmclient.toml`. `.env` is an overlay read with the configuration, never
+copied into `os.environ`: `LLMCLIENT_MODEL`, `LLMCLIENT_CONFIG` and provider keys may live there.
+
 The format (every table rejects unknown keys, so a typo fails at load time)::
 
     default = "fast"                    # a profile, alias or "provider/model"
@@ -59,12 +64,14 @@ from __future__ import annotations
 import os
 import threading
 import tomllib
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from llmclient import envfile
 from llmclient.config_schema import Config, ResolutionCycle, describe, dotted, merged_retry, spec_from
 from llmclient.errors import ConfigurationError
 from llmclient.providers import REGISTRY
@@ -76,12 +83,20 @@ def load_config(
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Find, read and validate the configuration (see the module docstring for the search order)."""
-    env = os.environ if environ is None else environ
+    """Find, read and validate the configuration (see the module docstring for the search order).
+
+    With neither `cwd` nor `environ` given, the process's `.env` is used (`envfile.process_env`,
+    read once until `reset_config`); otherwise the `.env` they point at is read afresh."""
+    real = os.environ if environ is None else environ
     start = Path.cwd() if cwd is None else Path(cwd)
+    dotenv_file, dotenv = envfile.process_env() if cwd is None and environ is None else envfile.load(start, real)
+    env: Mapping[str, str] = ChainMap(dict(real), dict(dotenv))  # the real environment wins
     found = _find(path, start, env)
     source, table, prefix = found if found is not None else (None, {}, ())
-    return _build(table, source, prefix, env.get("LLMCLIENT_MODEL") or None)
+    model = env.get("LLMCLIENT_MODEL") or None
+    model_from = ("LLMCLIENT_MODEL (environment variable)" if real.get("LLMCLIENT_MODEL")
+                  else f"LLMCLIENT_MODEL (in {dotenv_file})")
+    return _build(table, source, prefix, model, model_from).with_dotenv(dotenv)
 
 
 _lock = threading.Lock()
@@ -99,10 +114,11 @@ def get_config() -> Config:
 
 
 def reset_config() -> None:
-    """Forget the cached configuration; the next `get_config()` loads it again."""
+    """Forget the cached configuration and `.env`; the next `get_config()` loads them again."""
     global _cached
     with _lock:
         _cached = None
+        envfile.forget()
 
 
 _Found = tuple[Path, Mapping[str, Any], tuple[str, ...]]
@@ -150,8 +166,9 @@ def _read(file: Path) -> _Found | None:
     return file, table, ("tool", "llmclient")
 
 
-def _build(table: Mapping[str, Any], source: Path | None, prefix: tuple[str, ...], env_default: str | None) -> Config:
-    """Validate `table`; `env_default` (LLMCLIENT_MODEL) replaces its `default`."""
+def _build(table: Mapping[str, Any], source: Path | None, prefix: tuple[str, ...], env_default: str | None,
+           env_default_from: str = "LLMCLIENT_MODEL (environment variable)") -> Config:
+    """Validate `table`; `env_default` (LLMCLIENT_MODEL, from `env_default_from`) replaces its `default`."""
     where = str(source) if source is not None else "<no configuration file>"
     try:
         config = Config.model_validate(table)
@@ -160,7 +177,7 @@ def _build(table: Mapping[str, Any], source: Path | None, prefix: tuple[str, ...
     default_key = dotted((*prefix, "default"))
     if env_default is not None:
         config = config.model_copy(update={"default": env_default})
-        default_key = "LLMCLIENT_MODEL (environment variable)"
+        default_key = env_default_from
     config = config.read_from(source)
     problems = _problems(config, prefix, default_key)
     if problems:

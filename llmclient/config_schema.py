@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,11 +177,23 @@ class Config(_Table):
     aliases: dict[_Name, str] = Field(default_factory=dict)
     conformance: ConformanceSettings | None = None
     _source: Path | None = PrivateAttr(default=None)
+    _dotenv: Mapping[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> Path | None:
         """The file this configuration was read from (None: no file)."""
         return self._source
+
+    @property
+    def dotenv(self) -> Mapping[str, str]:
+        """The `.env` values loaded with this configuration (consulted after the environment)."""
+        return MappingProxyType(dict(self._dotenv))
+
+    def with_dotenv(self, values: Mapping[str, str]) -> Config:
+        """This configuration, with the `.env` values it was loaded with."""
+        located = self.model_copy()
+        located._dotenv = dict(values)
+        return located
 
     def read_from(self, source: Path | None) -> Config:
         """This configuration, marked as read from `source`."""
@@ -193,10 +206,11 @@ class Config(_Table):
         return self._resolve(name, ())
 
     def resolve_default(self, environ: Mapping[str, str] | None = None) -> Resolved:
-        """`default` resolved, else the first provider with a key set (see `default_model`)."""
+        """`default` resolved, else the first provider with a key set in `environ` (default
+        os.environ) or in the `.env` loaded with this configuration (see `default_model`)."""
         if self.default is not None:
             return self.resolve(self.default)
-        env = os.environ if environ is None else environ
+        env = ChainMap(dict(os.environ if environ is None else environ), dict(self._dotenv))
         checked = []
         for provider, model_id in DEFAULT_MODELS.items():
             key_env = self._key_env(provider)
@@ -204,7 +218,7 @@ class Config(_Table):
                 return self.resolve(f"{provider}/{model_id}")
             checked.append(key_env)
         raise ConfigurationError(
-            f"no model given and none configured: none of {', '.join(checked)} is set. Set one of them, "
+            f"no model given and none configured: none of {', '.join(checked)} is set (environment or .env). Set one of them, "
             f"or name a default with LLMCLIENT_MODEL=provider/model or `default = \"...\"` in llmclient.toml"
         )
 

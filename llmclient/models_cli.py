@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from decimal import Decimal
 from typing import Any, TextIO
@@ -202,10 +201,11 @@ def _recommend(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _keyed_assessor() -> str | None:
+    from llmclient.envfile import getenv
     from llmclient.providers import REGISTRY
 
-    for model in (os.environ.get("LLMCLIENT_ADVISOR_MODEL"), *ASSESSORS):
-        if model and (spec := REGISTRY.get(model.split("/", 1)[0])) is not None and os.environ.get(spec.api_key_env):
+    for model in (getenv("LLMCLIENT_ADVISOR_MODEL"), *ASSESSORS):
+        if model and (spec := REGISTRY.get(model.split("/", 1)[0])) is not None and getenv(spec.api_key_env):
             return model
     return None
 

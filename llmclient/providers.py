@@ -6,7 +6,6 @@ code exists only where a wire format differs (`llmclient.wire.<format>`).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmclient import envfile
 from llmclient.errors import ConfigurationError
 
 Wire = Literal["openai", "anthropic", "gemini", "cohere", "litellm", "claude-cli"]
@@ -138,18 +138,19 @@ class ProviderSpec(BaseModel):
         return self
 
     def api_key(self, explicit: str | None = None) -> str:
-        """The key to use: `explicit`, else the spec's environment variable."""
-        key = explicit or os.environ.get(self.api_key_env)
+        """The key to use: `explicit`, else the spec's environment variable (the real environment
+        first, then the `.env` file: `llmclient.envfile`)."""
+        key = explicit or envfile.getenv(self.api_key_env)
         if not key and self.keyless:
             return KEYLESS_PLACEHOLDER  # the SDKs refuse an empty key even where none is checked
         if not key:
             raise ConfigurationError(
                 f"no API key for provider {self.name!r}: set the {self.api_key_env} environment variable "
-                f"or pass api_key= to Client",
+                f"or pass api_key= to Client (a .env file in the working directory works too)",
                 provider=self.name,
             )
         if not _HEADER_SAFE.fullmatch(key):  # the message must not echo the key
-            where = "api_key=" if explicit else f"the {self.api_key_env} environment variable"
+            where = "api_key=" if explicit else f"the {self.api_key_env} variable (environment or .env)"
             raise ConfigurationError(
                 f"the API key for provider {self.name!r} from {where} holds whitespace, a control character or a "
                 f"non-ASCII character (a trailing newline from a file?): set the key alone", provider=self.name)

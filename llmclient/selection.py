@@ -21,7 +21,6 @@ whose key is set are candidates (`include_unkeyed=True`: all of them); retired m
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
-from llmclient import models, pricing
+from llmclient import envfile, models, pricing
 from llmclient.errors import InvalidRequestError
 from llmclient.model_names import undated
 from llmclient.models import ModelInfo
@@ -138,7 +137,7 @@ def _exclusions(info: ModelInfo, wanted: Sequence[models.ModelCapability], conte
     if spec is None or spec.wire == "litellm" or spec.name == "mock":
         return [f"llmclient has no built-in provider {info.provider!r} (declare it in llmclient.toml "
                 f"[providers.{info.provider}], or reach it as litellm/...)"]
-    if not include_unkeyed and not spec.keyless and not os.environ.get(spec.api_key_env):
+    if not include_unkeyed and not spec.keyless and not envfile.getenv(spec.api_key_env):
         reasons.append(f"no key: {spec.api_key_env} is not set (include_unkeyed=True lists it anyway)")
     if info.retires is not None and info.retires <= today and info.retirement_confirmed:
         reasons.append(f"retired on {info.retires.isoformat()}")

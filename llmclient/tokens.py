@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from llmclient import envfile
 from llmclient.errors import ConfigurationError, InvalidRequestError
 from llmclient.files import text_bytes
 from llmclient.request import Prompt, Request, ToolLike
@@ -179,7 +180,7 @@ def _route(model: str) -> _Route:
 def _key(spec: ProviderSpec, explicit: str | None) -> str | None:
     """The key to count with, None when none is set (a malformed key still raises; a keyless
     provider, such as a local proxy, gets its placeholder)."""
-    if not (explicit or os.environ.get(spec.api_key_env) or spec.keyless):
+    if not (explicit or envfile.getenv(spec.api_key_env) or spec.keyless):
         return None
     return spec.api_key(explicit)
 

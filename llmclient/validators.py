@@ -103,15 +103,19 @@ def first_refusal(text: str, validators: Sequence[Validator]) -> str | None:
 
 
 class ValidatorLoop:
-    """One `complete(..., validators=...)` call across its attempts (see `policies.reask.AskLoop`)."""
+    """One `complete(..., validators=...)` call across its attempts (see `policies.reask.AskLoop`).
+    `json_answer` (JSON mode, `llmclient.json_mode`): `is_json` runs first, on every answer that
+    calls no tools."""
 
-    def __init__(self, request: Request, validators: tuple[Validator, ...]) -> None:
+    def __init__(self, request: Request, validators: tuple[Validator, ...], *, json_answer: bool = False) -> None:
         self.current = request
         self.validators = validators
+        self.json_answer = json_answer
         self.attempts: list[Attempt] = []
 
     def judge(self, response: Response) -> Response:
-        error = first_refusal(response.text, self.validators)
+        checks = (is_json, *self.validators) if self.json_answer and not response.tool_calls else self.validators
+        error = first_refusal(response.text, checks)
         if error is not None:
             self.attempts.append(Attempt(response=response, raw=response.text, error=error))
             self.current = reask_in_text(self.current, response, error, _ASK_AGAIN)

@@ -89,6 +89,8 @@ def _no_network() -> Iterator[None]:
 
 _EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="llmclient-tests-")) / "llmclient.toml"
 _EMPTY_CONFIG.write_text("# no configuration: the unit tests do not read the checkout's llmclient.toml\n")
+_EMPTY_ENV = _EMPTY_CONFIG.with_name("empty.env")
+_EMPTY_ENV.write_text("# no .env: the unit tests do not read a developer's .env in the checkout\n")
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +100,7 @@ def _no_checkout_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from llmclient.config import reset_config
 
     monkeypatch.setenv("LLMCLIENT_CONFIG", str(_EMPTY_CONFIG))
+    monkeypatch.setenv("LLMCLIENT_ENV_FILE", str(_EMPTY_ENV))
     reset_config()
     yield
     reset_config()

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -302,7 +303,6 @@ def test_models_recommend_cli_without_a_key_uses_rules(capsys: pytest.CaptureFix
 def test_the_documented_examples_run(example: str) -> None:
     import subprocess
     import sys
-    from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if not any(k == s.api_key_env for s in REGISTRY.values())}
     path = Path(__file__).resolve().parent.parent / "examples" / example
@@ -313,3 +313,18 @@ def test_the_documented_examples_run(example: str) -> None:
         assert "openai/gpt-4o is out: estimated $0.0125 per call > budget $0.002" in result.stdout
     else:
         assert "recommended: " in result.stdout and "assessed by rules" in result.stdout
+
+
+def test_a_key_only_in_dotenv_counts_as_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmclient.config import reset_config
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("GEMINI_API_KEY=test-key-from-dotenv\n")
+    monkeypatch.setenv("LLMCLIENT_ENV_FILE", str(dotenv))
+    reset_config()
+    try:
+        picked = select_model(capabilities=["tools"])
+    finally:
+        monkeypatch.delenv("LLMCLIENT_ENV_FILE")
+        reset_config()
+    assert picked.ranked and {c.info.provider for c in picked.ranked} == {"gemini"}

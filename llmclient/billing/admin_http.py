@@ -13,7 +13,6 @@ key-shaped (`llmclient.scrub.mask_secrets`).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import ValidationError
 
-from llmclient import cassettes
+from llmclient import cassettes, envfile
 from llmclient.cassette_match import replay_mismatch
 from llmclient.errors import (
     APIError,
@@ -153,7 +152,7 @@ class AdminAPI:
 
     def key(self) -> str:
         """The admin key: given, else from the variable; in a cassette replay a placeholder."""
-        key = (self._api_key or os.environ.get(self.key_env, "")).strip()
+        key = (self._api_key or envfile.getenv(self.key_env) or "").strip()
         if key:
             return key
         if cassettes.replaying():
