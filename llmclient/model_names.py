@@ -6,12 +6,36 @@ model catalogued under the same key.
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from llmclient.errors import ConfigurationError
+
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|20\d{6})$")  # -2024-07-18, -20250929: dated snapshots
+
+
+def user_table(variable: str, example: str, check: Callable[[str, Any], object]) -> dict[str, Any]:
+    """The `models` of the JSON file the environment variable `variable` names (empty when it is
+    unset), each entry passed to `check` (which raises ConfigurationError for a malformed one), so a
+    bad file fails when it is loaded, not at the first call to one of its models. Any problem is a
+    ConfigurationError naming the variable, the file and the shape expected (`example`)."""
+    path = os.environ.get(variable)
+    if not path:
+        return {}
+    try:
+        models = json.loads(Path(path).read_text(encoding="utf-8"))["models"]
+        for key, entry in models.items():
+            check(key, entry)
+        return dict(models)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{variable}={path}: {exc.message}") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"{variable}={path}: expected a JSON file {example}: {exc}") from exc
 
 
 def undated(name: str) -> str:

@@ -18,7 +18,6 @@ Users add entries, or correct shipped ones field by field, with a JSON file name
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmclient import price_table
 from llmclient.errors import ConfigurationError, InvalidRequestError
-from llmclient.model_names import Names, undated
+from llmclient.model_names import Names, undated, user_table
 
 CATALOGUE = Path(__file__).with_name("data") / "models.json"
 
@@ -94,6 +93,12 @@ class ModelInfo(BaseModel):
         return tuple(name for name in CAPABILITIES if self.supports(name))
 
 
+# ModelInfo's fields an entry states as they are (the input modalities sit under "input"; the
+# prices come from the price table).
+_ENTRY_FIELDS = tuple(name for name in ModelInfo.model_fields
+                      if name not in {"model", "key", "source", "input_price", "output_price", *_INPUTS})
+
+
 class _Catalogue:
     def __init__(self, entries: dict[str, dict[str, Any]], version: str, routers: dict[str, dict[str, Any]]) -> None:
         self.entries = entries
@@ -106,33 +111,15 @@ class _Catalogue:
 def _catalogue() -> _Catalogue:
     data = json.loads(CATALOGUE.read_text(encoding="utf-8"))
     entries: dict[str, dict[str, Any]] = dict(data["models"])
-    path = os.environ.get("LLMCLIENT_MODELS")
-    if path:
-        for key, entry in _user_file(Path(path)).items():  # a user's entry corrects the shipped one field by field
-            shipped = entries.get(key, {})
-            entries[key] = {**shipped, **entry, "input": {**(shipped.get("input") or {}), **(entry.get("input") or {})}}
+    example = '{"models": {"<provider>/<model>": {"context_window": ..., "input": {"image": true}, "tools": true}}}'
+    for key, entry in user_table("LLMCLIENT_MODELS", example, lambda key, entry: _info(key, key, entry)).items():
+        shipped = entries.get(key, {})  # a user's entry corrects the shipped one field by field
+        entries[key] = {**shipped, **entry, "input": {**(shipped.get("input") or {}), **(entry.get("input") or {})}}
     return _Catalogue(entries, str(data["version"]), dict(data.get("routers", {})))
 
 
-def _user_file(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        models = json.loads(path.read_text(encoding="utf-8"))["models"]
-        for key, entry in models.items():
-            _info(key, key, entry)  # refuse a malformed entry now, not at the first call to it
-        return dict(models)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"LLMCLIENT_MODELS={path}: {exc.message}") from exc
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"LLMCLIENT_MODELS={path}: expected a JSON file {{\"models\": {{\"<provider>/<model>\": "
-            f"{{\"context_window\": ..., \"max_output_tokens\": ..., \"input\": {{\"image\": true}}, \"tools\": true}}}}}}: {exc}"
-        ) from exc
-
-
 def _info(asked: str, key: str, entry: Mapping[str, Any], base_url: str | None = None) -> ModelInfo:
-    fields = {name: entry.get(name) for name in ("context_window", "max_output_tokens", "tools", "parallel_tools",
-                                                 "structured_output", "reasoning", "prompt_caching", "deprecated",
-                                                 "retires", "retires_source", "replacement")}
+    fields = {name: entry.get(name) for name in _ENTRY_FIELDS}
     inputs = entry.get("input") or {}
     fields.update({capability: inputs.get(kind) for capability, kind in _INPUTS.items()})
     provider, _, model_id = asked.partition("/")

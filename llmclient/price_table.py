@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmclient.errors import ConfigurationError
-from llmclient.model_names import Names, undated
+from llmclient.model_names import Names, undated, user_table
 
 TABLE = Path(__file__).with_name("data") / "prices.json"
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
@@ -107,29 +106,16 @@ class _Table:
 def _table() -> _Table:
     data = json.loads(TABLE.read_text(encoding="utf-8"))
     models: dict[str, list[dict[str, Any]]] = dict(data["models"])
-    path = os.environ.get("LLMCLIENT_PRICES")
-    if path:
-        models.update(_load_user_file(Path(path)))
+    models.update(user_table("LLMCLIENT_PRICES", '{"models": {"<provider>/<model>": [{"input": ..., "output": ...}]}}',
+                             _checked_rows))
     models.update(_user_rows)
     aliases = dict(data.get("aliases", {}))
     return _Table(str(data["version"]), models, Names.of(models, aliases), aliases)
 
 
-def _load_user_file(path: Path) -> dict[str, list[dict[str, Any]]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        models = data["models"]
-        for key, entries in models.items():
-            for raw in entries:
-                _row(key, raw)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"LLMCLIENT_PRICES={path}: {exc.message}") from exc
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"LLMCLIENT_PRICES={path}: expected a JSON file {{\"models\": {{\"<provider>/<model>\": [{{\"input\": ..., "
-            f"\"output\": ...}}]}}}}: {exc}"
-        ) from exc
-    return dict(models)
+def _checked_rows(key: str, rows: Any) -> None:
+    for raw in rows:
+        _row(key, raw)
 
 
 def keys(prefix: str = "") -> list[str]:

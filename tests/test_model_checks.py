@@ -375,3 +375,23 @@ def catalogue_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     yield add
     monkeypatch.delenv("LLMCLIENT_MODELS", raising=False)
     models._catalogue.cache_clear()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"models": {"openai/x": {"context_window": "lots"}}}', r"LLMCLIENT_MODELS=.*models\.json: model entry openai/x: context_window"),
+    ("not json", r"LLMCLIENT_MODELS=.*models\.json: expected a JSON file \{\"models\""),
+])
+def test_a_malformed_users_file_names_the_variable_the_file_and_the_problem(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str) -> None:
+    from llmclient import ConfigurationError
+
+    path = tmp_path / "models.json"
+    path.write_text(text)
+    monkeypatch.setenv("LLMCLIENT_MODELS", str(path))
+    models._catalogue.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match=message):
+            models.info("openai/gpt-4o-mini")
+    finally:
+        monkeypatch.delenv("LLMCLIENT_MODELS")
+        models._catalogue.cache_clear()
