@@ -1,6 +1,7 @@
 """llmclient: one small typed API for every major LLM provider, measured against real traffic."""
 
 from llmclient.advisor import ComplexityAssessment, ModelAdvisor, Recommendation, TaskAssessment, TokenRequirements
+from llmclient.cache import ResponseCache
 from llmclient.cassettes import scan_secrets, use_cassette
 from llmclient.client import Client
 from llmclient.errors import (
@@ -8,6 +9,7 @@ from llmclient.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    CacheWarning,
     ConfigurationError,
     ContentFilterError,
     ContextWindowExceededError,
@@ -67,6 +69,7 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "CacheWarning",
     "CallContext",
     "Candidate",
     "Client",
@@ -99,6 +102,7 @@ __all__ = [
     "Request",
     "RequestTimeoutError",
     "Response",
+    "ResponseCache",
     "RetryPolicy",
     "RetryRecord",
     "SchemaValidationError",

@@ -4,10 +4,13 @@ each model's `Pipeline`; hands back a `Response`, a `Stream` or a typed error.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmclient import cassettes, json_mode, schema as schema_module
+from llmclient import cache_use, cassettes, json_mode, schema as schema_module
+from llmclient.assemble import Assembler
+from llmclient.cache import ResponseCache
 from llmclient.errors import ConfigurationError, InvalidRequestError, LLMError
 from llmclient.policies import ratelimit
 from llmclient.policies.fallback import athrough_chain, through_chain
@@ -51,6 +54,9 @@ class Client:
     label it (they are not sent to the provider), it is logged on the `llmclient` logger, runs the
     hooks (`add_hook`), counts in open `llmclient.track()` blocks, becomes an OpenTelemetry span
     when opentelemetry is installed, and a record in the local telemetry store.
+
+    `cache=` (a directory or a `ResponseCache`) answers repeated calls from disk (`llmclient.cache`);
+    one call's `cache=False` skips it, `cache=True` (or a cache of its own) also keeps a sampled call.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class Client:
         base_url: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        cache: str | os.PathLike[str] | ResponseCache | None = None,
     ) -> None:
         from llmclient.config import get_config
 
@@ -73,6 +80,7 @@ class Client:
         self._fallbacks: list[Route] | None = None
         self._hooks: HookSet | None = None
         self._profile_name = self.profile.profile or (self.profile.chain[0] if self.profile.chain else None)
+        self.cache = None if cache is None else cache_use.opened(cache, where="Client(cache=)")
 
     @property
     def spec(self) -> ProviderSpec:
@@ -122,13 +130,16 @@ class Client:
         watch = self._observe("complete", "sync", options)
         token = observe.activate(watch)
         try:
+            send, sends = self._sender(options)
             request, loop, retries = self._validator_loop(prompt, validators, max_retries, options)
             if loop is not None:
                 watch.sent(loop.current)
-                response = ask_until_valid(self._send, loop, retries, self.spec.name, self.model_id)
+                response = ask_until_valid(send, loop, retries, self.spec.name, self.model_id)
             else:
                 watch.sent(request)
-                response = self._send(request)
+                response = send(request)
+            if sends is not None:
+                sends.accepted()
         except BaseException as error:
             watch.failed(error)
             raise
@@ -142,13 +153,16 @@ class Client:
         watch = self._observe("complete", "async", options)
         token = observe.activate(watch)
         try:
+            asend, sends = self._asender(options)
             request, loop, retries = self._validator_loop(prompt, validators, max_retries, options)
             if loop is not None:
                 await watch.asent(loop.current)
-                response = await aask_until_valid(self._asend, loop, retries, self.spec.name, self.model_id)
+                response = await aask_until_valid(asend, loop, retries, self.spec.name, self.model_id)
             else:
                 await watch.asent(request)
-                response = await self._asend(request)
+                response = await asend(request)
+            if sends is not None:
+                await sends.aaccepted()
         except BaseException as error:
             await watch.afailed(error)
             raise
@@ -162,19 +176,26 @@ class Client:
         happen only before the first byte reaches the caller. In JSON mode (`llmclient.json_mode`)
         an answer that is not JSON raises `SchemaValidationError` after its last event."""
         watch = self._observe("stream", "sync", options)
-        return self._stream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch)
+        use = self._refused_or(watch, lambda: cache_use.use_for(self.cache, options))
+        return self._stream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch, use)
 
     def astream(self, prompt: Prompt | Request, /, **options: Any) -> AsyncStream:
         """An async stream of events; the request is sent when iteration starts."""
         watch = self._observe("stream", "async", options)
-        return self._astream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch)
+        use = self._refused_or(watch, lambda: cache_use.use_for(self.cache, options))
+        return self._astream(self._refused_or(watch, lambda: self._request(prompt, options, stream=True)), watch, use)
 
-    def _stream(self, request: Request, watch: Observation) -> Stream:
+    def _stream(self, request: Request, watch: Observation, use: cache_use.CacheUse | None) -> Stream:
         self._refused_or(watch, lambda: self._check_now(request))
+        key = self._refused_or(watch, lambda: self._cache_key(use, request))
 
         def send() -> Delivery:
             watch.restart()
             watch.sent(request)
+            if use is not None and key is not None:
+                stored = use.cache.get_stream(key)
+                if stored is not None:
+                    return cache_use.replayed(stored, self._assembler_of(stored.model))
             token = observe.activate(watch)
             try:
                 delivery, history = through_chain(
@@ -182,17 +203,28 @@ class Client:
                     self.profile.falls_back_on)
             finally:
                 observe.deactivate(token)
+            if use is not None and key is not None:
+                delivery.keep = cache_use.keeper(use, key)
             return delivery.with_retries(history)
 
         kind = json_mode.JsonStream if json_mode.wanted(request) else Stream
-        return kind(send, self._route.assembler, watch)
+        stream = kind(send, self._route.assembler, watch)
+        stream.keeps = key is not None
+        return stream
 
-    def _astream(self, request: Request, watch: Observation) -> AsyncStream:
+    def _astream(self, request: Request, watch: Observation, use: cache_use.CacheUse | None) -> AsyncStream:
         self._refused_or(watch, lambda: self._check_now(request))
+        key = self._refused_or(watch, lambda: self._cache_key(use, request))
 
         async def send() -> Delivery:
             watch.restart()
             await watch.asent(request)
+            if use is not None and key is not None:
+                import asyncio
+
+                stored = await asyncio.to_thread(use.cache.get_stream, key)  # SQLite may wait for a writer
+                if stored is not None:
+                    return cache_use.replayed(stored, self._assembler_of(stored.model))
             token = observe.activate(watch)
             try:
                 delivery, history = await athrough_chain(
@@ -200,10 +232,14 @@ class Client:
                     self.profile.falls_back_on)
             finally:
                 observe.deactivate(token)
+            if use is not None and key is not None:
+                delivery.keep = cache_use.keeper(use, key)
             return delivery.with_retries(history)
 
         kind = json_mode.AsyncJsonStream if json_mode.wanted(request) else AsyncStream
-        return kind(send, self._route.assembler, watch)
+        stream = kind(send, self._route.assembler, watch)
+        stream.keeps = key is not None
+        return stream
 
     def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                    strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
@@ -222,10 +258,13 @@ class Client:
         watch = self._observe("structured", "sync", options)
         token = observe.activate(watch)
         try:
+            send, sends = self._sender(options)
             request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
             loop = schema_module.structured_loop(request, target, chosen)
             watch.sent(loop.current)
-            result = ask_until_valid(self._send, loop, max_retries, self.spec.name, self.model_id)
+            result = ask_until_valid(send, loop, max_retries, self.spec.name, self.model_id)
+            if sends is not None:
+                sends.accepted()
         except BaseException as error:
             watch.failed(error)
             raise
@@ -240,10 +279,13 @@ class Client:
         watch = self._observe("structured", "async", options)
         token = observe.activate(watch)
         try:
+            asend, sends = self._asender(options)
             request, target, chosen = self._structured_call(prompt, schema, strategy, max_retries, options)
             loop = schema_module.structured_loop(request, target, chosen)
             await watch.asent(loop.current)
-            result = await aask_until_valid(self._asend, loop, max_retries, self.spec.name, self.model_id)
+            result = await aask_until_valid(asend, loop, max_retries, self.spec.name, self.model_id)
+            if sends is not None:
+                await sends.aaccepted()
         except BaseException as error:
             await watch.afailed(error)
             raise
@@ -257,17 +299,19 @@ class Client:
         """Partial objects (dicts) as the fields arrive, then the validated value; native or tool
         strategy. An invalid final answer raises `SchemaValidationError` (it is not asked again)."""
         watch = self._observe("stream_structured", "sync", options)
+        use = self._refused_or(watch, lambda: cache_use.use_for(self.cache, options))
         request, target, chosen = self._refused_or(watch, lambda: self._structured_call(prompt, schema, strategy, 0, options))
         accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
-        stream = self._stream(schema_module.first_request(request, target, chosen), watch)
+        stream = self._stream(schema_module.first_request(request, target, chosen), watch, use)
         return StructuredStream(stream, accumulator)
 
     def astream_structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                            strategy: Strategy | None = None, **options: Any) -> AsyncStructuredStream[T]:
         watch = self._observe("stream_structured", "async", options)
+        use = self._refused_or(watch, lambda: cache_use.use_for(self.cache, options))
         request, target, chosen = self._refused_or(watch, lambda: self._structured_call(prompt, schema, strategy, 0, options))
         accumulator = Accumulator(self.spec.name, self.model_id, target, chosen)
-        stream = self._astream(schema_module.first_request(request, target, chosen), watch)
+        stream = self._astream(schema_module.first_request(request, target, chosen), watch, use)
         return AsyncStructuredStream(stream, accumulator)
 
     def close(self) -> None:
@@ -304,6 +348,28 @@ class Client:
             self._chain(), lambda route, h: route.acomplete(json_mode.for_wire(request, route.spec), h),
             self.profile.falls_back_on)
         return _with_retries(response, history)
+
+    def _sender(self, options: dict[str, Any]) -> tuple[Callable[[Request], Response], cache_use.Sends | None]:
+        """The call's send: through its response cache when it has one (`cache=` taken out of `options`)."""
+        use = cache_use.use_for(self.cache, options)
+        if use is None:
+            return self._send, None
+        sends = cache_use.Sends(use, self.model, self.base_url)
+        return (lambda request: sends.send(request, self._send)), sends
+
+    def _asender(self, options: dict[str, Any]) -> tuple[Callable[[Request], Awaitable[Response]], cache_use.Sends | None]:
+        use = cache_use.use_for(self.cache, options)
+        if use is None:
+            return self._asend, None
+        sends = cache_use.Sends(use, self.model, self.base_url)
+        return (lambda request: sends.asend(request, self._asend)), sends
+
+    def _cache_key(self, use: cache_use.CacheUse | None, request: Request) -> str | None:
+        return None if use is None else use.key("stream", self.model, self.base_url, request)
+
+    def _assembler_of(self, model: str) -> Assembler:
+        """The assembler of the chain's model `model` (the one a stored stream came from)."""
+        return next((route.assembler for route in self._chain() if route.model == model), self._route.assembler)
 
     def _check_now(self, request: Request) -> None:
         """A stream's refusals by its primary model, raised at stream() rather than at the first

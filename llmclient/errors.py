@@ -24,6 +24,8 @@
     UsageMissingWarning (a UserWarning, not an error): a stream that asked for its usage
     (OpenAI-wire `stream_options.include_usage`) ended without it; `Response.usage` is None.
     ModelDeprecationWarning (a UserWarning): the model is deprecated or has a retirement date.
+    CacheWarning, TelemetryWarning (UserWarnings): the response cache or the telemetry store
+    cannot be used; given once, the calls go on.
 
 Every error carries `.provider .model .status_code .message .retry_after` (seconds) and, when
 it translates another exception, that exception as `__cause__`. `classify()` picks the class by
@@ -170,6 +172,11 @@ class UsageMissingWarning(UserWarning):
 class ModelDeprecationWarning(UserWarning):
     """The model is deprecated or will be retired (the date and the replacement in the message):
     given once per model and process; the call goes on."""
+
+
+class CacheWarning(UserWarning):
+    """The response cache cannot be used (a directory that cannot be written, a file that is not a
+    cache): given once per cache; the calls go on, uncached."""
 
 
 class TelemetryWarning(UserWarning):

@@ -37,6 +37,10 @@ class Delivery:
     # The call's timeout, as the longest wait for the next whole event: a server dripping bytes
     # that never complete one makes no progress, and every read returning keeps no read timeout busy.
     idle_timeout: float | None = None
+    # The response cache (`llmclient.cache_use`): `cached`, a stored answer read again; `keep`,
+    # what stores this answer's bytes once the stream has ended cleanly.
+    cached: bool = False
+    keep: Callable[[str, bytes, str | None, str | None], None] | None = None
 
     def progress(self, assembly: StreamAssembly) -> Callable[[], None]:
         """A check, called after each chunk, raising RequestTimeoutError once `idle_timeout` has
@@ -67,9 +71,21 @@ class Delivery:
         if self.permit is not None:
             usage = response.usage if response is not None else None
             self.permit.settle(self.permit.estimated_tokens if usage is None else usage.input_tokens + usage.output_tokens)
+        if response is not None and self.cached:
+            from llmclient.cache import HIT_COST
+
+            return response.model_copy(update={"cached": True, "cost": HIT_COST})
         if response is not None and self.retries:
             return response.model_copy(update={"retries": self.retries})
         return response
+
+    def kept(self, tee: list[bytes] | None) -> Callable[[], None] | None:
+        """What stores the stream's bytes (`tee`), to be run when the caller has had every event."""
+        keep = self.keep
+        if keep is None or tee is None:
+            return None
+        answer, model = self.answer, f"{self.assembler.spec.name}/{self.assembler.model_id}"
+        return lambda: keep(model, b"".join(tee), answer.headers.get("content-type"), answer.headers.get("date"))
 
 
 class Stream:
@@ -79,6 +95,9 @@ class Stream:
         self._watch = watch
         self._iterator: Iterator[StreamEvent] | None = None
         self._response: Response | None = None
+        self.keeps = False  # set by Client when the response cache may store this stream
+        self.keep_later = False  # set by a wrapper that accepts the answer after the last event (a schema)
+        self._store: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[StreamEvent]:
         if self._iterator is None:
@@ -111,10 +130,18 @@ class Stream:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def keep_answer(self) -> None:
+        """Store the answer in the response cache (once), if it was to be kept and ended cleanly."""
+        store, self._store = self._store, None
+        if store is not None:
+            store()
+
     def _run(self) -> Iterator[StreamEvent]:
         """The events, observed: the first one's time, then the end, error or early close."""
         watch = self._watch
         events = self._events()
+        if self.keeps:
+            events = _kept(events, self)
         if watch is None:
             return events
         return _observed(events, watch, lambda: self._response)
@@ -125,12 +152,15 @@ class Stream:
         started = time.perf_counter()
         delivery = self._send()
         answer, self._assembler = delivery.answer, delivery.assembler
+        tee: list[bytes] | None = [] if delivery.keep is not None else None  # the bytes the cache keeps
         response: Response | None = None
         try:
             if not _is_event_stream(answer):
-                response = self._assembler.response(self._body(answer), started, answered_at(answer.headers),
+                body = self._body(answer)
+                response = self._assembler.response(body, started, answered_at(answer.headers),
                                                     status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
+                self._store = delivery.kept(None if tee is None else [body])
                 yield from events_of(response)
                 return
             assembly = _assembly(answer, self._assembler, started)
@@ -142,6 +172,8 @@ class Stream:
             progress = delivery.progress(assembly)
             try:
                 for chunk in chunks:
+                    if tee is not None:
+                        tee.append(chunk)
                     events = feed(chunk)
                     progress()
                     yield from events
@@ -150,6 +182,7 @@ class Stream:
             yield from assembly.close()  # a last event without its closing blank line
             response = assembly.finish()
             self._response = delivery.done(response)
+            self._store = delivery.kept(tee)
         finally:
             if response is None:
                 delivery.done(None)
@@ -172,6 +205,9 @@ class AsyncStream:
         self._watch = watch
         self._iterator: AsyncIterator[StreamEvent] | None = None
         self._response: Response | None = None
+        self.keeps = False
+        self.keep_later = False
+        self._store: Callable[[], None] | None = None
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:
@@ -210,9 +246,16 @@ class AsyncStream:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def keep_answer(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store()
+
     def _run(self) -> AsyncIterator[StreamEvent]:
         watch = self._watch
         events = self._events()
+        if self.keeps:
+            events = _akept(events, self)
         if watch is None:
             return events
         return _aobserved(events, watch, lambda: self._response)
@@ -223,6 +266,7 @@ class AsyncStream:
         started = time.perf_counter()
         delivery = await self._send()
         answer, self._assembler = delivery.answer, delivery.assembler
+        tee: list[bytes] | None = [] if delivery.keep is not None else None  # the bytes the cache keeps
         response: Response | None = None
         try:
             if not _is_event_stream(answer):
@@ -233,6 +277,7 @@ class AsyncStream:
                 response = self._assembler.response(body, started, answered_at(answer.headers),
                                                     status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
+                self._store = delivery.kept(None if tee is None else [body])
                 for event in events_of(response):
                     yield event
                 return
@@ -240,6 +285,8 @@ class AsyncStream:
             progress = delivery.progress(assembly)
             try:
                 async for chunk in answer.aiter_bytes():
+                    if tee is not None:
+                        tee.append(chunk)
                     events = assembly.feed(chunk)
                     progress()
                     for event in events:
@@ -250,10 +297,29 @@ class AsyncStream:
                 yield event
             response = assembly.finish()
             self._response = delivery.done(response)
+            self._store = delivery.kept(tee)
         finally:
             if response is None:
                 delivery.done(None)
             await answer.aclose()
+
+
+def _kept(events: Iterator[StreamEvent], stream: Stream) -> Iterator[StreamEvent]:
+    """The events; after the last (and any check after it, as JSON mode's), the answer is stored."""
+    yield from events
+    if not stream.keep_later:
+        stream.keep_answer()
+
+
+async def _akept(events: AsyncIterator[StreamEvent], stream: AsyncStream) -> AsyncIterator[StreamEvent]:
+    async for event in events:
+        yield event
+    if not stream.keep_later:
+        import asyncio
+
+        store, stream._store = stream._store, None
+        if store is not None:
+            await asyncio.to_thread(store)  # SQLite may wait for another process's write
 
 
 def _observed(events: Iterator[StreamEvent], watch: Observation, response: Callable[[], Response | None]) -> Iterator[StreamEvent]:

@@ -135,6 +135,7 @@ class StructuredStream(Generic[T]):
 
     def __init__(self, stream: Stream, accumulator: Accumulator[T]) -> None:
         self._stream, self._acc = stream, accumulator
+        stream.keep_later = True  # the response cache keeps an answer once its value validates
         self._iterator: Iterator[dict[str, Any] | T] | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any] | T]:
@@ -147,7 +148,9 @@ class StructuredStream(Generic[T]):
             snapshot = self._acc.feed(event)
             if snapshot is not None:
                 yield snapshot
-        yield self._acc.finish(self._stream.response)
+        value = self._acc.finish(self._stream.response)
+        self._stream.keep_answer()
+        yield value
 
     @property
     def value(self) -> T:
@@ -180,6 +183,7 @@ class AsyncStructuredStream(Generic[T]):
 
     def __init__(self, stream: AsyncStream, accumulator: Accumulator[T]) -> None:
         self._stream, self._acc = stream, accumulator
+        stream.keep_later = True
         self._iterator: AsyncIterator[dict[str, Any] | T] | None = None
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any] | T]:
@@ -192,7 +196,9 @@ class AsyncStructuredStream(Generic[T]):
             snapshot = self._acc.feed(event)
             if snapshot is not None:
                 yield snapshot
-        yield self._acc.finish(await self._stream.get_response())
+        value = self._acc.finish(await self._stream.get_response())
+        self._stream.keep_answer()
+        yield value
 
     async def get_value(self) -> T:
         """The validated value, consuming the rest of the stream if needed."""

@@ -252,7 +252,8 @@ class Cost(_Value):
     `tools` is the built-in tools' per-use fees (web search, grounding), from the counters in
     `Usage.tool_uses` at `prices.tool_fees`. `source="provider"` means the provider reported the
     charge itself (e.g. OpenRouter `usage.cost`, with a BYOK call's upstream charge added); then
-    `total` is that figure and `computed_total` is ours, for comparison.
+    `total` is that figure and `computed_total` is ours, for comparison. `source="cache"`: the
+    answer came from the response cache (`llmclient.cache`), nothing was billed, every part is 0.
     """
 
     input: Decimal
@@ -261,7 +262,7 @@ class Cost(_Value):
     output: Decimal
     tools: Decimal = Decimal(0)
     total: Decimal
-    source: Literal["provider", "price-table"]
+    source: Literal["provider", "price-table", "cache"]
     prices: Prices | None = None
     computed_total: Decimal | None = None
 
@@ -290,6 +291,9 @@ class Response(_Value):
     (each record names its model); empty when the first attempt answered."""
     rejected: tuple[Attempt, ...] = ()
     """Earlier answers that `complete(..., validators=...)` refused and asked again about, in order."""
+    cached: bool = False
+    """True when the answer came from the response cache (`llmclient.cache`): no request was sent,
+    and `cost` is zero (`source="cache"`); `usage` is the original answer's."""
 
     @property
     def message(self) -> Message:
@@ -343,7 +347,8 @@ def sum_cost(costs: list[Cost | None]) -> Cost | None:
         return None
     known = [c for c in costs if c is not None]
     parts = {name: sum((getattr(c, name) for c in known), Decimal(0)) for name in ("input", "cache_read", "cache_write", "output", "total")}
-    source = "provider" if all(c.source == "provider" for c in known) else "price-table"
+    sources = {c.source for c in known}
+    source = sources.pop() if len(sources) == 1 else "price-table"  # a mix: part of it was computed
     return Cost(**parts, source=source, prices=known[-1].prices)
 
 

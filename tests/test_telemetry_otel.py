@@ -359,3 +359,16 @@ def test_a_global_sdk_set_up_by_the_application_gets_the_spans(tmp_path: Path) -
                          env={**os.environ, "LLM_TELEMETRY_DIR": str(tmp_path / "store")})
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["1", "chat", "m", "7"]
+
+
+def test_an_answer_from_the_response_cache_is_marked_on_its_span(exporter: InMemorySpanExporter, mock: MockProvider,
+                                                                 tmp_path: Path) -> None:
+    mock.reply("Paris.", input_tokens=12, output_tokens=2)
+    client = Client("mock/m", cache=tmp_path)
+    client.complete("Capital?")
+    client.complete("Capital?")
+    first, second = exporter.get_finished_spans()
+    assert "llmclient.cache_hit" not in attributes(first)
+    assert attributes(second)["llmclient.cache_hit"] is True
+    assert (attributes(second)["llmclient.cost_usd"], attributes(second)["llmclient.cost_source"]) == (0.0, "cache")
+    assert "gen_ai.usage.input_tokens" not in attributes(second)  # nothing was billed

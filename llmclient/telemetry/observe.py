@@ -128,13 +128,15 @@ class Observation:
         self.response = response
         self.usage = response.usage if usage is None else usage
         self.cost = response.cost if usage is None else cost
+        if response.cached and usage is None:  # answered from the cache: no token was billed
+            self.usage = None
         self.outcome = "ok"
         model = f"{response.provider}/{response.model}"
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s: %s, %s, %.0f ms", model, self.kind, _tokens(self.usage), _dollars(self.cost),
-                      (self.ended - self.started) * 1000)
+            log.debug("%s %s: %s, %s, %.0f ms%s", model, self.kind, _tokens(self.usage), _dollars(self.cost),
+                      (self.ended - self.started) * 1000, " (from the response cache)" if response.cached else "")
         for totals in self._totals:
-            totals.add(model, self.usage, self.cost)
+            totals.add(model, self.usage, self.cost, cached=response.cached)
         self._finish()
         return hook_registry.hooks_for("on_response", self._hooks)
 

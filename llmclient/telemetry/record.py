@@ -16,9 +16,12 @@ The record (`schema` 1), one object per line of `<dir>/<YYYY-MM-DD>/telemetry.js
     duration_ms       the whole call: every attempt, wait and re-ask; a stream until its last event
     ttft_ms           a stream's time to its first event; null otherwise
     tokens            {input, output, total, cache_read, cache_write, reasoning}: `Usage`'s buckets over
-                      every attempt that answered; null when the provider reported none
-    cost_usd          a JSON number, the exact Decimal total in dollars; null when unknown (never 0)
-    cost_source       "provider" (the provider reported the charge) | "price-table" | null
+                      every attempt that answered; null when the provider reported none, or when
+                      the answer came from the response cache (no token was billed)
+    cost_usd          a JSON number, the exact Decimal total in dollars; null when unknown (never 0);
+                      0 for an answer from the response cache
+    cost_source       "provider" (the provider reported the charge) | "price-table" | "cache" | null
+    cache_hit         true when the answer came from the response cache (`llmclient.cache`): no request sent
     success           true when the call returned an answer
     outcome           "ok" | "error" | "abandoned" (a stream closed before its end)
     finish_reason     stop | length | tool_calls | content_filter | other; null on failure
@@ -89,7 +92,7 @@ class Finished:
 
     __slots__ = ("started_at", "duration_ms", "ttft_ms", "call_id", "kind", "mode", "context", "requested_model",
                  "profile", "outcome", "replay", "model", "finish_reason", "request_id", "usage", "cost", "cost_source",
-                 "retries", "reasks", "answer", "error", "request", "store_prompts", "store_responses")
+                 "retries", "reasks", "answer", "error", "request", "store_prompts", "store_responses", "cache_hit")
 
     def __init__(self, obs: Observation, *, store_prompts: bool, store_responses: bool) -> None:
         response, error, usage, cost = obs.response, obs.error, obs.usage, obs.cost
@@ -106,6 +109,7 @@ class Finished:
         self.error = None if error is None else _error(error)
         self.request = obs.request
         self.store_prompts, self.store_responses = store_prompts, store_responses
+        self.cache_hit = response is not None and response.cached
         if response is not None:
             self.model = f"{response.provider}/{response.model}"
             self.finish_reason: str | None = response.finish_reason
@@ -150,6 +154,7 @@ def lines(call: Finished, cwd: str) -> Lines:
             "cache_read": usage[2], "cache_write": usage[3], "reasoning": usage[4]},
         "cost_usd": None if cost is None else _COST,
         "cost_source": call.cost_source,
+        "cache_hit": call.cache_hit,
         "success": call.outcome == "ok",
         "outcome": call.outcome,
         "finish_reason": call.finish_reason,

@@ -3,6 +3,7 @@
 Usage is summed per bucket; cost in Decimal dollars over the calls whose price is known, and the
 calls without one are counted in `unpriced_calls` (their cost is never taken as 0). Calls that
 failed count in `failed_calls` (with the usage of any answer they got, e.g. refused re-asks).
+Calls answered from the response cache count in `cache_hits`: no tokens, no dollars (none were billed).
 
 Which calls are "inside": by default those made in this context, i.e. this thread or task, the
 asyncio tasks it starts, and threads started with a copy of it (`asyncio.to_thread`,
@@ -29,6 +30,7 @@ class Totals:
         self.calls = 0
         self.failed_calls = 0
         self.unpriced_calls = 0
+        self.cache_hits = 0
         self.input_tokens = 0
         self.output_tokens = 0
         self.cache_read_tokens = 0
@@ -41,10 +43,12 @@ class Totals:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def add(self, model: str, usage: Usage | None, cost: Cost | None, *, failed: bool = False) -> None:
+    def add(self, model: str, usage: Usage | None, cost: Cost | None, *, failed: bool = False,
+            cached: bool = False) -> None:
         with self._lock:
             self.calls += 1
             self.failed_calls += failed
+            self.cache_hits += cached
             if usage is not None:
                 self.input_tokens += usage.input_tokens
                 self.output_tokens += usage.output_tokens
@@ -59,7 +63,8 @@ class Totals:
 
     def __repr__(self) -> str:
         return (f"Totals(calls={self.calls}, failed_calls={self.failed_calls}, input_tokens={self.input_tokens}, "
-                f"output_tokens={self.output_tokens}, cost=Decimal('{self.cost}'), unpriced_calls={self.unpriced_calls})")
+                f"output_tokens={self.output_tokens}, cost=Decimal('{self.cost}'), unpriced_calls={self.unpriced_calls}, "
+                f"cache_hits={self.cache_hits})")
 
 
 _SCOPED: contextvars.ContextVar[tuple[Totals, ...]] = contextvars.ContextVar("llmclient_totals", default=())

@@ -1,0 +1,258 @@
+"""The response cache: a repeated request answered from disk instead of the provider.
+
+    client = Client("openai/gpt-4o-mini", cache=".llm-cache")       # every call of this client
+    client.complete("Capital of France?")                           # sent, and stored
+    client.complete("Capital of France?").cached                    # True: no request was sent
+    client.complete("...", cache=False)                             # this call goes to the provider
+    client.complete("...", temperature=0.8, cache=True)             # a sampled call, cached because asked
+
+What a hit is keyed on: the model and base URL the call goes to and the whole `Request`
+(messages, files by the digest of their bytes, tools, tool_choice, max_tokens, temperature, top_p,
+stop, response_format, provider options, extra headers), canonically, as a SHA-256 digest. The
+API key is never part of it; nothing of the request is stored but that digest. A call and a
+stream are cached apart: a stream is kept as the bytes of its events and replayed as a stream
+(the same decoder reads them, so its events and final `Response` are the ones first given).
+
+What is stored: only answers. An error is never cached; a stream is stored when it ends cleanly;
+an answer refused by `validators=` (or JSON mode, or a schema) is not stored, only the one
+accepted. A call with `temperature > 0` asks for a sample: it is cached only when asked, by
+`cache=True` (or a cache) on the call itself, or `ResponseCache(..., sampled=True)`. A call that
+leaves temperature unset is cached (the provider's default applies to every repeat alike).
+
+A hit: `response.cached` is True, its `cost` is zero (`source="cache"`: nothing was billed), its
+usage the original answer's (what the answer took, not billed again); running totals
+(`llmclient.track`) count it in `cache_hits`, not in tokens or dollars; the telemetry record has
+`cache_hit: true`. No rate-limit permit is taken and no retry happens.
+
+The store is SQLite in WAL mode, one file (`responses.sqlite3`) in the directory, one connection
+per thread and process: safe for many threads and processes at once (writes are transactions,
+readers never see a half-written entry). Entries older than `ttl` seconds are misses (and are
+removed now and then). A directory that cannot be created or written, or a file that is not a
+cache, gives one `CacheWarning`; the calls go on uncached.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from llmclient.errors import CacheWarning, InvalidRequestError
+from llmclient.request import Request
+from llmclient.types import Cost, Response
+
+__all__ = ["HIT_COST", "ResponseCache", "StoredStream", "request_key"]
+
+FILE_NAME = "responses.sqlite3"
+FORMAT = 1  # part of every key: entries of another format are never read as this one's
+_PURGE_EVERY = 256  # stores between two removals of expired entries
+_log = logging.getLogger("llmclient")
+
+HIT_COST = Cost(input=Decimal(0), cache_read=Decimal(0), cache_write=Decimal(0), output=Decimal(0),
+                tools=Decimal(0), total=Decimal(0), source="cache")
+"""The cost of an answer served from the cache: nothing was billed."""
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    stored REAL NOT NULL,
+    meta TEXT NOT NULL,
+    body BLOB NOT NULL
+)"""
+
+
+@dataclass(frozen=True)
+class StoredStream:
+    """A stream's answer as it came: the model that answered ("<provider>/<model id>"), its
+    content type, Date header and body (the events' bytes, decoded of any content-encoding)."""
+
+    model: str
+    content_type: str | None
+    date: str | None
+    body: bytes
+
+
+class ResponseCache:
+    """Answers kept in `directory` (created when first used), each for `ttl` seconds (a number or a
+    `timedelta`; None: until removed). `sampled=True` also caches calls with `temperature > 0`
+    without their asking. `hits` and `misses` count this object's lookups."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, ttl: float | timedelta | None = None,
+                 sampled: bool = False) -> None:
+        if isinstance(directory, ResponseCache) or not isinstance(directory, (str, os.PathLike)):
+            raise InvalidRequestError(f"a cache directory is a path, got {type(directory).__name__}")
+        seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
+            raise InvalidRequestError(f"ttl must be a number of seconds > 0, a timedelta, or None; got {ttl!r}")
+        if not isinstance(sampled, bool):
+            raise InvalidRequestError(f"sampled must be True or False, got {sampled!r}")
+        self.directory = Path(directory).expanduser()
+        self.ttl: float | None = None if seconds is None else float(seconds)
+        self.sampled = sampled
+        self.hits = 0
+        self.misses = 0
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._off: str | None = None  # why this cache reads and writes nothing (warned once)
+        self._read_only: str | None = None  # why it stores nothing (warned once); it may still answer
+        self._stores = 0
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.directory)!r}, ttl={self.ttl!r}, sampled={self.sampled!r})"
+
+    # --- answers ---------------------------------------------------------------------------------
+
+    def get_response(self, key: str) -> Response | None:
+        row = self._get(key, "complete")
+        if row is None:
+            return None
+        try:
+            return Response.model_validate_json(row[1])
+        except ValueError:  # an entry this version cannot read: a miss (it is replaced when stored again)
+            return None
+
+    def put_response(self, key: str, model: str, response: Response) -> None:
+        body = response.model_copy(update={"retries": (), "rejected": ()}).model_dump_json().encode()
+        self._put(key, "complete", model, {}, body)
+
+    def get_stream(self, key: str) -> StoredStream | None:
+        row = self._get(key, "stream")
+        if row is None:
+            return None
+        meta = json.loads(row[0])
+        return StoredStream(meta["model"], meta.get("content_type"), meta.get("date"), row[1])
+
+    def put_stream(self, key: str, stored: StoredStream) -> None:
+        meta = {"model": stored.model, "content_type": stored.content_type, "date": stored.date}
+        self._put(key, "stream", stored.model, meta, stored.body)
+
+    # --- upkeep ------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        connection = self._connection()
+        if connection is None:
+            return 0
+        return int(connection.execute("SELECT count(*) FROM responses").fetchone()[0])
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        connection = self._connection()
+        if connection is not None:
+            with connection:
+                connection.execute("DELETE FROM responses")
+
+    def purge(self) -> int:
+        """Remove the entries older than `ttl`; the number removed."""
+        connection = self._connection()
+        if connection is None or self.ttl is None:
+            return 0
+        with connection:
+            return connection.execute("DELETE FROM responses WHERE stored < ?", (time.time() - self.ttl,)).rowcount
+
+    # --- the store ---------------------------------------------------------------------------------
+
+    def _get(self, key: str, kind: str) -> tuple[str, bytes] | None:
+        connection = self._connection()
+        row = None
+        if connection is not None:
+            try:
+                row = connection.execute("SELECT stored, meta, body FROM responses WHERE key = ? AND kind = ?",
+                                         (key, kind)).fetchone()
+            except sqlite3.Error as exc:
+                self._fail("could not be read", exc)
+        if row is None or (self.ttl is not None and row[0] < time.time() - self.ttl):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return row[1], bytes(row[2])
+
+    def _put(self, key: str, kind: str, model: str, meta: dict[str, Any], body: bytes) -> None:
+        connection = self._connection()
+        if connection is None or self._read_only is not None:
+            return
+        try:
+            with connection:
+                connection.execute("INSERT OR REPLACE INTO responses (key, kind, model, stored, meta, body) "
+                                   "VALUES (?, ?, ?, ?, ?, ?)", (key, kind, model, time.time(), json.dumps(meta), body))
+            self._stores += 1
+            if self.ttl is not None and self._stores % _PURGE_EVERY == 0:
+                self.purge()
+        except sqlite3.Error as exc:
+            self._read_only = str(exc)
+            self._warn(f"the response cache in {self.directory} cannot store answers ({exc}); calls go on, "
+                       f"their answers not cached")
+
+    def _connection(self) -> sqlite3.Connection | None:
+        """This thread's connection (a forked process opens its own); None when the cache is off."""
+        if self._off is not None:
+            return None
+        local = self._local
+        connection: sqlite3.Connection | None = getattr(local, "connection", None)
+        if connection is not None and local.pid == os.getpid():
+            return connection
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.directory / FILE_NAME, timeout=30.0, isolation_level=None)
+            connection.execute("PRAGMA busy_timeout = 30000")  # writers from other processes wait, never fail
+            connection.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            self._fail("cannot be used", exc)
+            return None
+        connection.isolation_level = "DEFERRED"  # `with connection:` is then one transaction
+        local.connection, local.pid = connection, os.getpid()
+        return connection
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        with self._lock:
+            if self._off is not None:
+                return
+            self._off = str(exc)
+        self._warn(f"the response cache in {self.directory} {what} ({type(exc).__name__}: {exc}); calls go on uncached")
+
+    def _warn(self, message: str) -> None:
+        _log.warning("%s", message)
+        warnings.warn(message, CacheWarning, stacklevel=2)
+
+
+def request_key(kind: str, model: str, base_url: str, request: Request) -> str:
+    """The digest a call is cached under: `kind` ("complete" or "stream"), the model and base URL
+    it goes to, and the request, canonically (JSON with sorted keys; file contents by digest)."""
+    dumped = request.model_dump(mode="json", exclude={"check_context"})
+    for message in dumped["messages"]:
+        content = message.get("content")
+        if isinstance(content, list):
+            message["content"] = [_file_digest(part) for part in content]
+    text = json.dumps({"format": FORMAT, "kind": kind, "model": model, "base_url": base_url, "request": dumped},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _file_digest(part: dict[str, Any]) -> dict[str, Any]:
+    """A file part with its content as a digest: inline data hashed, a file on disk read and
+    hashed now (the bytes that would be sent; a file edited since is another request)."""
+    if part.get("type") != "file" or part.get("url") is not None:
+        return part
+    digest = hashlib.sha256()
+    if part.get("data") is not None:  # the same bytes inline or on disk: the same request
+        digest.update(base64.b64decode(part["data"]))
+    else:
+        with open(part["path"], "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    kept = {name: value for name, value in part.items() if name not in ("data", "path", "resolved", "size")}
+    return {**kept, "sha256": digest.hexdigest()}
+
