@@ -1,6 +1,7 @@
 """llmclient: one small typed API for every major LLM provider, measured against real traffic."""
 
 from llmclient.advisor import ComplexityAssessment, ModelAdvisor, Recommendation, TaskAssessment, TokenRequirements
+from llmclient.batches import BatchJob, BatchResult, BatchStatus, batch_results, batch_status
 from llmclient.cache import ResponseCache
 from llmclient.cassettes import scan_secrets, use_cassette
 from llmclient.client import Client
@@ -9,6 +10,7 @@ from llmclient.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    BatchError,
     CacheWarning,
     ConfigurationError,
     ContentFilterError,
@@ -69,6 +71,10 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "BatchError",
+    "BatchJob",
+    "BatchResult",
+    "BatchStatus",
     "CacheWarning",
     "CallContext",
     "Candidate",
@@ -127,6 +133,8 @@ __all__ = [
     "UsageMissingWarning",
     "Validator",
     "add_hook",
+    "batch_results",
+    "batch_status",
     "configure_telemetry",
     "context",
     "count_tokens",

@@ -6,7 +6,7 @@
     client.complete("...", cache=False)                             # this call goes to the provider
     client.complete("...", temperature=0.8, cache=True)             # a sampled call, cached because asked
 
-What a hit is keyed on: the model and base URL the call goes to and the whole `Request`
+What a hit is keyed on: the models the call may go to (its fallbacks too) with their base URLs, and the whole `Request`
 (messages, files by the digest of their bytes, tools, tool_choice, max_tokens, temperature, top_p,
 stop, response_format, provider options, extra headers), canonically, as a SHA-256 digest. The
 API key is never part of it; nothing of the request is stored but that digest. A call and a
@@ -14,13 +14,13 @@ stream are cached apart: a stream is kept as the bytes of its events and replaye
 (the same decoder reads them, so its events and final `Response` are the ones first given).
 
 What is stored: only answers. An error is never cached; a stream is stored when it ends cleanly;
-an answer refused by `validators=` (or JSON mode, or a schema) is not stored, only the one
-accepted. A call with `temperature > 0` asks for a sample: it is cached only when asked, by
+an answer the provider withheld (a content filter, a refusal) is not stored, nor one refused by
+`validators=` (or JSON mode, or a schema): only the one accepted. A call with `temperature > 0` asks for a sample: it is cached only when asked, by
 `cache=True` (or a cache) on the call itself, or `ResponseCache(..., sampled=True)`. A call that
 leaves temperature unset is cached (the provider's default applies to every repeat alike).
 
 A hit: `response.cached` is True, its `cost` is zero (`source="cache"`: nothing was billed), its
-usage the original answer's (what the answer took, not billed again); running totals
+usage the original answer's (what the answer took; `billed_usage` is None); running totals
 (`llmclient.track`) count it in `cache_hits`, not in tokens or dollars; the telemetry record has
 `cache_hit: true`. No rate-limit permit is taken and no retry happens.
 
@@ -38,7 +38,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 import warnings
@@ -46,13 +45,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmclient.errors import CacheWarning, InvalidRequestError
+from llmclient.files import check_on_disk
 from llmclient.request import Request
-from llmclient.types import Cost, Response
+from llmclient.types import Cost, FilePart, Response
 
-__all__ = ["HIT_COST", "ResponseCache", "StoredStream", "request_key"]
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["HIT_COST", "ResponseCache", "StoredStream", "keepable", "request_key"]
 
 FILE_NAME = "responses.sqlite3"
 FORMAT = 1  # part of every key: entries of another format are never read as this one's
@@ -98,7 +101,7 @@ class ResponseCache:
             raise InvalidRequestError(f"ttl must be a number of seconds > 0, a timedelta, or None; got {ttl!r}")
         if not isinstance(sampled, bool):
             raise InvalidRequestError(f"sampled must be True or False, got {sampled!r}")
-        self.directory = Path(directory).expanduser()
+        self.directory = Path(directory).expanduser().absolute()  # a later chdir changes nothing
         self.ttl: float | None = None if seconds is None else float(seconds)
         self.sampled = sampled
         self.hits = 0
@@ -106,7 +109,7 @@ class ResponseCache:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._off: str | None = None  # why this cache reads and writes nothing (warned once)
-        self._read_only: str | None = None  # why it stores nothing (warned once); it may still answer
+        self._warned: set[str] = set()  # "read", "write": the failures already warned about
         self._stores = 0
 
     def __repr__(self) -> str:
@@ -164,38 +167,48 @@ class ResponseCache:
     # --- the store ---------------------------------------------------------------------------------
 
     def _get(self, key: str, kind: str) -> tuple[str, bytes] | None:
+        import sqlite3  # not at import time: only a client with a cache pays for it
+
         connection = self._connection()
         row = None
         if connection is not None:
             try:
                 row = connection.execute("SELECT stored, meta, body FROM responses WHERE key = ? AND kind = ?",
                                          (key, kind)).fetchone()
-            except sqlite3.Error as exc:
-                self._fail("could not be read", exc)
-        if row is None or (self.ttl is not None and row[0] < time.time() - self.ttl):
-            self.misses += 1
-            return None
-        self.hits += 1
-        return row[1], bytes(row[2])
+            except sqlite3.Error as exc:  # a miss; the next lookup tries again (a lock held past the timeout passes)
+                self._warn_once("read", f"the response cache in {self.directory} could not be read ({exc}); "
+                                        f"calls go on, uncached")
+        hit = row is not None and (self.ttl is None or row[0] >= time.time() - self.ttl)
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+        return (row[1], bytes(row[2])) if hit and row is not None else None
 
     def _put(self, key: str, kind: str, model: str, meta: dict[str, Any], body: bytes) -> None:
+        import sqlite3
+
         connection = self._connection()
-        if connection is None or self._read_only is not None:
+        if connection is None:
             return
         try:
             with connection:
                 connection.execute("INSERT OR REPLACE INTO responses (key, kind, model, stored, meta, body) "
                                    "VALUES (?, ?, ?, ?, ?, ?)", (key, kind, model, time.time(), json.dumps(meta), body))
-            self._stores += 1
-            if self.ttl is not None and self._stores % _PURGE_EVERY == 0:
+            with self._lock:
+                self._stores += 1
+                purge = self.ttl is not None and self._stores % _PURGE_EVERY == 0
+            if purge:
                 self.purge()
-        except sqlite3.Error as exc:
-            self._read_only = str(exc)
-            self._warn(f"the response cache in {self.directory} cannot store answers ({exc}); calls go on, "
-                       f"their answers not cached")
+        except sqlite3.Error as exc:  # warned once; the next answer is tried again (the disk may have room by then)
+            self._warn_once("write", f"the response cache in {self.directory} cannot store answers ({exc}); "
+                                     f"calls go on, their answers not cached")
 
     def _connection(self) -> sqlite3.Connection | None:
         """This thread's connection (a forked process opens its own); None when the cache is off."""
+        import sqlite3
+
         if self._off is not None:
             return None
         local = self._local
@@ -221,38 +234,57 @@ class ResponseCache:
             if self._off is not None:
                 return
             self._off = str(exc)
-        self._warn(f"the response cache in {self.directory} {what} ({type(exc).__name__}: {exc}); calls go on uncached")
+        self._warn_once("open", f"the response cache in {self.directory} {what} ({type(exc).__name__}: {exc}); "
+                                f"calls go on uncached")
 
-    def _warn(self, message: str) -> None:
+    def _warn_once(self, kind: str, message: str) -> None:
+        with self._lock:
+            if self._warned:  # one warning per cache, whatever failed first
+                return
+            self._warned.add(kind)
         _log.warning("%s", message)
         warnings.warn(message, CacheWarning, stacklevel=2)
 
 
 def request_key(kind: str, model: str, base_url: str, request: Request) -> str:
-    """The digest a call is cached under: `kind` ("complete" or "stream"), the model and base URL
-    it goes to, and the request, canonically (JSON with sorted keys; file contents by digest)."""
+    """The digest a call is cached under: `kind` ("complete" or "stream"), the models and base URLs
+    it may go to, and the request, canonically (JSON with sorted keys; file contents by digest).
+    A file on disk is read here (after the checks its sending gets: a FIFO or a device is refused)."""
     dumped = request.model_dump(mode="json", exclude={"check_context"})
-    for message in dumped["messages"]:
-        content = message.get("content")
-        if isinstance(content, list):
-            message["content"] = [_file_digest(part) for part in content]
+    for message, shown in zip(request.messages, dumped["messages"]):
+        if isinstance(message.content, list):
+            shown["content"] = [_file_digest(part, seen) if isinstance(part, FilePart) else seen
+                                for part, seen in zip(message.content, shown["content"])]
     text = json.dumps({"format": FORMAT, "kind": kind, "model": model, "base_url": base_url, "request": dumped},
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _file_digest(part: dict[str, Any]) -> dict[str, Any]:
-    """A file part with its content as a digest: inline data hashed, a file on disk read and
-    hashed now (the bytes that would be sent; a file edited since is another request)."""
-    if part.get("type") != "file" or part.get("url") is not None:
-        return part
+def _file_digest(part: FilePart, shown: dict[str, Any]) -> dict[str, Any]:
+    """A file part with its content as a digest: inline data decoded and hashed, a file on disk
+    read and hashed (up to the size it was attached at: the bytes that would be sent; a file
+    edited since is another request). A file that cannot be read keeps its path: the send says why."""
+    if part.url is not None:
+        return shown
     digest = hashlib.sha256()
-    if part.get("data") is not None:  # the same bytes inline or on disk: the same request
-        digest.update(base64.b64decode(part["data"]))
+    if part.data is not None:  # the same bytes inline or on disk: the same request
+        digest.update(base64.b64decode(part.data))
     else:
-        with open(part["path"], "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    kept = {name: value for name, value in part.items() if name not in ("data", "path", "resolved", "size")}
+        check_on_disk(part)  # raises as the send would: nothing is read from a FIFO, a device, /proc
+        try:
+            with open(part.path or "", "rb") as handle:
+                left = (part.size or 0) + 1  # one byte past the attached size: a file grown since differs
+                while left > 0 and (chunk := handle.read(min(left, 1 << 20))):
+                    digest.update(chunk)
+                    left -= len(chunk)
+        except OSError:
+            return shown
+    kept = {name: value for name, value in shown.items() if name not in ("data", "path", "resolved", "size")}
     return {**kept, "sha256": digest.hexdigest()}
+
+
+def keepable(response: Response) -> bool:
+    """Whether an answer is kept: not one the provider withheld (a content filter, a refusal), which
+    a repeat might not be."""
+    return response.finish_reason != "content_filter" and response.refusal is None
 

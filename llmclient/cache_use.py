@@ -7,14 +7,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmclient.assemble import Assembler
-from llmclient.cache import HIT_COST, ResponseCache, StoredStream, request_key
+from llmclient.cache import HIT_COST, ResponseCache, StoredStream, keepable, request_key
 from llmclient.errors import InvalidRequestError
+from llmclient.policies.route import Route
 from llmclient.request import Request
 from llmclient.streaming import Delivery
 from llmclient.types import Response
@@ -78,54 +79,86 @@ def as_hit(response: Response, started: float) -> Response:
                                        "latency_ms": (time.perf_counter() - started) * 1000})
 
 
+def _target(chain: Sequence[Route]) -> tuple[str, str]:
+    """What a call may be answered by, for its key: every model of its chain (a fallback's answer
+    is kept under the chain's key, never a lone model's) and their base URLs."""
+    return ",".join(route.model for route in chain), ",".join(route.base_url for route in chain)
+
+
 class Sends:
     """One call's sends through a cache: each looked up first; only the answer the call accepts in
     the end is stored (`accepted()`), never one a validator refused and asked again about."""
 
-    def __init__(self, use: CacheUse, model: str, base_url: str) -> None:
-        self._use, self._model, self._base_url = use, model, base_url
+    def __init__(self, use: CacheUse, chain: Sequence[Route]) -> None:
+        self._use = use
+        self._model, self._base_url = _target(chain)
         self._pending: tuple[str, Response] | None = None
 
     def send(self, request: Request, send: Callable[[Request], Response]) -> Response:
         self._pending = None
-        key = self._use.key("complete", self._model, self._base_url, request)
-        if key is None:
-            return send(request)
         started = time.perf_counter()
-        stored = self._use.cache.get_response(key)
+        key, stored = self._lookup(request)
         if stored is not None:
             return as_hit(stored, started)
         response = send(request)
-        self._pending = (key, response)
+        if key is not None:
+            self._pending = (key, response)
         return response
 
     async def asend(self, request: Request, send: Callable[[Request], Awaitable[Response]]) -> Response:
         import asyncio  # not at import time: sync users never pay for it
 
         self._pending = None
-        key = self._use.key("complete", self._model, self._base_url, request)
-        if key is None:
-            return await send(request)
         started = time.perf_counter()
-        stored = await asyncio.to_thread(self._use.cache.get_response, key)  # SQLite may wait for a writer
+        key, stored = await asyncio.to_thread(self._lookup, request)  # files are read, SQLite may wait
         if stored is not None:
             return as_hit(stored, started)
         response = await send(request)
-        self._pending = (key, response)
+        if key is not None:
+            self._pending = (key, response)
         return response
 
     def accepted(self) -> None:
         """The call returned its last answer: store it (when it came from the provider)."""
-        if self._pending is not None:
+        if self._pending is not None and keepable(self._pending[1]):
             key, response = self._pending
             self._use.cache.put_response(key, f"{response.provider}/{response.model}", response)
 
     async def aaccepted(self) -> None:
         import asyncio
 
-        if self._pending is not None:
+        if self._pending is not None and keepable(self._pending[1]):
             key, response = self._pending
             await asyncio.to_thread(self._use.cache.put_response, key, f"{response.provider}/{response.model}", response)
+
+    def _lookup(self, request: Request) -> tuple[str | None, Response | None]:
+        key = self._use.key("complete", self._model, self._base_url, request)
+        return key, None if key is None else self._use.cache.get_response(key)
+
+
+class StreamCache:
+    """One stream's use of a cache: a stored answer to read again, else what keeps this one."""
+
+    def __init__(self, use: CacheUse, chain: Sequence[Route]) -> None:
+        self._use, self._chain = use, chain
+        self._key: str | None = None
+
+    def lookup(self, request: Request) -> Delivery | None:
+        """The stored answer as a delivery; None on a miss (or a sample nobody asked to keep)."""
+        model, base_url = _target(self._chain)
+        self._key = self._use.key("stream", model, base_url, request)
+        stored = None if self._key is None else self._use.cache.get_stream(self._key)
+        if stored is None:
+            return None
+        assembler = next((route.assembler for route in self._chain if route.model == stored.model), None)
+        return None if assembler is None else replayed(stored, assembler)  # no decoder of its own: a miss
+
+    def keep(self, delivery: Delivery) -> None:
+        """Have `delivery` stored once it has ended cleanly (see `Stream.keep_answer`)."""
+        key, cache = self._key, self._use.cache
+        if key is not None:
+            delivery.keep = lambda model, body, content_type, date: cache.put_stream(
+                key, StoredStream(model, content_type, date, body))
 
 
 def replayed(stored: StoredStream, assembler: Assembler) -> Delivery:
@@ -136,11 +169,3 @@ def replayed(stored: StoredStream, assembler: Assembler) -> Delivery:
     answer = httpx.Response(200, headers=headers, content=stored.body,
                             request=httpx.Request("POST", assembler.base_url or "http://cache.invalid"))
     return Delivery(answer, assembler, cached=True)
-
-
-def keeper(use: CacheUse, key: str) -> Callable[[str, bytes, str | None, str | None], None]:
-    """What stores a stream that ended cleanly: (answering model, bytes, content type, Date)."""
-    def keep(model: str, body: bytes, content_type: str | None, date: str | None) -> None:
-        use.cache.put_stream(key, StoredStream(model, content_type, date, body))
-
-    return keep

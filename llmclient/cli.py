@@ -26,6 +26,8 @@
     llmclient costs reconcile --provider openai|anthropic [--days N] [--json]
                                                             our records beside the provider's billed
                                                             usage and cost, per day x model (admin key)
+    llmclient batch submit FILE.jsonl --model M | status JOB | results JOB [--wait] [--out FILE]
+                                                            batch jobs (llmclient/batches/cli.py)
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     add_costs(commands)
     from llmclient.serve.cli import add_parser as add_serve  # argparse only: FastAPI loads when a server starts
     add_serve(commands)
+    from llmclient.batches.cli import add_parser as add_batch  # argparse only: the jobs load per command
+    add_batch(commands)
     return parser
 
 

@@ -9,15 +9,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmclient import cache_use, cassettes, json_mode, schema as schema_module
-from llmclient.assemble import Assembler
 from llmclient.cache import ResponseCache
 from llmclient.errors import ConfigurationError, InvalidRequestError, LLMError
-from llmclient.policies import ratelimit
 from llmclient.policies.fallback import athrough_chain, through_chain
 from llmclient.policies.reask import aask_until_valid, ask_until_valid
 from llmclient.policies.retry import RetryPolicy
-from llmclient.policies.route import Route
-from llmclient.providers import REGISTRY, ProviderSpec, resolve_model
+from llmclient.policies.route import Route, route_for
+from llmclient.providers import ProviderSpec
 from llmclient.request import Prompt, Request
 from llmclient.schema import Strategy, StructuredResult
 from llmclient.streaming import AsyncStream, Delivery, Stream
@@ -30,7 +28,7 @@ from llmclient.types import Cost, Response, RetryRecord, Usage
 from llmclient.validators import Validator, ValidatorLoop, checked
 
 if TYPE_CHECKING:
-    from llmclient.config_schema import Config, Resolved
+    from llmclient.batches import BatchJob, BatchResult
 
 
 T = TypeVar("T")
@@ -76,7 +74,7 @@ class Client:
         config = get_config()
         self.profile = config.resolve(model) if model is not None else config.resolve_default()
         self._config = config
-        self._route = _route(config, self.profile, api_key, base_url, timeout, retry)
+        self._route = route_for(config, self.profile, api_key, base_url, timeout, retry)
         self._fallbacks: list[Route] | None = None
         self._hooks: HookSet | None = None
         self._profile_name = self.profile.profile or (self.profile.chain[0] if self.profile.chain else None)
@@ -187,15 +185,14 @@ class Client:
 
     def _stream(self, request: Request, watch: Observation, use: cache_use.CacheUse | None) -> Stream:
         self._refused_or(watch, lambda: self._check_now(request))
-        key = self._refused_or(watch, lambda: self._cache_key(use, request))
+        cached = None if use is None else self._refused_or(watch, lambda: cache_use.StreamCache(use, self._chain()))
 
         def send() -> Delivery:
             watch.restart()
             watch.sent(request)
-            if use is not None and key is not None:
-                stored = use.cache.get_stream(key)
-                if stored is not None:
-                    return cache_use.replayed(stored, self._assembler_of(stored.model))
+            hit = None if cached is None else cached.lookup(request)
+            if hit is not None:
+                return hit
             token = observe.activate(watch)
             try:
                 delivery, history = through_chain(
@@ -203,28 +200,28 @@ class Client:
                     self.profile.falls_back_on)
             finally:
                 observe.deactivate(token)
-            if use is not None and key is not None:
-                delivery.keep = cache_use.keeper(use, key)
+            if cached is not None:
+                cached.keep(delivery)
             return delivery.with_retries(history)
 
         kind = json_mode.JsonStream if json_mode.wanted(request) else Stream
         stream = kind(send, self._route.assembler, watch)
-        stream.keeps = key is not None
+        stream.keeps = cached is not None
         return stream
 
     def _astream(self, request: Request, watch: Observation, use: cache_use.CacheUse | None) -> AsyncStream:
         self._refused_or(watch, lambda: self._check_now(request))
-        key = self._refused_or(watch, lambda: self._cache_key(use, request))
+        cached = None if use is None else self._refused_or(watch, lambda: cache_use.StreamCache(use, self._chain()))
 
         async def send() -> Delivery:
             watch.restart()
             await watch.asent(request)
-            if use is not None and key is not None:
+            if cached is not None:
                 import asyncio
 
-                stored = await asyncio.to_thread(use.cache.get_stream, key)  # SQLite may wait for a writer
-                if stored is not None:
-                    return cache_use.replayed(stored, self._assembler_of(stored.model))
+                hit = await asyncio.to_thread(cached.lookup, request)  # files are read, SQLite may wait
+                if hit is not None:
+                    return hit
             token = observe.activate(watch)
             try:
                 delivery, history = await athrough_chain(
@@ -232,13 +229,13 @@ class Client:
                     self.profile.falls_back_on)
             finally:
                 observe.deactivate(token)
-            if use is not None and key is not None:
-                delivery.keep = cache_use.keeper(use, key)
+            if cached is not None:
+                cached.keep(delivery)
             return delivery.with_retries(history)
 
         kind = json_mode.AsyncJsonStream if json_mode.wanted(request) else AsyncStream
         stream = kind(send, self._route.assembler, watch)
-        stream.keeps = key is not None
+        stream.keeps = cached is not None
         return stream
 
     def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
@@ -314,6 +311,27 @@ class Client:
         stream = self._astream(schema_module.first_request(request, target, chosen), watch, use)
         return AsyncStructuredStream(stream, accumulator)
 
+    def batch(self, requests: Sequence[Any], /, **options: Any) -> BatchResult:
+        """Every request (a prompt, messages, a `Request`, or a mapping of call keywords) answered, in
+        the order given: on the provider's batch API at its batch prices (OpenAI, Anthropic), else as
+        concurrent calls. Keywords: `progress=`, `poll_interval=`, `max_wait=`, `max_concurrency=`,
+        `job_dir=`, and call keywords for every item (`llmclient.batches.run_batch`)."""
+        from llmclient.batches import run_batch  # not at import time, nor for a client that never batches
+
+        return run_batch(self, requests, **options)
+
+    async def abatch(self, requests: Sequence[Any], /, **options: Any) -> BatchResult:
+        from llmclient.batches import arun_batch
+
+        return await arun_batch(self, requests, **options)
+
+    def submit_batch(self, requests: Sequence[Any], /, **options: Any) -> BatchJob:
+        """Submit a batch and return its job at once: `job.job_id` resumes it from any process
+        (`llmclient.batch_results(job_id)`, `llmclient batch results JOB`)."""
+        from llmclient.batches import submit_batch
+
+        return submit_batch(self, requests, **options)
+
     def close(self) -> None:
         for route in [self._route, *(self._fallbacks or ())]:
             route.close()
@@ -354,22 +372,15 @@ class Client:
         use = cache_use.use_for(self.cache, options)
         if use is None:
             return self._send, None
-        sends = cache_use.Sends(use, self.model, self.base_url)
+        sends = cache_use.Sends(use, self._chain())
         return (lambda request: sends.send(request, self._send)), sends
 
     def _asender(self, options: dict[str, Any]) -> tuple[Callable[[Request], Awaitable[Response]], cache_use.Sends | None]:
         use = cache_use.use_for(self.cache, options)
         if use is None:
             return self._asend, None
-        sends = cache_use.Sends(use, self.model, self.base_url)
+        sends = cache_use.Sends(use, self._chain())
         return (lambda request: sends.asend(request, self._asend)), sends
-
-    def _cache_key(self, use: cache_use.CacheUse | None, request: Request) -> str | None:
-        return None if use is None else use.key("stream", self.model, self.base_url, request)
-
-    def _assembler_of(self, model: str) -> Assembler:
-        """The assembler of the chain's model `model` (the one a stored stream came from)."""
-        return next((route.assembler for route in self._chain() if route.model == model), self._route.assembler)
 
     def _check_now(self, request: Request) -> None:
         """A stream's refusals by its primary model, raised at stream() rather than at the first
@@ -425,7 +436,7 @@ class Client:
                 resolved = pending.pop(0)
                 if resolved.model not in seen:
                     seen.add(resolved.model)
-                    chain.append(_route(self._config, resolved, None, None, None, None))
+                    chain.append(route_for(self._config, resolved, None, None, None, None))
                 pending = list(resolved.fallbacks) + pending
             self._fallbacks = chain
         return [self._route, *self._fallbacks]
@@ -437,31 +448,6 @@ class Client:
         if self.profile.options and not isinstance(prompt, Request):
             options = {**self.profile.options, **options}  # the call's own keywords win
         return json_mode.with_instruction(_request(prompt, options))
-
-
-def _route(config: Config, resolved: Resolved, api_key: str | None, base_url: str | None, timeout: float | None,
-           retry: RetryPolicy | None) -> Route:
-    """The route to a resolved model, with the configuration's limits registered for it."""
-    spec, model_id = _spec_and_model(config, resolved.model)
-    if base_url is not None and not base_url.startswith(("https://", "http://")):
-        raise ConfigurationError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
-    for model, limit in config.limits(spec.name, model_id):
-        ratelimit.configure(spec.name, ratelimit.RateLimit(rpm=limit.rpm, tpm=limit.tpm), model)
-    return Route(spec, model_id, (base_url or spec.base_url).rstrip("/"),
-                 timeout if timeout is not None else resolved.timeout,
-                 retry if retry is not None else RetryPolicy.from_settings(resolved.retry), api_key)
-
-
-def _spec_and_model(config: Config, model: str) -> tuple[ProviderSpec, str]:
-    """The provider spec (with the configuration's overrides) and model id of "<provider>/<id>"."""
-    provider, _, model_id = model.partition("/")
-    configured = config.provider_spec(provider)
-    if configured is not None and provider not in REGISTRY:  # a provider the configuration defines
-        if not model_id.strip("/ ") or model_id != model_id.strip("/ "):
-            raise ConfigurationError(f"model {model!r} needs a model id after '{provider}/'")
-        return configured, model_id
-    spec, model_id = resolve_model(model)
-    return configured or spec, model_id
 
 
 def _over_attempts(response: Response) -> tuple[Usage | None, Cost | None]:

@@ -19,7 +19,8 @@
         │   └── OverloadedError       Anthropic 529 / overloaded_error
         ├── RequestTimeoutError
         ├── APIConnectionError
-        └── MalformedResponseError    unparseable body, truncated stream
+        ├── MalformedResponseError    unparseable body, truncated stream
+        └── BatchError                a batch item with no answer: expired, canceled, its batch failed
 
     UsageMissingWarning (a UserWarning, not an error): a stream that asked for its usage
     (OpenAI-wire `stream_options.include_usage`) ended without it; `Response.usage` is None.
@@ -162,6 +163,18 @@ class APIConnectionError(APIError):
 
 class MalformedResponseError(APIError):
     pass
+
+
+class BatchError(APIError):
+    """A batch item that got no answer of its own (`llmclient.batches`): `reason` is "expired" (the
+    provider's window ended first), "canceled", "failed" (its provider batch failed as a whole),
+    "unsubmitted" (its submission never completed) or "unfinished" (results asked for, without
+    waiting, before the batch ended); `batch_id` names the provider batch when there is one."""
+
+    def __init__(self, message: str, *, reason: str, batch_id: str | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.reason = reason
+        self.batch_id = batch_id
 
 
 class UsageMissingWarning(UserWarning):

@@ -46,7 +46,7 @@ class StructuredResult(Generic[T]):
 
     @property
     def usage(self) -> Usage:
-        return sum_usage([a.response.usage for a in self.attempts])
+        return sum_usage([a.response.billed_usage for a in self.attempts])
 
     @property
     def cost(self) -> Cost | None:

@@ -79,10 +79,12 @@ class Delivery:
             return response.model_copy(update={"retries": self.retries})
         return response
 
-    def kept(self, tee: list[bytes] | None) -> Callable[[], None] | None:
+    def kept(self, tee: list[bytes] | None, response: Response | None) -> Callable[[], None] | None:
         """What stores the stream's bytes (`tee`), to be run when the caller has had every event."""
+        from llmclient.cache import keepable
+
         keep = self.keep
-        if keep is None or tee is None:
+        if keep is None or tee is None or response is None or not keepable(response):
             return None
         answer, model = self.answer, f"{self.assembler.spec.name}/{self.assembler.model_id}"
         return lambda: keep(model, b"".join(tee), answer.headers.get("content-type"), answer.headers.get("date"))
@@ -160,7 +162,7 @@ class Stream:
                 response = self._assembler.response(body, started, answered_at(answer.headers),
                                                     status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
-                self._store = delivery.kept(None if tee is None else [body])
+                self._store = delivery.kept(None if tee is None else [body], response)
                 yield from events_of(response)
                 return
             assembly = _assembly(answer, self._assembler, started)
@@ -182,7 +184,7 @@ class Stream:
             yield from assembly.close()  # a last event without its closing blank line
             response = assembly.finish()
             self._response = delivery.done(response)
-            self._store = delivery.kept(tee)
+            self._store = delivery.kept(tee, response)
         finally:
             if response is None:
                 delivery.done(None)
@@ -277,7 +279,7 @@ class AsyncStream:
                 response = self._assembler.response(body, started, answered_at(answer.headers),
                                                     status=answer.status_code, content_type=_content_type(answer))
                 self._response = delivery.done(response)
-                self._store = delivery.kept(None if tee is None else [body])
+                self._store = delivery.kept(None if tee is None else [body], response)
                 for event in events_of(response):
                     yield event
                 return
@@ -297,7 +299,7 @@ class AsyncStream:
                 yield event
             response = assembly.finish()
             self._response = delivery.done(response)
-            self._store = delivery.kept(tee)
+            self._store = delivery.kept(tee, response)
         finally:
             if response is None:
                 delivery.done(None)

@@ -197,7 +197,9 @@ class AsyncStructuredStream(Generic[T]):
             if snapshot is not None:
                 yield snapshot
         value = self._acc.finish(await self._stream.get_response())
-        self._stream.keep_answer()
+        import asyncio
+
+        await asyncio.to_thread(self._stream.keep_answer)  # SQLite may wait for another process's write
         yield value
 
     async def get_value(self) -> T:

@@ -302,8 +302,14 @@ class Response(_Value):
 
     @property
     def total_usage(self) -> Usage:
-        """Usage of this response plus every rejected attempt before it (what the answer took)."""
-        return sum_usage([*(a.response.usage for a in self.rejected), self.usage])
+        """Usage billed for this response plus every rejected attempt before it (what the answer
+        took); an answer from the response cache adds nothing (it was not billed again)."""
+        return sum_usage([*(a.response.billed_usage for a in self.rejected), self.billed_usage])
+
+    @property
+    def billed_usage(self) -> Usage | None:
+        """`usage`, or None when the answer came from the response cache (no token was billed)."""
+        return None if self.cached else self.usage
 
     @property
     def total_cost(self) -> Cost | None:

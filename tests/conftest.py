@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Telemetry is on by default and writes to ./.llm-telemetry: the tests' records (and their
 # subprocesses') go to a directory of their own instead, never into the working directory.
 os.environ["LLM_TELEMETRY_DIR"] = tempfile.mkdtemp(prefix="llmclient-telemetry-")
+os.environ["LLMCLIENT_BATCH_DIR"] = tempfile.mkdtemp(prefix="llmclient-batches-")  # batch jobs, likewise
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", ""}
 _attempts: list[str] = []

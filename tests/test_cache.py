@@ -39,8 +39,10 @@ from llmclient import cache as cache_module
 from llmclient import price_table, pricing
 from llmclient.cache import request_key
 from llmclient.errors import SchemaValidationError
+from llmclient.config import reset_config
 from llmclient.request import Request
 from llmclient.testing import MockProvider
+from llmclient.types import FilePart, Message, TextPart
 
 ONCE = RetryPolicy(max_attempts=1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +82,8 @@ def test_a_new_client_on_the_same_directory_and_another_key_hits(tmp_path: Path,
     Client("mock/m", cache=tmp_path, api_key="sk-first-key-0000000000").complete("Capital?")
     again = Client("mock/m", cache=str(tmp_path), api_key="sk-other-key-1111111111").complete("Capital?")
     assert again.cached and len(mock.requests) == 1  # the key is not part of what a hit is keyed on
-    stored = (tmp_path / cache_module.FILE_NAME).read_bytes()
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob(cache_module.FILE_NAME + "*"))  # the WAL too
+    assert b"Paris." in stored  # what is stored is readable here: the checks below can fail
     assert b"sk-first-key" not in stored and b"Capital?" not in stored  # no key, and the request only as a digest
 
 
@@ -106,6 +109,28 @@ def test_another_model_or_base_url_misses(tmp_path: Path, mock: MockProvider) ->
     assert len(mock.requests) == 3
 
 
+def test_a_fallbacks_answer_is_kept_for_the_chain_not_for_a_lone_model(tmp_path: Path, mock: MockProvider,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "llmclient.toml"
+    config.write_text('[profiles.safe]\nmodel = "mock/primary"\nfallbacks = ["mock/backup"]\n'
+                      'retry = { max_attempts = 1 }\n')
+    monkeypatch.setenv("LLMCLIENT_CONFIG", str(config))
+    reset_config()
+    try:
+        mock.fail(503).reply_stream(["from ", "the backup"]).reply_stream(["from the primary"])
+        with Client("safe", cache=tmp_path / "cache").stream("Q") as stream:
+            assert "".join(event.text for event in stream) == "from the backup"
+        assert stream.answered_by == "mock/backup"
+        again = Client("safe", cache=tmp_path / "cache").stream("Q")
+        assert "".join(event.text for event in again) == "from the backup" and again.response.cached
+        # The primary alone is another target: the backup's answer is not its answer.
+        alone = Client("mock/primary", cache=tmp_path / "cache").stream("Q")
+        assert "".join(event.text for event in alone) == "from the primary" and not alone.response.cached
+    finally:
+        reset_config()
+    assert len(mock.requests) == 3
+
+
 def test_the_key_is_canonical_and_leaves_out_the_api_key_and_local_checks() -> None:
     one = Request.build("Q", max_tokens=5, top_p=0.5, seed=1, user="u")
     two = Request.build("Q", user="u", seed=1, top_p=0.5, max_tokens=5)  # the same call, keywords in another order
@@ -128,12 +153,37 @@ def test_a_file_is_keyed_on_its_bytes(tmp_path: Path, mock: MockProvider) -> Non
     assert len(mock.requests) == 2
 
 
-def test_same_bytes_inline_or_on_disk_are_one_request() -> None:
-    data = b"hello"
-    inline = {"type": "file", "media_type": "text/plain", "name": "a.txt", "data": base64.b64encode(data).decode()}
-    on_disk_digest = cache_module._file_digest(inline)
-    assert on_disk_digest["sha256"] == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256(b"hello")
-    assert "data" not in on_disk_digest
+def test_same_bytes_inline_or_on_disk_are_one_request(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    inline = FilePart(media_type="text/plain", name="a.txt", data=base64.b64encode(b"hello").decode())
+    on_disk = FilePart(media_type="text/plain", name="a.txt", path=str(tmp_path / "a.txt"), size=5)
+    keys = [request_key("complete", "mock/m", "http://x", Request(messages=[Message(role="user", content=[part])]))
+            for part in (inline, on_disk)]
+    assert keys[0] == keys[1]
+    digest = cache_module._file_digest(on_disk, on_disk.model_dump(mode="json"))
+    assert digest["sha256"] == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256(b"hello")
+    assert "path" not in digest and "data" not in digest
+
+
+def test_a_fifo_attached_by_hand_is_refused_not_read(tmp_path: Path, mock: MockProvider) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    part = FilePart(media_type="text/plain", name="pipe", path=str(fifo), size=5)
+    request = Request(messages=[Message(role="user", content=[TextPart(text="Read this"), part])])
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            Client("mock/m", cache=tmp_path / "cache").complete(request)
+        except BaseException as error:  # noqa: BLE001 - what the call raised is the result
+            outcome.append(error)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the cache key read from a FIFO and blocked the call"
+    assert len(outcome) == 1 and isinstance(outcome[0], InvalidRequestError) and "FIFO" in str(outcome[0])
+    assert mock.requests == []
 
 
 def test_a_sampled_call_is_cached_only_when_asked(tmp_path: Path, mock: MockProvider) -> None:
@@ -210,6 +260,31 @@ def test_only_the_answer_a_validator_accepts_is_kept(tmp_path: Path, mock: MockP
     first = client.complete("City as JSON", response_format={"type": "json_object"})
     assert json.loads(first.text) == {"city": "Paris"} and len(first.rejected) == 1
     assert len(ResponseCache(tmp_path)) == 1  # the refused answer was not stored
+
+
+def test_a_content_filtered_answer_is_not_kept(tmp_path: Path, mock: MockProvider) -> None:
+    mock.reply("", finish="content_filter").reply("an answer this time")
+    client = Client("mock/m", cache=tmp_path)
+    assert client.complete("Q").finish_reason == "content_filter"
+    assert client.complete("Q").text == "an answer this time"  # the withheld answer was not kept
+    assert len(mock.requests) == 2
+
+
+def test_a_hit_refused_by_a_validator_and_asked_again_is_billed_for_the_new_answer(
+        tmp_path: Path, mock: MockProvider, priced: None) -> None:
+    mock.reply("short", input_tokens=100, output_tokens=10).reply("a longer answer", input_tokens=200, output_tokens=20)
+    client = Client("mock/priced", cache=tmp_path)
+    client.complete("Q")  # kept
+
+    def long_enough(text: str) -> None:
+        if len(text) < 10:
+            raise ValueError("too short")
+
+    with track() as totals:
+        answer = client.complete("Q", validators=[long_enough])
+    assert answer.text == "a longer answer" and answer.rejected[0].response.cached
+    # Only the re-ask was billed: 200 x $3/M + 20 x $15/M = $0.0009.
+    assert (totals.input_tokens, totals.output_tokens, totals.cost, totals.cache_hits) == (200, 20, Decimal("0.0009"), 0)
 
 
 def test_structured_output_is_cached(tmp_path: Path, mock: MockProvider) -> None:
@@ -354,6 +429,29 @@ def test_a_read_only_directory_warns_once_and_calls_go_on(tmp_path: Path, mock: 
     assert len(caught) == 1
 
 
+def _unwritable_directory() -> Path | None:
+    """An existing directory nobody can write to, root included (sysfs, read-only); None if none."""
+    for candidate in (Path("/sys/kernel"), Path("/sys")):
+        try:
+            (candidate / "llmclient-probe").open("wb").close()
+        except OSError:
+            if candidate.is_dir():
+                return candidate
+    return None
+
+
+@pytest.mark.skipif(_unwritable_directory() is None, reason="no directory here that even root cannot write to")
+def test_an_existing_directory_nobody_can_write_warns_once_and_calls_go_on(mock: MockProvider) -> None:
+    directory = _unwritable_directory()
+    assert directory is not None
+    mock.reply("one").reply("two")
+    client = Client("mock/m", cache=ResponseCache(directory))
+    with pytest.warns(CacheWarning, match="calls go on") as caught:
+        assert [client.complete("Q").text for _ in range(2)] == ["one", "two"]
+    assert len([w for w in caught if issubclass(w.category, CacheWarning)]) == 1
+    assert not (directory / cache_module.FILE_NAME).exists()
+
+
 def test_a_file_that_is_not_a_cache_warns_once_and_calls_go_on(tmp_path: Path, mock: MockProvider) -> None:
     (tmp_path / cache_module.FILE_NAME).write_bytes(b"this is no SQLite database, just some bytes" * 100)
     mock.reply("one").reply("two")
@@ -433,11 +531,13 @@ def test_threads_of_one_process_read_and_write_one_cache(tmp_path: Path) -> None
 
     def work(thread: int) -> None:
         for n in range(50):
-            key = f"{thread % 4}-{n}"
-            cache.put_response(key, "mock/m", seed.model_copy(update={"text": key}))
+            key = f"{thread % 4}-{n}"  # two threads write each key, each its own answer
+            cache.put_response(key, "mock/m", seed.model_copy(update={"text": f"{key} by {thread}",
+                                                                      "raw": {"writer": thread}}))
             got = cache.get_response(key)
-            if got is None or got.text != key:
-                problems.append(f"{key}: {got and got.text}")
+            writer = None if got is None else got.raw.get("writer")
+            if got is None or writer not in (thread % 4, thread % 4 + 4) or got.text != f"{key} by {writer}":
+                problems.append(f"{key}: {got and (got.text, got.raw)}")  # a torn or mixed entry
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for thread in threads:

@@ -1,6 +1,6 @@
 """One model a call can go to, and one send to it: the rate limits configured for the model and
 its retry policy, around its `Pipeline`. `Client` builds one `Route` per model of a profile's
-chain; `fallback` moves along them.
+chain (`route_for`, which also registers the configuration's rate limits); `fallback` moves along them.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from llmclient.errors import ConfigurationError
 from llmclient.models import ModelInfo
 from llmclient.policies import ratelimit, retry
 from llmclient.policies.retry import RetryPolicy
-from llmclient.providers import KEYLESS_PLACEHOLDER, ProviderSpec
+from llmclient.providers import KEYLESS_PLACEHOLDER, REGISTRY, ProviderSpec, resolve_model
 from llmclient.request import Request
 from llmclient.streaming import Delivery
 from llmclient.types import Response, RetryRecord
 
 if TYPE_CHECKING:
+    from llmclient.config_schema import Config, Resolved
     import httpx
 
     from llmclient.pipeline import Pipeline
@@ -168,3 +169,28 @@ def _estimate(request: Request) -> int:
 def _tokens_used(response: Response, estimate: int) -> int:
     usage = response.usage
     return estimate if usage is None else usage.input_tokens + usage.output_tokens
+
+
+def route_for(config: Config, resolved: Resolved, api_key: str | None, base_url: str | None, timeout: float | None,
+           retry: RetryPolicy | None) -> Route:
+    """The route to a resolved model, with the configuration's limits registered for it."""
+    spec, model_id = spec_and_model(config, resolved.model)
+    if base_url is not None and not base_url.startswith(("https://", "http://")):
+        raise ConfigurationError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+    for model, limit in config.limits(spec.name, model_id):
+        ratelimit.configure(spec.name, ratelimit.RateLimit(rpm=limit.rpm, tpm=limit.tpm), model)
+    return Route(spec, model_id, (base_url or spec.base_url).rstrip("/"),
+                 timeout if timeout is not None else resolved.timeout,
+                 retry if retry is not None else RetryPolicy.from_settings(resolved.retry), api_key)
+
+
+def spec_and_model(config: Config, model: str) -> tuple[ProviderSpec, str]:
+    """The provider spec (with the configuration's overrides) and model id of "<provider>/<id>"."""
+    provider, _, model_id = model.partition("/")
+    configured = config.provider_spec(provider)
+    if configured is not None and provider not in REGISTRY:  # a provider the configuration defines
+        if not model_id.strip("/ ") or model_id != model_id.strip("/ "):
+            raise ConfigurationError(f"model {model!r} needs a model id after '{provider}/'")
+        return configured, model_id
+    spec, model_id = resolve_model(model)
+    return configured or spec, model_id

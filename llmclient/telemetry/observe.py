@@ -42,7 +42,7 @@ class Observation:
 
     __slots__ = ("call_id", "kind", "mode", "requested_model", "profile", "context", "started_at", "started",
                  "ended", "first_token", "request", "response", "usage", "cost", "error", "outcome",
-                 "replay", "reasks", "_totals", "_hooks", "span")
+                 "replay", "reasks", "cache_hit", "_totals", "_hooks", "span")
 
     def __init__(self, kind: str, mode: str, requested_model: str, profile: str | None, context: CallContext,
                  own_hooks: HookSet | None, replay: bool) -> None:
@@ -64,6 +64,7 @@ class Observation:
         self.outcome = "pending"  # "ok" | "error" | "abandoned"
         self.replay = replay
         self.reasks: int | None = None  # refused answers asked again, when not on the response (structured)
+        self.cache_hit = False  # answered by the response cache with no request sent
         self._totals = open_totals()
         self._hooks = own_hooks
         self.span: Any = otel.start(self) if otel.enabled() else None
@@ -128,15 +129,17 @@ class Observation:
         self.response = response
         self.usage = response.usage if usage is None else usage
         self.cost = response.cost if usage is None else cost
-        if response.cached and usage is None:  # answered from the cache: no token was billed
+        # Answered from the cache with nothing billed (a re-ask that was sent makes it no hit).
+        self.cache_hit = response.cached and (usage is None or (usage.total_tokens == 0 and (cost is None or not cost.total)))
+        if self.cache_hit:
             self.usage = None
         self.outcome = "ok"
         model = f"{response.provider}/{response.model}"
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s: %s, %s, %.0f ms%s", model, self.kind, _tokens(self.usage), _dollars(self.cost),
-                      (self.ended - self.started) * 1000, " (from the response cache)" if response.cached else "")
+                      (self.ended - self.started) * 1000, " (from the response cache)" if self.cache_hit else "")
         for totals in self._totals:
-            totals.add(model, self.usage, self.cost, cached=response.cached)
+            totals.add(model, self.usage, self.cost, cached=self.cache_hit)
         self._finish()
         return hook_registry.hooks_for("on_response", self._hooks)
 
@@ -150,7 +153,7 @@ class Observation:
             log.debug("%s %s %s: %s after %.0f ms", self.requested_model, self.kind,
                       "abandoned" if abandoned else "failed", _error_text(error), (self.ended - self.started) * 1000)
         attempts: Any = getattr(error, "attempts", None) or ()  # a structured call's refused answers
-        usage = sum_usage([a.response.usage for a in attempts]) if attempts else None
+        usage = sum_usage([a.response.billed_usage for a in attempts]) if attempts else None
         cost = sum_cost([a.response.cost for a in attempts]) if attempts else None
         self.usage, self.cost = usage, cost
         for totals in self._totals:

@@ -217,7 +217,7 @@ def _details(obs: Observation, retries: int) -> dict[str, AttributeValue]:
     if cost is not None:  # unknown stays absent: a 0 would read as "free"
         out["llmclient.cost_usd"] = float(cost.total)
         out["llmclient.cost_source"] = cost.source
-    if response is not None and response.cached:
+    if obs.cache_hit:
         out["llmclient.cache_hit"] = True
     if obs.first_token is not None:
         ttft = max(0.0, obs.first_token - obs.started)

@@ -109,7 +109,7 @@ class Finished:
         self.error = None if error is None else _error(error)
         self.request = obs.request
         self.store_prompts, self.store_responses = store_prompts, store_responses
-        self.cache_hit = response is not None and response.cached
+        self.cache_hit = obs.cache_hit
         if response is not None:
             self.model = f"{response.provider}/{response.model}"
             self.finish_reason: str | None = response.finish_reason

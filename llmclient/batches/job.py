@@ -1,0 +1,255 @@
+"""`BatchJob`: one job, in this process or opened by its id from any other. It polls its provider
+batches, downloads their result files into the job directory (resuming where a download stopped)
+and assembles the `BatchResult` in the caller's order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmclient.batches.jobstore import JobStore, Manifest, Part, error_from_record
+from llmclient.batches.observed import record_items
+from llmclient.batches.progress import Progress
+from llmclient.batches.provider_api import api_for
+from llmclient.batches.result import BatchResult, BatchStatus, Item, PartStatus
+from llmclient.errors import BatchError, InvalidRequestError, LLMError, MalformedResponseError
+from llmclient.types import Response
+
+if TYPE_CHECKING:
+    from llmclient.batches.batch_http import BatchHTTP
+    from llmclient.batches.provider_api import BatchAPI
+    from llmclient.client import Client
+    from llmclient.request import Request
+    from llmclient.telemetry.context import CallContext
+
+DEFAULT_POLL_INTERVAL = 30.0  # seconds between two status reads of a provider batch
+
+
+class BatchJob:
+    """A submitted batch job. `status()` reads where it stands; `results()` waits for its end (by
+    default), fetches what it has not fetched yet and returns the `BatchResult`. Open one from its
+    id with `BatchJob.open(job_id)` (in any process: it reads the job directory, and the key from
+    the provider's environment variable unless `api_key=` is given)."""
+
+    def __init__(self, client: Client, store: JobStore, manifest: Manifest, *, requests: dict[int, Request] | None = None,
+                 errors: dict[int, LLMError] | None = None, context: CallContext | None = None,
+                 result: BatchResult | None = None) -> None:
+        self._client = client
+        self._store = store
+        self._manifest = manifest
+        self._requests = requests
+        self._errors = dict(errors or {})  # the refused items' own errors (this process only)
+        self._context = context
+        self._result = result  # a concurrent run finished in this process
+        self._api: BatchAPI | None = api_for(client.spec) if manifest.kind == "batch-api" else None
+        self._http: BatchHTTP | None = None
+        self.stop = threading.Event()  # set to end a wait early (arun_batch's cancellation)
+
+    @classmethod
+    def open(cls, job_id: str, *, job_dir: Path | str | None = None, api_key: str | None = None) -> BatchJob:
+        from llmclient.client import Client
+
+        store = JobStore(job_id, job_dir)
+        manifest = store.load()
+        client = Client(f"{manifest.provider}/{manifest.model}", api_key=api_key, base_url=manifest.base_url)
+        return cls(client, store, manifest)
+
+    @property
+    def job_id(self) -> str:
+        return self._manifest.job_id
+
+    @property
+    def model(self) -> str:
+        return f"{self._manifest.provider}/{self._manifest.model}"
+
+    @property
+    def path(self) -> Path:
+        """The job's directory."""
+        return self._store.path
+
+    def __repr__(self) -> str:
+        return f"BatchJob({self.job_id!r}, model={self.model!r})"
+
+    def status(self, *, refresh: bool = True) -> BatchStatus:
+        """Where the job stands; with `refresh`, the provider batches that had not ended are read again."""
+        with self._store.locked():
+            self._manifest = self._store.load()
+            if refresh:
+                self._poll()
+            return self._status()
+
+    def results(self, *, wait: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL, max_wait: float | None = None,
+                progress: bool | None = None) -> BatchResult:
+        """Every item, in the order given. Without `wait`, a job not ended yet raises BatchError
+        (reason "unfinished"); with it, its batches are read every `poll_interval` seconds until
+        they end (at most `max_wait` seconds, then the same BatchError: the job goes on, and
+        `results()` later picks it up). Result files already downloaded are not fetched again; one
+        that was cut off continues where it stopped."""
+        if self._result is not None:
+            return self._result
+        _check_seconds(poll_interval, "poll_interval")
+        # The job directory is locked for each read-and-update, never across a wait: another
+        # process may read the status meanwhile.
+        with self._store.locked():
+            self._manifest = self._store.load()
+            if self._manifest.kind == "concurrent":
+                return self._concurrent_result()
+        total = len(self._manifest.custom_ids)
+        with Progress(total, progress, f"batch {self.job_id}") as bar:
+            self._wait(wait, poll_interval, max_wait, bar)
+            with self._store.locked():
+                self._manifest = self._store.load()
+                self._fetch(bar)
+                bar.done(total)
+                result = BatchResult(self.job_id, tuple(self._assembled()))
+                first = not self._manifest.recorded  # the items go to telemetry once per job, from one process
+                if first:
+                    self._manifest.recorded = True
+                    self._store.save(self._manifest)
+        if first:  # outside the lock: a hook may read the job
+            record_items(result, self._client.model, self._client._profile_name, self._context, self._client._hooks,
+                         self._requests)
+        return result
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    # --- polling and fetching --------------------------------------------------------------------
+
+    def _wait(self, wait: bool, poll_interval: float, max_wait: float | None, bar: Progress) -> None:
+        started = time.monotonic()
+        while True:
+            with self._store.locked():
+                self._manifest = self._store.load()
+                self._poll()
+                status = self._status()
+            bar.counts(status.succeeded, status.errored, status.processing,
+                       ",".join(sorted({part.status for part in status.parts})))
+            bar.done(status.succeeded + status.errored)
+            if status.ended:
+                return
+            waited = time.monotonic() - started
+            if not wait or (max_wait is not None and waited >= max_wait):
+                why = "results were asked for without waiting" if not wait else f"max_wait={max_wait:g} s passed"
+                raise BatchError(f"batch job {self.job_id} has not ended ({status.summary()}); {why}: ask for its "
+                                 f"results again later (batch_results({self.job_id!r}))", reason="unfinished",
+                                 provider=self._manifest.provider, model=self._manifest.model)
+            if self.stop.wait(poll_interval if max_wait is None else min(poll_interval, max(0.0, max_wait - waited))):
+                raise BatchError(f"batch job {self.job_id}: stopped while waiting", reason="unfinished",
+                                 provider=self._manifest.provider, model=self._manifest.model)
+
+    def _poll(self) -> None:
+        if self._api is None:
+            return
+        for part in self._manifest.parts:
+            if part.batch_id is not None and part.state == "in_progress":
+                self._api.poll(self._connection(), part)
+                self._store.save(self._manifest)
+
+    def _fetch(self, bar: Progress) -> None:
+        assert self._api is not None
+        fetched = [0]
+
+        def arrived(lines: int) -> None:
+            fetched[0] += lines
+            bar.note(f"fetching results: {fetched[0]} lines")
+
+        for number, part in enumerate(self._manifest.parts):
+            for name, entry in part.files.items():
+                if part.state == "ended" and not entry.get("complete"):
+                    self._connection().download(str(entry["url"]), f"downloading the results of batch {part.batch_id}",
+                                                self._store, _file(number, name), arrived)
+                    entry["complete"] = True
+                    self._store.save(self._manifest)
+
+    def _connection(self) -> BatchHTTP:
+        if self._http is None:
+            assert self._api is not None
+            self._http = self._api.http(self._client._route)
+        return self._http
+
+    # --- what is known ---------------------------------------------------------------------------
+
+    def _status(self) -> BatchStatus:
+        manifest = self._manifest
+        parts = []
+        for number, part in enumerate(manifest.parts):
+            unsubmitted = manifest.kind == "batch-api" and part.batch_id is None
+            state: Any = "refused" if unsubmitted else part.state
+            counts = part.counts if state != "refused" else {"errored": len(part.indices)}
+            parts.append(PartStatus(number, part.batch_id, part.status, state, len(part.indices),
+                                    counts.get("succeeded", 0), counts.get("errored", 0), counts.get("processing", 0),
+                                    part.fetched))
+        return BatchStatus(manifest.job_id, f"{manifest.provider}/{manifest.model}", "batch-api" if manifest.kind ==
+                           "batch-api" else "concurrent", len(manifest.custom_ids), len(manifest.refused), tuple(parts),
+                           manifest.split)
+
+    def _assembled(self) -> list[Item]:
+        assert self._api is not None
+        manifest, assembler = self._manifest, self._client._route.assembler
+        outcomes: dict[str, Item] = {}
+        for number, part in enumerate(manifest.parts):
+            for name in part.files:
+                for line in self._store.read_lines(_file(number, name)):
+                    custom_id, item = self._api.decode(line, assembler, part.batch_id)
+                    if custom_id is not None:
+                        outcomes[custom_id] = item
+        owner = {index: part for part in manifest.parts for index in part.indices}
+        items: list[Item] = []
+        for index, custom_id in enumerate(manifest.custom_ids):
+            if index in self._errors:
+                items.append(self._errors[index])
+            elif index in manifest.refused:
+                items.append(error_from_record(manifest.refused[index]))
+            elif custom_id in outcomes:
+                items.append(outcomes[custom_id])
+            else:
+                items.append(self._missing(owner.get(index), custom_id))
+        return items
+
+    def _missing(self, part: Part | None, custom_id: str) -> LLMError:
+        provider, model = self._manifest.provider, self._manifest.model
+        if part is None:
+            return MalformedResponseError(f"item {custom_id} is in no provider batch of job {self.job_id}",
+                                          provider=provider, model=model)
+        if part.error is not None:
+            return error_from_record(part.error)
+        if part.batch_id is None:
+            return BatchError(f"item {custom_id} was never submitted: the submission of its batch did not complete",
+                              reason="unsubmitted", provider=provider, model=model)
+        assert self._api is not None
+        return self._api.missing(part, custom_id, self._manifest.model)
+
+    def _concurrent_result(self) -> BatchResult:
+        manifest = self._manifest
+        found: dict[str, Item] = {}
+        for line in self._store.read_lines("results"):
+            custom_id = line.get("custom_id")
+            if isinstance(custom_id, str) and isinstance(line.get("response"), dict):
+                found[custom_id] = Response.model_validate(line["response"])
+            elif isinstance(custom_id, str) and isinstance(line.get("error"), dict):
+                found[custom_id] = error_from_record(line["error"])
+        items: list[Item] = []
+        for index, custom_id in enumerate(manifest.custom_ids):
+            if index in manifest.refused:
+                items.append(error_from_record(manifest.refused[index]))
+            elif custom_id in found:
+                items.append(found[custom_id])
+            else:
+                items.append(BatchError(f"item {custom_id} has no answer: the concurrent run of job {self.job_id} "
+                                        f"stopped before it (a concurrent run is not resumed: run the batch again)",
+                                        reason="unfinished", provider=manifest.provider, model=manifest.model))
+        return BatchResult(self.job_id, tuple(items))
+
+
+def _file(number: int, name: str) -> str:
+    return f"part-{number}-{name}"
+
+
+def _check_seconds(value: float, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidRequestError(f"{name} must be a number of seconds >= 0, got {value!r}")

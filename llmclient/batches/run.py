@@ -1,0 +1,147 @@
+"""The entry points: `run_batch` / `arun_batch` (submit and wait: `Client.batch` / `abatch`),
+`submit_batch` (submit and return the job: `Client.submit_batch`), and `batch_status` /
+`batch_results` for a job id, from any process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmclient.batches import concurrent, prepare
+from llmclient.batches.job import DEFAULT_POLL_INTERVAL, BatchJob
+from llmclient.batches.jobstore import JobStore, Manifest, Part, error_record, new_job_id
+from llmclient.batches.provider_api import api_for
+from llmclient.batches.result import BatchResult, BatchStatus
+from llmclient.errors import LLMError
+from llmclient.telemetry.context import pop_call_context
+
+if TYPE_CHECKING:
+    from llmclient.batches.provider_api import BatchAPI
+    from llmclient.client import Client
+    from llmclient.request import Request
+    from llmclient.telemetry.context import CallContext
+
+
+def run_batch(client: Client, requests: Sequence[Any], /, *, progress: bool | None = None,
+              poll_interval: float = DEFAULT_POLL_INTERVAL, max_wait: float | None = None,
+              max_concurrency: int = concurrent.DEFAULT_CONCURRENCY, job_dir: Path | str | None = None,
+              **options: Any) -> BatchResult:
+    """Every request answered, in the order given (`BatchResult`): on the provider's batch API
+    (OpenAI, Anthropic: half price, answered within 24 hours), polled every `poll_interval`
+    seconds; elsewhere as concurrent calls (at most `max_concurrency` at once). `options` are
+    `Request.build` keywords for every item (`max_tokens=`, `temperature=`, ...; an item's own
+    win) and the telemetry labels of the batch (`agent=`, `operation=`, ...). A progress bar is
+    shown on stderr when it is a terminal (`progress=True`/`False` to choose). The job is kept
+    under `job_dir` (default `LLMCLIENT_BATCH_DIR`): an interrupted wait or download is picked up
+    by `batch_results(result.job_id)`, in this process or another."""
+    job = submit_batch(client, requests, progress=progress, max_concurrency=max_concurrency, job_dir=job_dir, **options)
+    try:
+        return job.results(wait=True, poll_interval=poll_interval, max_wait=max_wait, progress=progress)
+    finally:
+        job.close()
+
+
+async def arun_batch(client: Client, requests: Sequence[Any], /, *, progress: bool | None = None,
+                     poll_interval: float = DEFAULT_POLL_INTERVAL, max_wait: float | None = None,
+                     max_concurrency: int = concurrent.DEFAULT_CONCURRENCY, job_dir: Path | str | None = None,
+                     **options: Any) -> BatchResult:
+    """`run_batch` for asyncio: concurrent calls are `acomplete`s on the loop; a batch API's few
+    requests and its polling run in a worker thread (cancelling the task ends the wait; the job
+    goes on and its results can be fetched later by id)."""
+    import asyncio  # not at import time: `import llmclient` stays without it
+
+    if api_for(client.spec) is None:
+        concurrency = concurrent.checked_concurrency(max_concurrency)
+        context = pop_call_context(options)
+        store, manifest, requests_by_index, refused = _concurrent_job(client, requests, options, job_dir)
+        return await concurrent.arun(client, store, manifest, requests_by_index, refused, context, concurrency, progress)
+    job = await asyncio.to_thread(submit_batch, client, requests, progress=progress, job_dir=job_dir, **options)
+    try:
+        return await asyncio.to_thread(job.results, wait=True, poll_interval=poll_interval, max_wait=max_wait,
+                                       progress=progress)
+    except asyncio.CancelledError:
+        job.stop.set()
+        raise
+    finally:
+        job.close()
+
+
+def submit_batch(client: Client, requests: Sequence[Any], /, *, progress: bool | None = None,
+                 max_concurrency: int = concurrent.DEFAULT_CONCURRENCY, job_dir: Path | str | None = None,
+                 **options: Any) -> BatchJob:
+    """Submit the batch and return its job at once (`job.job_id`, `job.status()`, `job.results()`).
+    A job over the provider's limits (OpenAI: 50,000 requests or 200 MB per batch; Anthropic:
+    100,000 requests or 256 MB) is split into several provider batches; a single item over the byte
+    limit is refused with an error naming it. On a provider without a batch API the requests are
+    run here, concurrently, and the job returned has ended."""
+    context = pop_call_context(options)
+    api = api_for(client.spec)
+    if api is None:
+        concurrency = concurrent.checked_concurrency(max_concurrency)
+        store, manifest, requests_by_index, refused = _concurrent_job(client, requests, options, job_dir)
+        result = concurrent.run(client, store, manifest, requests_by_index, refused, context, concurrency, progress)
+        return BatchJob(client, store, manifest, context=context, result=result)
+    return _submit(client, api, requests, options, job_dir, context)
+
+
+def batch_status(job_id: str, *, job_dir: Path | str | None = None, api_key: str | None = None) -> BatchStatus:
+    """Where the job stands now (its unfinished provider batches are read again)."""
+    job = BatchJob.open(job_id, job_dir=job_dir, api_key=api_key)
+    try:
+        return job.status()
+    finally:
+        job.close()
+
+
+def batch_results(job_id: str, *, wait: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL,
+                  max_wait: float | None = None, progress: bool | None = None, job_dir: Path | str | None = None,
+                  api_key: str | None = None) -> BatchResult:
+    """The job's results (see `BatchJob.results`), from any process: what was already downloaded
+    is read from the job directory, the rest is fetched (a cut-off file continues where it stopped)."""
+    job = BatchJob.open(job_id, job_dir=job_dir, api_key=api_key)
+    try:
+        return job.results(wait=wait, poll_interval=poll_interval, max_wait=max_wait, progress=progress)
+    finally:
+        job.close()
+
+
+def _submit(client: Client, api: BatchAPI, items: Sequence[Any], options: dict[str, Any],
+            job_dir: Path | str | None, context: CallContext | None) -> BatchJob:
+    route = client._route
+    requests, refused = prepare.build_requests(client, items, options)
+    route.key()  # no key: refused here, before anything is written or sent
+    ids = prepare.custom_ids(len(items))
+    entries, not_encoded = prepare.encode(route, api, requests, ids)
+    parts, too_big, note = prepare.split(api, entries)
+    refused = {**refused, **not_encoded, **too_big}
+    store = JobStore(new_job_id(), job_dir)
+    manifest = Manifest(store.job_id, "batch-api", route.spec.name, route.model_id, route.base_url, ids,
+                        refused={index: error_record(error) for index, error in refused.items()},
+                        parts=[Part(indices=indices) for indices in parts], split=note)
+    store.create(manifest)
+    if parts:
+        http = api.http(route)
+        try:
+            for part in manifest.parts:
+                try:
+                    api.submit(http, [entries[index] for index in part.indices], part)
+                except LLMError as error:  # this provider batch is refused; the others go
+                    part.state, part.status, part.error = "refused", "refused", error_record(error)
+                store.save(manifest)
+        finally:
+            http.close()
+    return BatchJob(client, store, manifest, requests=requests, errors=refused, context=context)
+
+
+def _concurrent_job(client: Client, items: Sequence[Any], options: dict[str, Any], job_dir: Path | str | None,
+                    ) -> tuple[JobStore, Manifest, dict[int, Request], dict[int, LLMError]]:
+    route = client._route
+    requests, refused = prepare.build_requests(client, items, options)
+    ids = prepare.custom_ids(len(items))
+    store = JobStore(new_job_id(), job_dir)
+    manifest = Manifest(store.job_id, "concurrent", route.spec.name, route.model_id, route.base_url, ids,
+                        refused={index: error_record(error) for index, error in refused.items()},
+                        parts=[Part(indices=sorted(requests), status="running", state="in_progress")])
+    store.create(manifest)
+    return store, manifest, requests, refused
