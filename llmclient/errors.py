@@ -168,8 +168,10 @@ class MalformedResponseError(APIError):
 class BatchError(APIError):
     """A batch item that got no answer of its own (`llmclient.batches`): `reason` is "expired" (the
     provider's window ended first), "canceled", "failed" (its provider batch failed as a whole),
-    "unsubmitted" (its submission never completed) or "unfinished" (results asked for, without
-    waiting, before the batch ended); `batch_id` names the provider batch when there is one."""
+    "unsubmitted" (refused before the provider could create a batch), "unconfirmed" (the create
+    request got no readable answer and no batch of ours was found: it may exist and be billed; the
+    message says where to look) or "unfinished" (results asked for, without waiting, before the
+    batch ended); `batch_id` names the provider batch when there is one."""
 
     def __init__(self, message: str, *, reason: str, batch_id: str | None = None, **fields: Any) -> None:
         super().__init__(message, **fields)

@@ -178,6 +178,15 @@ def _tool_fees(fees: dict[str, Decimal], usage: Usage, model: str) -> tuple[Deci
     return sum((fee * used[kind] for kind, fee in billed.items()), Decimal(0)), billed
 
 
+def _unpriced_in_tier(standard: dict[str, Decimal], tier: dict[str, Decimal], usage: Usage, one_hour_writes: int) -> bool:
+    """Whether the call used a bucket the table prices apart at the standard rate but not in this
+    service tier (e.g. cache reads of a batch, when the batch row gives only input and output)."""
+    hour = min(one_hour_writes, usage.cache_write_tokens)
+    used = {"cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens - hour,
+            "cache_write_1h": hour, "reasoning": usage.reasoning_tokens}
+    return any(count and name in standard and name not in tier for name, count in used.items())
+
+
 def _priced(row: Row, usage: Usage, one_hour_writes: int, service_tier: str | None, moment: time | None = None) -> Cost | None:
     prices = dict(row.prices)
     threshold = None
@@ -187,7 +196,11 @@ def _priced(row: Row, usage: Usage, one_hour_writes: int, service_tier: str | No
             threshold = above
     tier_name = {"batch": "batch", "priority": "priority", "flex": "flex"}.get(service_tier or "")
     if tier_name and tier_name in row.service_tiers and threshold is None:
-        prices.update(row.service_tiers[tier_name])
+        tier = row.service_tiers[tier_name]
+        if _unpriced_in_tier(prices, tier, usage, one_hour_writes):
+            warn_once(f"{row.key} (a bucket of its {tier_name} prices)")
+            return None  # never a standard price passed off as the tier's
+        prices.update(tier)
     else:
         tier_name = None
     window = None

@@ -33,6 +33,7 @@ OUT = Path(__file__).resolve().parent.parent / "cassettes" / "batches"
 OPENAI = "https://api.openai.com/v1"
 ANTHROPIC = "https://api.anthropic.com"
 CREATED = 1772400000  # 2026-03-01T21:20:00Z
+JOB_ID = "job-0000000000000001"  # the job id the tests pin (llmclient's are random), named in OpenAI batch metadata
 HEADER = ["Authored, not recorded (no provider key is available to the project), by scripts/author_batch_cassettes.py;",
           "see cassettes/batches/README.md for the sources of every shape."]
 
@@ -124,7 +125,8 @@ def openai_upload(lines: list[str], name: str) -> tuple[dict[str, Any], str]:
 
 
 def openai_batch(batch_id: str, file_id: str, status: str, counts: tuple[int, int, int], *, output: str | None = None,
-                 errors_file: str | None = None, errors: list[dict[str, Any]] | None = None) -> str:
+                 errors_file: str | None = None, errors: list[dict[str, Any]] | None = None,
+                 metadata: dict[str, str] | None = None) -> str:
     total, completed, failed = counts
     at = {"validating": 0, "in_progress": 5, "finalizing": 3000, "completed": 3030, "failed": 9, "expired": 86400}
     times = {name: None for name in ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
@@ -139,26 +141,30 @@ def openai_batch(batch_id: str, file_id: str, status: str, counts: tuple[int, in
                     "errors": None if errors is None else {"object": "list", "data": errors}, "input_file_id": file_id,
                     "completion_window": "24h", "status": status, "output_file_id": output, "error_file_id": errors_file,
                     "created_at": CREATED, "expires_at": CREATED + 86400, **times,
-                    "request_counts": {"total": total, "completed": completed, "failed": failed}, "metadata": None})
+                    "request_counts": {"total": total, "completed": completed, "failed": failed}, "metadata": metadata})
 
 
 def openai_job(name: str, items: dict[int, dict[str, Any]], polls: list[tuple[str, tuple[int, int, int]]],
-               files: dict[str, list[str]], errors: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Upload, create (validating), each poll, then each result file's content."""
+               files: dict[str, list[str]], errors: list[dict[str, Any]] | None = None, part: int = 0) -> list[dict[str, Any]]:
+    """Upload, create (validating), each poll, then each result file's content. The create names
+    the job and part in `metadata` (the tests pin the job id to JOB_ID)."""
     lines = [compact({"custom_id": cid(i), "method": "POST", "url": "/v1/chat/completions", "body": body})
              for i, body in items.items()]
     upload, file_id = openai_upload(lines, name)
     batch_id = f"batch_{hexid(name)}"
     ids = {kind: f"file-{hexid(f'{name} {kind}', 22)}" for kind in files}
+    metadata = {"llmclient_job": JOB_ID, "llmclient_part": str(part)}
     create = interaction("POST", f"{OPENAI}/batches", {**OPENAI_AUTH, **OPENAI_JSON},
-                         compact({"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}),
-                         200, OPENAI_JSON, openai_batch(batch_id, file_id, "validating", (0, 0, 0)))
+                         compact({"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h",
+                                  "metadata": metadata}),
+                         200, OPENAI_JSON, openai_batch(batch_id, file_id, "validating", (0, 0, 0), metadata=metadata))
     out = [upload, create]
     for number, (status, counts) in enumerate(polls):
         last = number == len(polls) - 1
         out.append(interaction("GET", f"{OPENAI}/batches/{batch_id}", OPENAI_AUTH, None, 200, OPENAI_JSON,
                                openai_batch(batch_id, file_id, status, counts, output=ids.get("output") if last else None,
-                                            errors_file=ids.get("errors") if last else None, errors=errors if last else None)))
+                                            errors_file=ids.get("errors") if last else None, errors=errors if last else None,
+                                            metadata=metadata)))
     for kind, content in files.items():
         out.append(interaction("GET", f"{OPENAI}/files/{ids[kind]}/content", OPENAI_AUTH, None, 200,
                                {"content-type": "application/octet-stream"}, "".join(line + "\n" for line in content)))
@@ -201,7 +207,7 @@ def openai_cassettes() -> dict[str, str]:
     split: list[dict[str, Any]] = []
     for number, part in enumerate([[0, 1], [2, 3], [4]]):
         job = openai_job(f"openai_split_{number}", {i: openai_body(i) for i in part}, [("completed", (len(part), len(part), 0))],
-                         {"output": [openai_line(i) for i in reversed(part)]})
+                         {"output": [openai_line(i) for i in reversed(part)]}, part=number)
         split += job
     return {
         "openai_100.yaml": document(["OpenAI Batch: 100 chat completions of gpt-4o-mini, polled through validating, in_progress,",

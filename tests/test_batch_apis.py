@@ -9,6 +9,7 @@ dollars are computed by hand from the providers' published batch prices, cited b
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import yaml
 
 from llmclient import BadRequestError, BatchError, Client, InvalidRequestError, RetryPolicy, transport
 from llmclient.batches import BatchJob, batch_results, batch_status, run_batch, submit_batch
-from llmclient.batches import anthropic_batch, openai_batch
+from llmclient.batches import anthropic_batch, openai_batch, run
 from llmclient.cassettes import use_cassette
 from llmclient.errors import ModelLimitError
 from llmclient.types import Response
@@ -50,10 +51,19 @@ PROVIDERS = {
 }
 
 
+def pin_job_ids(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Job ids job-0000000000000001, ...02, ... in a job directory of the test's own: the cassettes'
+    OpenAI create requests name the job in their metadata (llmclient's own ids are random)."""
+    numbers = itertools.count(1)
+    monkeypatch.setattr(run, "new_job_id", lambda: f"job-{next(numbers):016x}")
+    monkeypatch.setenv("LLMCLIENT_BATCH_DIR", str(root))
+
+
 @pytest.fixture(autouse=True)
-def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    pin_job_ids(monkeypatch, tmp_path / "jobs")
 
 
 def recorded_file(name: str) -> bytes:

@@ -20,6 +20,7 @@ from llmclient.batches import submit_batch
 from llmclient.cassettes import use_cassette
 from llmclient.cli import main
 from llmclient.testing import MockProvider
+from tests.test_batch_apis import pin_job_ids
 
 REPO = Path(__file__).resolve().parent.parent
 CASSETTES = REPO / "cassettes" / "batches"
@@ -27,9 +28,10 @@ PROMPTS = [f"What is {i} + {i}? Answer with the number only." for i in range(100
 
 
 @pytest.fixture(autouse=True)
-def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    pin_job_ids(monkeypatch, tmp_path / "jobs")
 
 
 @pytest.fixture
@@ -163,3 +165,48 @@ def client_batch(client: Client) -> llmclient.BatchResult:
     from llmclient.batches import run_batch
 
     return run_batch(client, PROMPTS, max_tokens=10, poll_interval=0, progress=False)
+
+
+# --- bad files and directories: a typed message and exit 2, never a traceback --------------------------
+
+def test_a_requests_file_that_is_not_utf8_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('"fine"\n"caf\u00e9"\n'.encode("latin-1"))
+    assert main(["batch", "submit", str(path), "--model", "mock/m"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("llmclient: ConfigurationError:") and f"{path}:2: not UTF-8" in said
+
+
+def test_a_job_directory_that_cannot_be_made_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text('"hello"\n')
+    with MockProvider() as mock:
+        assert main(["batch", "submit", str(path), "--model", "mock/m", "--dir", "/dev/null/jobs"]) == 2
+        assert mock.requests == []  # refused before anything was sent
+    said = capsys.readouterr().err
+    assert "ConfigurationError: cannot create the batch job directory /dev/null/jobs/job-" in said
+    assert main(["batch", "status", "job-0000000000000001", "--dir", "/dev/null/jobs"]) == 2
+    assert "ConfigurationError" in capsys.readouterr().err
+
+
+def test_an_out_file_that_cannot_be_written_is_refused_before_fetching(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with use_cassette(CASSETTES / "openai_100.yaml"):
+        job = submit_batch(Client("openai/gpt-4o-mini"), PROMPTS, max_tokens=10)
+    asked: list[str] = []
+
+    def hook(request: httpx.Request, spec: object) -> httpx.Response | None:
+        asked.append(str(request.url))
+        raise AssertionError("nothing is fetched for an --out that cannot be written")
+
+    monkeypatch.setattr(transport, "interceptor", hook)
+    for out in (tmp_path / "no-such-dir" / "out.jsonl", tmp_path):
+        assert main(["batch", "results", job.job_id, "--wait", "--out", str(out)]) == 2
+        said = capsys.readouterr().err
+        assert said.startswith("llmclient: ConfigurationError: --out") and "Traceback" not in said
+    assert asked == []
+    monkeypatch.setattr(transport, "interceptor", lambda request, spec: httpx.Response(
+        401, json={"error": {"message": "no", "type": "invalid_request_error"}}, request=request))
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", "results", job.job_id, "--wait", "--out", str(out)]) == 2  # the fetch itself failed
+    assert not out.exists()  # made to check it, removed unwritten

@@ -189,3 +189,24 @@ async def test_the_async_client_method_runs_a_batch(mock: MockProvider) -> None:
     mock.reply("one").reply("two")
     result = await Client("mock/m").abatch(PROMPTS[:2], max_concurrency=1, progress=False)
     assert [response.text for response in result.responses] == ["one", "two"]
+
+
+async def test_the_async_batch_does_its_file_work_off_the_event_loop(mock: MockProvider,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from llmclient.batches import jobstore
+
+    loop_thread = threading.get_ident()
+    synced: list[bool] = []  # per fsync: was it on the event loop's thread?
+    real_fsync = os.fsync
+
+    def fsync(descriptor: int) -> None:
+        synced.append(threading.get_ident() == loop_thread)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(jobstore.os, "fsync", fsync)
+    mock.reply("one").reply("two")
+    result = await arun_batch(Client("mock/m"), PROMPTS[:2], max_concurrency=2, progress=False)
+    assert sorted(r.text for r in result.responses) == ["one", "two"]
+    assert len(synced) >= 4 and not any(synced)  # job.json made, two lines, job.json at the end: none on the loop

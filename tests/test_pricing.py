@@ -183,3 +183,16 @@ def test_anthropic_batch_tier_reported_in_usage_is_priced_at_batch_prices() -> N
     # batch: $1.50 in / $7.50 out per 1M: 1000 x 1.5 + 100 x 7.5 = 2250 /1M
     assert response.cost is not None and response.cost.total == Decimal("0.00225")
     assert response.cost.prices is not None and response.cost.prices.service_tier == "batch"
+
+
+def test_a_service_tier_without_a_price_for_a_bucket_the_call_used_gives_no_cost() -> None:
+    # gpt-4.1 on the Batch API: $1.00 in / $4.00 out per 1M (half of $2.00 / $8.00,
+    # https://platform.openai.com/docs/pricing, "Batch"); the table has no batch price for cached input.
+    plain = Usage(input_tokens=1_000_000, output_tokens=100_000)
+    cost = pricing.cost("openai", "gpt-4.1", plain, service_tier="batch")
+    assert cost is not None and cost.total == Decimal("1.40")  # 1M x $1.00/M + 100k x $4.00/M
+    cached = Usage(input_tokens=1_000_000, cache_read_tokens=500_000, output_tokens=100_000)
+    assert pricing.cost("openai", "gpt-4.1", cached, service_tier="batch") is None  # not the standard $0.50/M cached
+    # The same call at the standard tier is priced: cached reads at $0.50/M.
+    standard = pricing.cost("openai", "gpt-4.1", cached)
+    assert standard is not None and standard.total == Decimal("2.05")  # 500k x 2 + 500k x 0.5 + 100k x 8, per 1M

@@ -35,8 +35,18 @@ if TYPE_CHECKING:
     from llmclient.batches.jobstore import JobStore
     from llmclient.policies.route import Route
 
-CALL_TIMEOUT = 120.0  # seconds for one JSON call of a batch API (uploads included), unless the route sets one
+CALL_TIMEOUT = 120.0  # seconds for one JSON call of a batch API, unless the route sets one
 READ_TIMEOUT = 120.0  # seconds between two reads of a result file being downloaded
+# A request with a body (an upload, a create of up to 200-256 MB) gets at least 120 s plus 10 s per
+# megabyte (a floor of 100 kB/s, slow for any link a batch is sent from), at most an hour: a
+# 200 MB upload has 33 minutes whatever the chat `Client(timeout=...)` is; a longer route timeout wins.
+BODY_SECONDS_PER_MB = 10.0
+MAX_BODY_SECONDS = 3600.0
+
+
+def body_deadline(timeout: float, size: int) -> float:
+    """Seconds a request with a body of `size` bytes may take: the call timeout, or more for a big body."""
+    return max(timeout, min(MAX_BODY_SECONDS, CALL_TIMEOUT + BODY_SECONDS_PER_MB * size / 1_000_000))
 
 
 class _NotRetried(Exception):
@@ -64,18 +74,21 @@ class BatchHTTP:
     # --- JSON calls ------------------------------------------------------------------------------
 
     def call(self, method: str, path: str, what: str, *, json_body: Any = None, content: bytes | None = None,
-             content_type: str | None = None) -> dict[str, Any]:
-        """The JSON object a call answers (`what` names the call in errors: "creating the batch")."""
+             content_type: str | None = None, creates: bool = False) -> dict[str, Any]:
+        """The JSON object a call answers (`what` names the call in errors: "creating the batch").
+        A POST whose answer never came is not sent again (it may have been carried out); with
+        `creates` (the request that makes a billed batch), neither is one answered 5xx."""
         from llmclient import transport
 
         if json_body is not None:
             content, content_type = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode(), "application/json"
         headers = self._headers({"accept": "application/json", **({"content-type": content_type} if content_type else {})})
         url = self.url(path)
+        seconds = body_deadline(self.timeout, len(content)) if content is not None else self.timeout
 
         def attempt() -> dict[str, Any]:
             request = self._request(method, url, headers, content)
-            with transport.deadline(self.timeout):
+            with transport.deadline(seconds):
                 try:
                     answer = self._send(request, what)
                 except (APIConnectionError, RequestTimeoutError) as error:
@@ -83,7 +96,10 @@ class BatchHTTP:
                         raise
                     raise _NotRetried(error) from error  # the POST may have been carried out
             if answer.status_code >= 300:
-                raise self.http_error(answer, what)
+                refused = self.http_error(answer, what)
+                if creates and answer.status_code >= 500:
+                    raise _NotRetried(refused)  # the batch may have been made before the server failed
+                raise refused
             try:
                 body = json.loads(answer.content)
             except ValueError as exc:
@@ -116,6 +132,7 @@ class BatchHTTP:
             answer = self._send(self._request("GET", target, headers, None), what, stream=True)
             try:
                 if answer.status_code == 416 and offset:
+                    _check_complete(answer.headers.get("content-range"), offset, what, self.spec.name)
                     return  # everything had arrived
                 if answer.status_code >= 300:
                     answer.read()
@@ -135,6 +152,10 @@ class BatchHTTP:
                             out.write(pending[:cut])
                             lines_arrived(pending.count(b"\n", 0, cut))
                             pending = pending[cut:]
+                    if skip:  # a 200 whose whole body is shorter than what is already on disk
+                        raise MalformedResponseError(
+                            f"{what}: the server sent the whole file again, {offset - skip:,} bytes, fewer than the "
+                            f"{offset:,} already received: the file changed; not used", provider=self.spec.name)
                     if pending.strip():  # a last line without its newline
                         out.write(pending + b"\n")
                         lines_arrived(1)
@@ -234,14 +255,24 @@ class BatchHTTP:
 
 
 def _check_range(content_range: str | None, offset: int, what: str, provider: str) -> None:
-    """A 206 must continue exactly where the file on disk ends."""
-    if content_range is None:
-        return
-    unit, _, span = content_range.partition(" ")
+    """A 206 must say (`Content-Range: bytes N-M/total`) that it continues exactly where the file
+    on disk ends: without that header its bytes could be from anywhere."""
+    unit, _, span = (content_range or "").strip().partition(" ")
     start = span.split("-", 1)[0]
     if unit != "bytes" or not start.isdigit() or int(start) != offset:
-        raise MalformedResponseError(f"{what}: asked for the bytes from {offset}, the server sent {content_range!r}",
-                                     provider=provider)
+        raise MalformedResponseError(f"{what}: asked for the bytes from {offset}, the server sent a 206 with "
+                                     f"Content-Range {content_range!r}", provider=provider)
+
+
+def _check_complete(content_range: str | None, offset: int, what: str, provider: str) -> None:
+    """A 416 means the file is complete only when it says (`Content-Range: bytes */N`) that the
+    file is exactly the `offset` bytes already on disk."""
+    unit, _, span = (content_range or "").strip().partition(" ")
+    length = span[2:] if span.startswith("*/") else ""
+    if unit != "bytes" or not length.isdigit() or int(length) != offset:
+        raise MalformedResponseError(f"{what}: asked for the bytes from {offset}, the server answered 416 with "
+                                     f"Content-Range {content_range!r}, not 'bytes */{offset}': the file on disk is "
+                                     f"not the provider's", provider=provider)
 
 
 def multipart(fields: dict[str, str], file_field: str, filename: str, data: bytes, media_type: str,

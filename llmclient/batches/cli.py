@@ -106,23 +106,26 @@ def _results(args: argparse.Namespace, out: TextIO) -> int:
     from llmclient.batches.run import batch_results
     from llmclient.errors import BatchError
 
+    written = _Output(args.out) if args.out is not None else None  # refused before anything is fetched
     try:
-        result = batch_results(args.job_id, wait=args.wait, poll_interval=args.poll_interval, job_dir=args.dir,
-                               progress=None if not args.json else False)
-    except BatchError as error:
-        if error.reason != "unfinished" or args.wait:
-            raise
-        status = BatchJob.open(args.job_id, job_dir=args.dir).status(refresh=False)  # as just read
-        if args.json:
-            out.write(json.dumps({"ended": False, **_status_json(status)}, default=jsonable) + "\n")
-        else:
-            out.write(f"{args.job_id} has not ended: {status.summary()} (pass --wait to wait for it)\n")
-        return 1
-    items = [_item_json(index, item) for index, item in enumerate(result.items)]
-    if args.out is not None:
-        with open(args.out, "w", encoding="utf-8") as written:
-            for item in items:
-                written.write(json.dumps(item, default=jsonable, ensure_ascii=False) + "\n")
+        try:
+            result = batch_results(args.job_id, wait=args.wait, poll_interval=args.poll_interval, job_dir=args.dir,
+                                   progress=None if not args.json else False)
+        except BatchError as error:
+            if error.reason != "unfinished" or args.wait:
+                raise
+            status = BatchJob.open(args.job_id, job_dir=args.dir).status(refresh=False)  # as just read
+            if args.json:
+                out.write(json.dumps({"ended": False, **_status_json(status)}, default=jsonable) + "\n")
+            else:
+                out.write(f"{args.job_id} has not ended: {status.summary()} (pass --wait to wait for it)\n")
+            return 1
+        items = [_item_json(index, item) for index, item in enumerate(result.items)]
+        if written is not None:
+            written.write("".join(json.dumps(item, default=jsonable, ensure_ascii=False) + "\n" for item in items))
+    finally:
+        if written is not None:
+            written.discard()
     if args.json:
         out.write(json.dumps({"job_id": result.job_id, "ended": True, **_totals(result), "items": items},
                              default=jsonable, ensure_ascii=False) + "\n")
@@ -146,7 +149,11 @@ def _read_items(path: Path) -> list[Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from exc
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        row = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(f"{path}:{row}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                                 f"the requests file is JSON lines in UTF-8") from exc
     items = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -159,6 +166,39 @@ def _read_items(path: Path) -> list[Any]:
     if not items:
         raise ConfigurationError(f"{path} holds no request")
     return items
+
+
+class _Output:
+    """The --out file, opened for appending (never truncated) before the results are fetched, so a
+    file that cannot be written is refused before any waiting or downloading; written at the end.
+    One this made and never wrote is removed."""
+
+    def __init__(self, path: Path) -> None:
+        from llmclient.errors import ConfigurationError
+
+        self.path = path
+        if path.is_dir():
+            raise ConfigurationError(f"--out {path} is a directory: give a file name")
+        self._made = not path.exists()
+        try:
+            open(path, "a", encoding="utf-8").close()
+        except OSError as exc:
+            raise ConfigurationError(f"--out {path}: cannot write it: {exc.strerror or exc}") from exc
+
+    def write(self, text: str) -> None:
+        from llmclient.errors import ConfigurationError
+
+        try:
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"--out {self.path}: {exc.strerror or exc} (the results are kept in the job: ask "
+                                     f"for them again)") from exc
+        self._made = False
+
+    def discard(self) -> None:
+        if self._made:
+            self.path.unlink(missing_ok=True)
+            self._made = False
 
 
 def _status_json(status: BatchStatus) -> dict[str, Any]:

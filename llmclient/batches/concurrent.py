@@ -1,8 +1,10 @@
 """A batch on a provider without a batch API: the requests as concurrent calls (`Client.complete`
 in a thread pool, or `acomplete` under a semaphore), so the configured rate limits, retries and
 fallbacks apply to each, with the same progress bar and the same result shape. Each answer is
-written to the job directory as it arrives (`results.jsonl`), so `batch_results(job_id)` serves it
-later; an interrupted run is not resumed (its requests are not stored): run the batch again."""
+written to the job directory as it arrives (`results.jsonl`, a line fsync'd each time), so
+`batch_results(job_id)` serves it later; an interrupted run is not resumed (its requests are not
+stored): run the batch again. The async run does every fsync'd write (each line, job.json) in a
+worker thread, never on the event loop."""
 
 from __future__ import annotations
 
@@ -116,11 +118,11 @@ async def arun(client: Client, store: JobStore, manifest: Manifest, requests: di
                 item: Item = await client.acomplete(requests[index], **state.labels)
             except LLMError as error:
                 item = error
-        state.arrived(index, item, out)
+        await asyncio.to_thread(state.arrived, index, item, out)  # an fsync'd line: off the loop
 
     try:
-        with store.appender("results") as out:
+        with store.appender("results") as out:  # opening it (no fsync) stays on the loop
             await asyncio.gather(*(call(index, out) for index in requests))
     finally:
         state.bar.close()
-    return state.finished()
+    return await asyncio.to_thread(state.finished)

@@ -4,6 +4,7 @@ and assembles the `BatchResult` in the caller's order."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from llmclient.telemetry.context import CallContext
 
 DEFAULT_POLL_INTERVAL = 30.0  # seconds between two status reads of a provider batch
+_LOGGED = 10  # lines answering no item, logged one by one per provider batch
+log = logging.getLogger("llmclient")
 
 
 class BatchJob:
@@ -46,6 +49,7 @@ class BatchJob:
         self._api: BatchAPI | None = api_for(client.spec) if manifest.kind == "batch-api" else None
         self._http: BatchHTTP | None = None
         self.stop = threading.Event()  # set to end a wait early (arun_batch's cancellation)
+        self._looked: set[int] = set()  # parts whose cut-off creation was looked for by this object
 
     @classmethod
     def open(cls, job_id: str, *, job_dir: Path | str | None = None, api_key: str | None = None) -> BatchJob:
@@ -145,10 +149,26 @@ class BatchJob:
     def _poll(self) -> None:
         if self._api is None:
             return
-        for part in self._manifest.parts:
+        for number, part in enumerate(self._manifest.parts):
+            if part.state == "submitting" and part.batch_id is None and number not in self._looked:
+                self._looked.add(number)  # once per BatchJob: opening the job again looks again
+                self._look_for(number, part)
+                self._store.save(self._manifest)
             if part.batch_id is not None and part.state == "in_progress":
                 self._api.poll(self._connection(), part)
                 self._store.save(self._manifest)
+
+    def _look_for(self, number: int, part: Part) -> None:
+        """A part whose create request got no usable answer: find the batch the provider may have
+        made, and adopt it; else say, in `part.note`, what was searched."""
+        assert self._api is not None
+        taken = {other.batch_id for other in self._manifest.parts if other.batch_id is not None}
+        try:
+            part.note = self._api.find(self._connection(), part, labels(self.job_id, number), taken)
+        except LLMError as error:
+            part.note = f"looking for it failed ({type(error).__name__}: {error.message})"
+        if part.batch_id is not None:
+            log.info("batch job %s: found provider batch %s, whose creation had been cut off", self.job_id, part.batch_id)
 
     def _fetch(self, bar: Progress) -> None:
         assert self._api is not None
@@ -178,9 +198,10 @@ class BatchJob:
         manifest = self._manifest
         parts = []
         for number, part in enumerate(manifest.parts):
-            unsubmitted = manifest.kind == "batch-api" and part.batch_id is None
-            state: Any = "refused" if unsubmitted else part.state
-            counts = part.counts if state != "refused" else {"errored": len(part.indices)}
+            state: Any = part.state
+            if manifest.kind == "batch-api" and part.batch_id is None:  # no batch known: its items get errors
+                state = "unconfirmed" if part.state == "submitting" else "refused"
+            counts = part.counts if state not in ("refused", "unconfirmed") else {"errored": len(part.indices)}
             parts.append(PartStatus(number, part.batch_id, part.status, state, len(part.indices),
                                     counts.get("succeeded", 0), counts.get("errored", 0), counts.get("processing", 0),
                                     part.fetched))
@@ -189,40 +210,83 @@ class BatchJob:
                            manifest.split)
 
     def _assembled(self) -> list[Item]:
-        assert self._api is not None
-        manifest, assembler = self._manifest, self._client._route.assembler
-        outcomes: dict[str, Item] = {}
-        for number, part in enumerate(manifest.parts):
-            for name in part.files:
-                for line in self._store.read_lines(_file(number, name)):
-                    custom_id, item = self._api.decode(line, assembler, part.batch_id)
-                    if custom_id is not None:
-                        outcomes[custom_id] = item
-        owner = {index: part for part in manifest.parts for index in part.indices}
+        manifest = self._manifest
+        read = [self._read_part(number, part) for number, part in enumerate(manifest.parts)]
+        owner = {index: number for number, part in enumerate(manifest.parts) for index in part.indices}
         items: list[Item] = []
         for index, custom_id in enumerate(manifest.custom_ids):
+            number = owner.get(index)
             if index in self._errors:
                 items.append(self._errors[index])
             elif index in manifest.refused:
                 items.append(error_from_record(manifest.refused[index]))
-            elif custom_id in outcomes:
-                items.append(outcomes[custom_id])
+            elif number is not None and custom_id in read[number][0]:
+                items.append(read[number][0][custom_id])
             else:
-                items.append(self._missing(owner.get(index), custom_id))
+                items.append(self._missing(number, custom_id, read[number][1] if number is not None else []))
         return items
 
-    def _missing(self, part: Part | None, custom_id: str) -> LLMError:
+    def _read_part(self, number: int, part: Part) -> tuple[dict[str, Item], list[str]]:
+        """The outcome of each item of this part, from its own result files only; and what in them
+        answers no item of it (a line that is not JSON, a custom_id not in this batch), logged."""
+        assert self._api is not None
+        assembler, provider, model = self._client._route.assembler, self._manifest.provider, self._manifest.model
+        expected = {self._manifest.custom_ids[index] for index in part.indices}
+        found: dict[str, tuple[dict[str, Any], Item]] = {}
+        unmatched: list[str] = []
+        conflicted: set[str] = set()
+        for name in part.files:
+            where = f"the {name} file of batch {part.batch_id}"
+            for line in self._store.read_lines(_file(number, name)):
+                if "llmclient_unreadable_line" in line:
+                    unmatched.append(f"line {line['llmclient_unreadable_line']} of {where} is not a JSON object "
+                                     f"({str(line.get('text'))[:60]!r})")
+                    continue
+                custom_id, item = self._api.decode(line, assembler, part.batch_id)
+                if custom_id is None or custom_id not in expected:
+                    unmatched.append(f"a line of {where} has no custom_id" if custom_id is None else
+                                     f"a line of {where} answers {custom_id!r}, no item of this batch")
+                elif custom_id not in found or found[custom_id][0] == line:  # the same line twice is one outcome
+                    found[custom_id] = (line, item)
+                elif custom_id not in conflicted:
+                    conflicted.add(custom_id)
+                    found[custom_id] = (line, MalformedResponseError(
+                        f"item {custom_id}: the result files of batch {part.batch_id} hold two different results for "
+                        f"it ({_said(found[custom_id][1])}; {_said(item)}): neither is taken", provider=provider,
+                        model=model))
+        for note in unmatched[:_LOGGED]:
+            log.warning("batch job %s: %s", self.job_id, note)
+        if len(unmatched) > _LOGGED:
+            log.warning("batch job %s: %d more lines of batch %s answer no item of it", self.job_id,
+                        len(unmatched) - _LOGGED, part.batch_id)
+        return {custom_id: item for custom_id, (_, item) in found.items()}, unmatched
+
+    def _missing(self, number: int | None, custom_id: str, unmatched: list[str]) -> LLMError:
         provider, model = self._manifest.provider, self._manifest.model
-        if part is None:
+        if number is None:
             return MalformedResponseError(f"item {custom_id} is in no provider batch of job {self.job_id}",
                                           provider=provider, model=model)
-        if part.error is not None:
-            return error_from_record(part.error)
-        if part.batch_id is None:
-            return BatchError(f"item {custom_id} was never submitted: the submission of its batch did not complete",
-                              reason="unsubmitted", provider=provider, model=model)
+        part = self._manifest.parts[number]
         assert self._api is not None
-        return self._api.missing(part, custom_id, self._manifest.model)
+        if part.state == "submitting" and part.batch_id is None:
+            cause = error_from_record(part.error).message if part.error else "the process ended before it came"
+            error: LLMError = BatchError(
+                f"item {custom_id}: its provider batch (part {number} of job {self.job_id}) may exist, and be billed: "
+                f"the request that creates it got no usable answer ({cause}); {part.note or 'not looked for yet'}. "
+                f"Look for it before sending these requests again: {self._api.where(part, labels(self.job_id, number))}",
+                reason="unconfirmed", provider=provider, model=model)
+        elif part.error is not None:
+            error = error_from_record(part.error)
+        elif part.batch_id is None:
+            error = BatchError(f"item {custom_id} was never submitted: the submission of its batch did not complete",
+                               reason="unsubmitted", provider=provider, model=model)
+        else:
+            error = self._api.missing(part, custom_id, self._manifest.model)
+        if unmatched:
+            more = f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+            error.message += f"; lines of its batch's result files answer no item of it: {'; '.join(unmatched[:3])}{more}"
+            error.args = (error.message,)
+        return error
 
     def _concurrent_result(self) -> BatchResult:
         manifest = self._manifest
@@ -248,6 +312,17 @@ class BatchJob:
 
 def _file(number: int, name: str) -> str:
     return f"part-{number}-{name}"
+
+
+def labels(job_id: str, number: int) -> dict[str, str]:
+    """What names a provider batch as part `number` of our job (OpenAI batch metadata: strings)."""
+    return {"llmclient_job": job_id, "llmclient_part": str(number)}
+
+
+def _said(item: Item) -> str:
+    if isinstance(item, Response):
+        return f"an answer {item.text[:40]!r}"
+    return f"{type(item).__name__}: {item.message[:80]}"
 
 
 def _check_seconds(value: float, name: str) -> None:

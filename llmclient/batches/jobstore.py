@@ -6,7 +6,10 @@
 
 `job.json` holds the provider, the model, the base URL, the custom ids in the caller's order, the
 items refused before sending (their errors), and each provider batch: its id, its items, its last
-known status, and which of its result files are complete. It is replaced atomically (a temporary
+known status, and which of its result files are complete. A provider batch is saved as
+"submitting" (with OpenAI's input file id and the time) before its create request is sent, so a
+process that dies, or a request whose answer never comes, leaves a job that knows the batch may
+exist: it is looked for, and adopted, when the job is next read (`BatchJob`). It is replaced atomically (a temporary
 file, fsync'd, renamed). `part-<n>-<file>.jsonl` is a provider result file (OpenAI's output or
 error file, Anthropic's results) as far as it has arrived: whole lines only, appended and fsync'd
 as they arrive, so its size is the byte offset a resumed download asks for (`Range: bytes=N-`).
@@ -63,21 +66,26 @@ class Part:
     batch_id: str | None = None
     input_file_id: str | None = None
     status: str = "pending"  # the provider's word
-    state: str = "pending"  # pending | in_progress | ended | refused
+    # pending | submitting (the create request was or is being sent: the provider may have made the
+    # batch without our hearing of it) | in_progress | ended | refused
+    state: str = "pending"
     counts: dict[str, int] = field(default_factory=dict)  # succeeded, errored, processing
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"url": ..., "complete": bool}
     error: dict[str, Any] | None = None  # the error every item of a refused or failed batch gets
+    submitted_at: float | None = None  # our clock (Unix seconds) when the create request was sent
+    note: str | None = None  # what the last search for a "submitting" part's batch found
 
     def to_json(self) -> dict[str, Any]:
         return {"indices": self.indices, "batch_id": self.batch_id, "input_file_id": self.input_file_id,
                 "status": self.status, "state": self.state, "counts": self.counts, "files": self.files,
-                "error": self.error}
+                "error": self.error, "submitted_at": self.submitted_at, "note": self.note}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Part:
         return cls(indices=list(data["indices"]), batch_id=data.get("batch_id"), input_file_id=data.get("input_file_id"),
                    status=data.get("status", "pending"), state=data.get("state", "pending"),
-                   counts=dict(data.get("counts") or {}), files=dict(data.get("files") or {}), error=data.get("error"))
+                   counts=dict(data.get("counts") or {}), files=dict(data.get("files") or {}), error=data.get("error"),
+                   submitted_at=data.get("submitted_at"), note=data.get("note"))
 
     @property
     def fetched(self) -> bool:
@@ -124,8 +132,14 @@ class JobStore:
         self.path = self.root / job_id
 
     def create(self, manifest: Manifest) -> None:
-        self.path.mkdir(parents=True, exist_ok=False, mode=0o700)
-        self.save(manifest)
+        """The job's directory and its job.json; a directory that cannot be made or written is a
+        ConfigurationError naming it (before anything is sent)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=False, mode=0o700)
+            self.save(manifest)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create the batch job directory {self.path}: {exc.strerror or exc} (set "
+                                     f"LLMCLIENT_BATCH_DIR, or pass job_dir= / --dir, to a writable directory)") from exc
 
     def load(self) -> Manifest:
         try:
@@ -133,6 +147,9 @@ class JobStore:
         except FileNotFoundError:
             raise ConfigurationError(f"no batch job {self.job_id} in {self.root} (set LLMCLIENT_BATCH_DIR, or pass "
                                      f"job_dir=, to where it was submitted)") from None
+        except (OSError, ValueError) as exc:  # not a directory, no permission, not UTF-8
+            raise ConfigurationError(f"cannot read batch job {self.job_id} in {self.root}: "
+                                     f"{getattr(exc, 'strerror', None) or exc}") from exc
         try:
             return Manifest.from_json(json.loads(text))
         except (ValueError, KeyError, TypeError) as exc:

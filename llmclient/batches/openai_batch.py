@@ -4,11 +4,17 @@ github:openai/openai-openapi `openapi.yaml`: `/files`, `/batches`, `/batches/{ba
 
 A part is a JSONL file of `{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}`
 lines, uploaded to `POST /v1/files` (multipart, `purpose=batch`), then `POST /v1/batches` with
-`completion_window: "24h"`. `GET /v1/batches/{id}` is polled through `validating`, `in_progress`,
-`finalizing` (and `cancelling`) to `completed`, `failed`, `expired` or `cancelled`; the answers are
-then in the output file, the failed requests in the error file (`GET /v1/files/{id}/content`).
-Each line: `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`;
-`error.code` `batch_expired` / `batch_cancelled` for requests the batch never ran.
+`completion_window: "24h"` and `metadata` naming our job and part (`{"llmclient_job": job id,
+"llmclient_part": "0"}`: metadata values are strings). `GET /v1/batches/{id}` is polled through
+`validating`, `in_progress`, `finalizing` (and `cancelling`) to `completed`, `failed`, `expired` or
+`cancelled`; the answers are then in the output file, the failed requests in the error file
+(`GET /v1/files/{id}/content`). Each line: `{"id", "custom_id", "response": {"status_code",
+"request_id", "body"}, "error"}`; `error.code` `batch_expired` / `batch_cancelled` for requests the
+batch never ran.
+
+A batch whose create request got no usable answer is looked for by its metadata in
+`GET /v1/batches?limit=100` (a list page: `{"object": "list", "data": [Batch], "first_id",
+"last_id", "has_more"}`; the next page `after=last_id`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmclient.batches.batch_http import multipart
 from llmclient.batches.jobstore import error_record
-from llmclient.batches.provider_api import BatchAPI, answer, classified
+from llmclient.batches.provider_api import BatchAPI, adopted, answer, classified, listed
 from llmclient.errors import BatchError, LLMError, MalformedResponseError, RequestTimeoutError
 from llmclient.types import Response
 
@@ -55,18 +61,45 @@ class OpenAIBatches(BatchAPI):
     def size(self, entries: int, entry_bytes: int) -> int:
         return entry_bytes + entries  # a newline after each line
 
-    def submit(self, http: BatchHTTP, entries: list[bytes], part: Part) -> None:
+    def stage(self, http: BatchHTTP, entries: list[bytes], part: Part) -> bytes:
         data = b"\n".join(entries) + b"\n"
         digest = hashlib.sha256(data).hexdigest()
         body, content_type = multipart({"purpose": "batch"}, "file", f"batch-{digest[:16]}.jsonl", data,
                                        "application/jsonl", f"llmclient-{digest[:32]}")
         uploaded = http.call("POST", "/files", "uploading the batch input file", content=body, content_type=content_type)
-        file_id = _text(uploaded, "id", "the uploaded file")
-        part.input_file_id = file_id
-        created = http.call("POST", "/batches", "creating the batch",
-                            json_body={"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": "24h"})
+        part.input_file_id = _text(uploaded, "id", "the uploaded file")
+        return part.input_file_id.encode()
+
+    def create(self, http: BatchHTTP, staged: bytes, part: Part, labels: dict[str, str]) -> None:
+        created = http.call("POST", "/batches", "creating the batch", creates=True,
+                            json_body={"input_file_id": staged.decode(), "endpoint": ENDPOINT, "completion_window": "24h",
+                                       "metadata": labels})
         part.batch_id = _text(created, "id", "the created batch")
         _read_status(created, part)
+
+    def find(self, http: BatchHTTP, part: Part, labels: dict[str, str], taken: set[str]) -> str | None:
+        found: list[dict[str, Any]] = []
+        seen = 0
+        for page in listed(http, "/batches", "after", "listing the batches (GET /v1/batches) to find one whose creation "
+                           "was cut off"):
+            seen += len(page)
+            found += [batch for batch in page if batch.get("id") not in taken and _labelled(batch, labels)]
+            if found:
+                break
+        same_file = [batch for batch in found if batch.get("input_file_id") == part.input_file_id]
+        batch, why = adopted(same_file if len(found) > 1 and same_file else found,
+                             f"the {seen} batches listed (GET /v1/batches)")
+        if batch is None:
+            return why
+        part.batch_id = _text(batch, "id", "a listed batch")
+        part.error = None
+        _read_status(batch, part)
+        return None
+
+    def where(self, part: Part, labels: dict[str, str]) -> str:
+        given = f", input file {part.input_file_id}" if part.input_file_id else ""
+        return (f"the OpenAI dashboard (https://platform.openai.com/batches) or GET /v1/batches: a batch with metadata "
+                f"llmclient_job={labels['llmclient_job']}, llmclient_part={labels['llmclient_part']}{given}")
 
     def poll(self, http: BatchHTTP, part: Part) -> None:
         batch = http.call("GET", f"/batches/{part.batch_id}", f"reading batch {part.batch_id}")
@@ -125,6 +158,11 @@ def _read_status(batch: dict[str, Any], part: Part) -> None:
                          for e in (found or []) if isinstance(e, dict)) or "no reason given"
         part.error = error_record(BatchError(f"batch {part.batch_id} failed: {said}", reason="failed",
                                              batch_id=part.batch_id, provider="openai"))
+
+
+def _labelled(batch: dict[str, Any], labels: dict[str, str]) -> bool:
+    metadata = batch.get("metadata")
+    return isinstance(metadata, dict) and all(metadata.get(name) == value for name, value in labels.items())
 
 
 def _count(counts: dict[str, Any], name: str) -> int:

@@ -12,7 +12,9 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
 from llmclient.errors import BatchError, LLMError, MalformedResponseError
 from llmclient.types import Response
@@ -28,6 +30,7 @@ log = logging.getLogger("llmclient")
 # What a decoder may raise on a body of the wrong shape (as `llmclient.assemble` lists them).
 SHAPE_ERRORS = (WireFormatError, LookupError, TypeError, AttributeError, ValueError, RecursionError, ArithmeticError)
 _warned: set[str] = set()
+LIST_PAGES = 10  # pages of 100 read when looking for a batch whose creation was cut off (the newest 1,000)
 
 
 class BatchAPI:
@@ -55,9 +58,25 @@ class BatchAPI:
 
         return BatchHTTP(route)
 
-    def submit(self, http: BatchHTTP, entries: list[bytes], part: Part) -> None:
-        """Create the provider batch of `entries`; set `part.batch_id` (and what else it needs)."""
-        raise NotImplementedError(f"submit() is not implemented by {type(self).__name__}")
+    def stage(self, http: BatchHTTP, entries: list[bytes], part: Part) -> bytes:
+        """What the create request sends for `entries` (OpenAI: after uploading them as a file,
+        whose id goes in `part.input_file_id`). Nothing billed exists yet when it returns."""
+        raise NotImplementedError(f"stage() is not implemented by {type(self).__name__}")
+
+    def create(self, http: BatchHTTP, staged: bytes, part: Part, labels: dict[str, str]) -> None:
+        """Send the create request (the part is saved as "submitting" first); set `part.batch_id`
+        and its status. `labels` name our job and part (`llmclient_job`, `llmclient_part`)."""
+        raise NotImplementedError(f"create() is not implemented by {type(self).__name__}")
+
+    def find(self, http: BatchHTTP, part: Part, labels: dict[str, str], taken: set[str]) -> str | None:
+        """Look for the batch a create request cut off may have made (`taken`: ids of the job's
+        other batches). Found once: adopt it (`part.batch_id` and its status) and return None.
+        Else: what was searched and why nothing was taken (none, or several: no guess)."""
+        raise NotImplementedError(f"find() is not implemented by {type(self).__name__}")
+
+    def where(self, part: Part, labels: dict[str, str]) -> str:
+        """Where a person looks for a batch that may exist (the console, the list endpoint)."""
+        raise NotImplementedError(f"where() is not implemented by {type(self).__name__}")
 
     def poll(self, http: BatchHTTP, part: Part) -> None:
         """Read the batch's status into `part`: status, state, counts, result files, batch error."""
@@ -75,6 +94,32 @@ class BatchAPI:
                               reason=ended_as, batch_id=part.batch_id, provider=self.provider, model=model)
         return MalformedResponseError(f"batch {part.batch_id} ended ({part.status}) without a result for item {custom_id}",
                                       provider=self.provider, model=model)
+
+
+def listed(http: BatchHTTP, path: str, cursor: str, what: str) -> Iterator[list[dict[str, Any]]]:
+    """The pages of a list endpoint (`{"data": [...], "has_more", "last_id"}`, 100 a page; the
+    next page asked with `cursor`=last_id), at most `LIST_PAGES` of them."""
+    after: str | None = None
+    for _ in range(LIST_PAGES):
+        page = http.call("GET", f"{path}?limit=100" + (f"&{cursor}={quote(after)}" if after else ""), what)
+        data = page.get("data")
+        if not isinstance(data, list):
+            raise MalformedResponseError(f"{what}: the list has no data: {_dumped(page)[:200]}", provider=http.spec.name)
+        yield [batch for batch in data if isinstance(batch, dict)]
+        last = page.get("last_id")
+        if page.get("has_more") is not True or not isinstance(last, str) or not last:
+            return
+        after = last
+
+
+def adopted(candidates: list[dict[str, Any]], looked: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The one candidate, or None and why not (none found, or several: no guess)."""
+    if len(candidates) == 1:
+        return candidates[0], None
+    if not candidates:
+        return None, f"no such batch was found among {looked}"
+    ids = ", ".join(str(batch.get("id")) for batch in candidates)
+    return None, f"{len(candidates)} batches could be it ({ids}): none was taken, as it cannot be told which"
 
 
 def api_for(spec: ProviderSpec) -> BatchAPI | None:

@@ -78,7 +78,9 @@ class BatchResult(Sequence[Item]):
         return f"BatchResult(job_id={self.job_id!r}, {len(self.answered)} answered, {len(self.errors)} failed)"
 
 
-PartState = Literal["pending", "in_progress", "ended", "refused"]
+# "unconfirmed": its create request got no usable answer and no batch was found: the provider may
+# have made it (the items' BatchError, reason "unconfirmed", says where to look); it counts as ended.
+PartState = Literal["pending", "in_progress", "ended", "refused", "unconfirmed"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class BatchStatus:
 
     @property
     def ended(self) -> bool:
-        return all(part.state in ("ended", "refused") for part in self.parts)
+        return all(part.state in ("ended", "refused", "unconfirmed") for part in self.parts)
 
     @property
     def succeeded(self) -> int:

@@ -4,23 +4,31 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmclient.batches import concurrent, prepare
-from llmclient.batches.job import DEFAULT_POLL_INTERVAL, BatchJob
+from llmclient.batches.job import DEFAULT_POLL_INTERVAL, BatchJob, labels
 from llmclient.batches.jobstore import JobStore, Manifest, Part, error_record, new_job_id
 from llmclient.batches.provider_api import api_for
 from llmclient.batches.result import BatchResult, BatchStatus
-from llmclient.errors import LLMError
+from llmclient.errors import APIConnectionError, LLMError, MalformedResponseError, RequestTimeoutError, ServerError
 from llmclient.telemetry.context import pop_call_context
 
 if TYPE_CHECKING:
+    from llmclient.batches.batch_http import BatchHTTP
     from llmclient.batches.provider_api import BatchAPI
     from llmclient.client import Client
     from llmclient.request import Request
     from llmclient.telemetry.context import CallContext
+
+log = logging.getLogger("llmclient")
+# A create request that failed this way may have been carried out (no answer came, or one that
+# could not be read, or the server failed after it): its batch may exist.
+UNCERTAIN = (APIConnectionError, RequestTimeoutError, ServerError, MalformedResponseError)
 
 
 def run_batch(client: Client, requests: Sequence[Any], /, *, progress: bool | None = None,
@@ -54,7 +62,9 @@ async def arun_batch(client: Client, requests: Sequence[Any], /, *, progress: bo
     if api_for(client.spec) is None:
         concurrency = concurrent.checked_concurrency(max_concurrency)
         context = pop_call_context(options)
-        store, manifest, requests_by_index, refused = _concurrent_job(client, requests, options, job_dir)
+        # the job directory is made (mkdir, fsync'd job.json) in a worker thread, not on the loop
+        store, manifest, requests_by_index, refused = await asyncio.to_thread(_concurrent_job, client, requests, options,
+                                                                              job_dir)
         return await concurrent.arun(client, store, manifest, requests_by_index, refused, context, concurrency, progress)
     job = await asyncio.to_thread(submit_batch, client, requests, progress=progress, job_dir=job_dir, **options)
     try:
@@ -123,15 +133,41 @@ def _submit(client: Client, api: BatchAPI, items: Sequence[Any], options: dict[s
     if parts:
         http = api.http(route)
         try:
-            for part in manifest.parts:
-                try:
-                    api.submit(http, [entries[index] for index in part.indices], part)
-                except LLMError as error:  # this provider batch is refused; the others go
-                    part.state, part.status, part.error = "refused", "refused", error_record(error)
-                store.save(manifest)
+            with store.locked():  # another process opening the job waits for the submission to end
+                for number, part in enumerate(manifest.parts):
+                    _submit_part(api, http, store, manifest, number, [entries[index] for index in part.indices])
         finally:
             http.close()
     return BatchJob(client, store, manifest, requests=requests, errors=refused, context=context)
+
+
+def _submit_part(api: BatchAPI, http: BatchHTTP, store: JobStore, manifest: Manifest, number: int,
+                 entries: list[bytes]) -> None:
+    """Create one provider batch. The part is saved as "submitting" before the create request
+    goes: if this process dies, or the request's answer never comes, after the provider made the
+    batch, the job knows it may exist and looks for it (`BatchJob`) instead of calling it unsent."""
+    part = manifest.parts[number]
+    try:
+        staged = api.stage(http, entries, part)
+        part.state, part.status, part.submitted_at = "submitting", "submitting", time.time()
+        store.save(manifest)
+        api.create(http, staged, part, labels(manifest.job_id, number))
+    except UNCERTAIN as error:
+        if part.state != "submitting":
+            part.state, part.status, part.error = "refused", "refused", error_record(error)
+        elif part.batch_id is not None:  # made, its answer not readable past its id: polled like any other
+            part.state = "in_progress"
+        else:  # sent, never answered: the provider may have made it; looked for when the job is next read
+            part.error = error_record(error)
+    except LLMError as error:  # refused: this provider batch is not made; the others go
+        part.state, part.status, part.error = "refused", "refused", error_record(error)
+    except BaseException:
+        if part.state == "submitting":
+            log.warning("batch job %s: interrupted while creating its provider batch %d, which the provider may have "
+                        "made: `llmclient batch status %s` looks for it", manifest.job_id, number, manifest.job_id)
+        raise
+    finally:
+        store.save(manifest)
 
 
 def _concurrent_job(client: Client, items: Sequence[Any], options: dict[str, Any], job_dir: Path | str | None,
