@@ -316,7 +316,7 @@ class Client:
         the order given: on the provider's batch API at its batch prices (OpenAI, Anthropic), else as
         concurrent calls. Keywords: `progress=`, `poll_interval=`, `max_wait=`, `max_concurrency=`,
         `job_dir=`, and call keywords for every item (`llmclient.batches.run_batch`)."""
-        from llmclient.batches import run_batch  # not at import time, nor for a client that never batches
+        from llmclient.batches import run_batch  # batches build on Client (imports go one way): imported when used
 
         return run_batch(self, requests, **options)
 
