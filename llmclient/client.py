@@ -316,19 +316,19 @@ class Client:
         the order given: on the provider's batch API at its batch prices (OpenAI, Anthropic), else as
         concurrent calls. Keywords: `progress=`, `poll_interval=`, `max_wait=`, `max_concurrency=`,
         `job_dir=`, and call keywords for every item (`llmclient.batches.run_batch`)."""
-        from llmclient.batches import run_batch  # batches build on Client (imports go one way): imported when used
+        from llmclient.batches.run import run_batch  # batches build on Client (imports go one way): imported when used
 
         return run_batch(self, requests, **options)
 
     async def abatch(self, requests: Sequence[Any], /, **options: Any) -> BatchResult:
-        from llmclient.batches import arun_batch
+        from llmclient.batches.run import arun_batch
 
         return await arun_batch(self, requests, **options)
 
     def submit_batch(self, requests: Sequence[Any], /, **options: Any) -> BatchJob:
         """Submit a batch and return its job at once: `job.job_id` resumes it from any process
         (`llmclient.batch_results(job_id)`, `llmclient batch results JOB`)."""
-        from llmclient.batches import submit_batch
+        from llmclient.batches.run import submit_batch
 
         return submit_batch(self, requests, **options)
 

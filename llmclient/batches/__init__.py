@@ -13,15 +13,31 @@ limits is split into several provider batches. Every other provider runs the ite
 calls under the configured rate limits and retries, with the same progress bar and result shape.
 
 Modules: `run` (the entry points), `prepare` (items -> checked, encoded requests; the split),
-`job` (`BatchJob`: polling, fetching, assembling), `jobstore` (the job directory), `batch_http`
+`job` (`BatchJob`: polling, fetching, assembling; `batch_status` and `batch_results` by job id), `jobstore` (the job directory), `batch_http`
 (the batch APIs' HTTP), `provider_api` / `openai_batch` / `anthropic_batch` (each API's shapes),
 `concurrent` (providers without one), `result` (`BatchResult`, `BatchStatus`), `progress`,
 `observed` (telemetry), `cli` (`llmclient batch ...`).
 """
 
-from llmclient.batches.job import BatchJob
+from typing import TYPE_CHECKING, Any
+
+from llmclient.batches.job import BatchJob, batch_results, batch_status
 from llmclient.batches.result import BatchResult, BatchStatus, PartStatus
-from llmclient.batches.run import arun_batch, batch_results, batch_status, run_batch, submit_batch
+
+if TYPE_CHECKING:
+    from llmclient.batches.run import arun_batch, run_batch, submit_batch
+
+_ENTRY_POINTS = ("arun_batch", "run_batch", "submit_batch")
+
+
+def __getattr__(name: str) -> Any:
+    """The entry points that submit (`run`, with the encoders, splitting and provider APIs behind
+    it) load when first asked for: `import llmclient` does not pay for the batch machinery."""
+    if name in _ENTRY_POINTS:
+        from llmclient.batches import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'llmclient.batches' has no attribute {name!r}")
 
 __all__ = ["BatchJob", "BatchResult", "BatchStatus", "PartStatus", "arun_batch", "batch_results", "batch_status",
            "run_batch", "submit_batch"]

@@ -10,15 +10,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmclient.batches.jobstore import JobStore, Manifest, Part, error_from_record
-from llmclient.batches.observed import record_items
-from llmclient.batches.progress import Progress
-from llmclient.batches.provider_api import api_for
 from llmclient.batches.result import BatchResult, BatchStatus, Item, PartStatus
 from llmclient.errors import BatchError, InvalidRequestError, LLMError, MalformedResponseError
 from llmclient.types import Response
 
 if TYPE_CHECKING:
+    from llmclient.batches.jobstore import JobStore, Manifest, Part
+    from llmclient.batches.progress import Progress
     from llmclient.batches.batch_http import BatchHTTP
     from llmclient.batches.provider_api import BatchAPI
     from llmclient.client import Client
@@ -46,6 +44,8 @@ class BatchJob:
         self._errors = dict(errors or {})  # the refused items' own errors (this process only)
         self._context = context
         self._result = result  # a concurrent run finished in this process
+        from llmclient.batches.provider_api import api_for  # the batch machinery loads when a job is made
+
         self._api: BatchAPI | None = api_for(client.spec) if manifest.kind == "batch-api" else None
         self._http: BatchHTTP | None = None
         self.stop = threading.Event()  # set to end a wait early (arun_batch's cancellation)
@@ -53,6 +53,7 @@ class BatchJob:
 
     @classmethod
     def open(cls, job_id: str, *, job_dir: Path | str | None = None, api_key: str | None = None) -> BatchJob:
+        from llmclient.batches.jobstore import JobStore
         from llmclient.client import Client
 
         store = JobStore(job_id, job_dir)
@@ -91,6 +92,9 @@ class BatchJob:
         they end (at most `max_wait` seconds, then the same BatchError: the job goes on, and
         `results()` later picks it up). Result files already downloaded are not fetched again; one
         that was cut off continues where it stopped."""
+        from llmclient.batches.observed import record_items
+        from llmclient.batches.progress import Progress
+
         if self._result is not None:
             return self._result
         _check_seconds(poll_interval, "poll_interval")
@@ -210,6 +214,8 @@ class BatchJob:
                            manifest.split)
 
     def _assembled(self) -> list[Item]:
+        from llmclient.batches.jobstore import error_from_record
+
         manifest = self._manifest
         read = [self._read_part(number, part) for number, part in enumerate(manifest.parts)]
         owner = {index: number for number, part in enumerate(manifest.parts) for index in part.indices}
@@ -262,6 +268,8 @@ class BatchJob:
         return {custom_id: item for custom_id, (_, item) in found.items()}, unmatched
 
     def _missing(self, number: int | None, custom_id: str, unmatched: list[str]) -> LLMError:
+        from llmclient.batches.jobstore import error_from_record
+
         provider, model = self._manifest.provider, self._manifest.model
         if number is None:
             return MalformedResponseError(f"item {custom_id} is in no provider batch of job {self.job_id}",
@@ -289,6 +297,8 @@ class BatchJob:
         return error
 
     def _concurrent_result(self) -> BatchResult:
+        from llmclient.batches.jobstore import error_from_record
+
         manifest = self._manifest
         found: dict[str, Item] = {}
         for line in self._store.read_lines("results"):
@@ -328,3 +338,24 @@ def _said(item: Item) -> str:
 def _check_seconds(value: float, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise InvalidRequestError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+def batch_status(job_id: str, *, job_dir: Path | str | None = None, api_key: str | None = None) -> BatchStatus:
+    """Where the job stands now (its unfinished provider batches are read again)."""
+    job = BatchJob.open(job_id, job_dir=job_dir, api_key=api_key)
+    try:
+        return job.status()
+    finally:
+        job.close()
+
+
+def batch_results(job_id: str, *, wait: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL,
+                  max_wait: float | None = None, progress: bool | None = None, job_dir: Path | str | None = None,
+                  api_key: str | None = None) -> BatchResult:
+    """The job's results (see `BatchJob.results`), from any process: what was already downloaded
+    is read from the job directory, the rest is fetched (a cut-off file continues where it stopped)."""
+    job = BatchJob.open(job_id, job_dir=job_dir, api_key=api_key)
+    try:
+        return job.results(wait=wait, poll_interval=poll_interval, max_wait=max_wait, progress=progress)
+    finally:
+        job.close()

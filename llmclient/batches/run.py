@@ -1,6 +1,6 @@
-"""The entry points: `run_batch` / `arun_batch` (submit and wait: `Client.batch` / `abatch`),
-`submit_batch` (submit and return the job: `Client.submit_batch`), and `batch_status` /
-`batch_results` for a job id, from any process."""
+"""The entry points: `run_batch` / `arun_batch` (submit and wait: `Client.batch` / `abatch`) and
+`submit_batch` (submit and return the job: `Client.submit_batch`); `batch_status` / `batch_results`
+for a job id, from any process, live with `BatchJob` (`job.py`) and are re-exported here."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmclient.batches import concurrent, prepare
-from llmclient.batches.job import DEFAULT_POLL_INTERVAL, BatchJob, labels
+from llmclient.batches.job import DEFAULT_POLL_INTERVAL, BatchJob, batch_results, batch_status, labels
 from llmclient.batches.jobstore import JobStore, Manifest, Part, error_record, new_job_id
 from llmclient.batches.provider_api import api_for
-from llmclient.batches.result import BatchResult, BatchStatus
+from llmclient.batches.result import BatchResult
 from llmclient.errors import APIConnectionError, LLMError, MalformedResponseError, RequestTimeoutError, ServerError
 from llmclient.telemetry.context import pop_call_context
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from llmclient.request import Request
     from llmclient.telemetry.context import CallContext
 
+__all__ = ["arun_batch", "batch_results", "batch_status", "run_batch", "submit_batch"]
 log = logging.getLogger("llmclient")
 # A create request that failed this way may have been carried out (no answer came, or one that
 # could not be read, or the server failed after it): its batch may exist.
@@ -93,27 +94,6 @@ def submit_batch(client: Client, requests: Sequence[Any], /, *, progress: bool |
         result = concurrent.run(client, store, manifest, requests_by_index, refused, context, concurrency, progress)
         return BatchJob(client, store, manifest, context=context, result=result)
     return _submit(client, api, requests, options, job_dir, context)
-
-
-def batch_status(job_id: str, *, job_dir: Path | str | None = None, api_key: str | None = None) -> BatchStatus:
-    """Where the job stands now (its unfinished provider batches are read again)."""
-    job = BatchJob.open(job_id, job_dir=job_dir, api_key=api_key)
-    try:
-        return job.status()
-    finally:
-        job.close()
-
-
-def batch_results(job_id: str, *, wait: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL,
-                  max_wait: float | None = None, progress: bool | None = None, job_dir: Path | str | None = None,
-                  api_key: str | None = None) -> BatchResult:
-    """The job's results (see `BatchJob.results`), from any process: what was already downloaded
-    is read from the job directory, the rest is fetched (a cut-off file continues where it stopped)."""
-    job = BatchJob.open(job_id, job_dir=job_dir, api_key=api_key)
-    try:
-        return job.results(wait=wait, poll_interval=poll_interval, max_wait=max_wait, progress=progress)
-    finally:
-        job.close()
 
 
 def _submit(client: Client, api: BatchAPI, items: Sequence[Any], options: dict[str, Any],
