@@ -43,7 +43,7 @@ from llmclient.wire.sse import SSEEvent, SSEParser
 
 # What a decoder may raise on a body of the wrong shape (UnicodeDecodeError and pydantic's
 # ValidationError are ValueErrors; RecursionError is a RuntimeError, OverflowError arithmetic).
-_SHAPE_ERRORS = (WireFormatError, LookupError, TypeError, AttributeError, ValueError, RecursionError, ArithmeticError)
+SHAPE_ERRORS = (WireFormatError, LookupError, TypeError, AttributeError, ValueError, RecursionError, ArithmeticError)
 
 
 class Assembler:
@@ -111,7 +111,7 @@ class Assembler:
             decoded = self.codec.decode(payload)
         except StreamErrorEvent as event:  # an error object delivered with status 200
             raise self.stream_error(event) from event
-        except _SHAPE_ERRORS as problem:
+        except SHAPE_ERRORS as problem:
             raise self.malformed(problem, body, status=status, content_type=content_type) from problem
         return self.build(decoded, payload if isinstance(payload, dict) else {"body": payload}, started, on,
                           status=status, content_type=content_type)
@@ -120,8 +120,8 @@ class Assembler:
               status: int | None = 200, content_type: str | None = None) -> Response:
         try:
             return self._build(decoded, raw, started, on)
-        except _SHAPE_ERRORS as problem:  # e.g. a token count that is no count
-            raise self.malformed(problem, _dumped(raw), status=status, content_type=content_type) from problem
+        except SHAPE_ERRORS as problem:  # e.g. a token count that is no count
+            raise self.malformed(problem, dumped(raw), status=status, content_type=content_type) from problem
 
     @property
     def asks_stream_usage(self) -> bool:
@@ -200,7 +200,8 @@ def _check_answer(decoded: Decoded, finish: FinishReason) -> None:
         raise WireFormatError("the answer has no text, tool call or refusal")
 
 
-def _dumped(raw: Any) -> str:
+def dumped(raw: Any) -> str:
+    """`raw` as JSON text for a message (its repr when it is not JSON)."""
     try:
         return json.dumps(raw, default=str)
     except (ValueError, TypeError, RecursionError):
@@ -231,7 +232,7 @@ class StreamAssembly:
         except UnicodeDecodeError as problem:  # bytes that are not UTF-8: fine only after the end marker
             # `start` counts from the bytes the parser held back from earlier chunks, then this one
             return self._before(chunk[: max(0, problem.start - (len(problem.object) - len(chunk)))], problem, chunk)
-        except _SHAPE_ERRORS as problem:
+        except SHAPE_ERRORS as problem:
             raise self._malformed(problem, chunk) from problem
         self.events_read += len(events)
         return self._decode(events)
@@ -241,7 +242,7 @@ class StreamAssembly:
         end marker, else the stream is malformed."""
         try:
             events = self._parser.feed(valid)
-        except _SHAPE_ERRORS:
+        except SHAPE_ERRORS:
             raise self._malformed(problem, chunk) from problem
         decoded = self._decode(events)
         if not self._decoder.done:
@@ -256,7 +257,7 @@ class StreamAssembly:
         self._closed = True
         try:
             events = self._parser.close()
-        except _SHAPE_ERRORS as problem:
+        except SHAPE_ERRORS as problem:
             if not self._decoder.done:
                 raise self._malformed(problem, b"") from problem
             events = []
@@ -268,9 +269,9 @@ class StreamAssembly:
             decoded = self._decoder.finish()
         except StreamErrorEvent as error:  # a generation that failed on the provider's side
             raise self._assembler.stream_error(error) from error
-        except _SHAPE_ERRORS as problem:
+        except SHAPE_ERRORS as problem:
             last = self._decoder.chunks[-1] if self._decoder.chunks else ""
-            raise self._malformed(problem, _dumped(last)) from problem
+            raise self._malformed(problem, dumped(last)) from problem
         response = self._assembler.build(decoded, {"chunks": self._decoder.chunks}, self._started, self._on,
                                          status=self._status, content_type=self._content_type)
         if response.usage is None and self._assembler.asks_stream_usage:
@@ -289,7 +290,7 @@ class StreamAssembly:
                 decoded = self._decoder.feed(event)
             except StreamErrorEvent as error:
                 raise self._assembler.stream_error(error) from error
-            except _SHAPE_ERRORS as problem:
+            except SHAPE_ERRORS as problem:
                 raise self._malformed(problem, event.data) from problem
             out = decoded if not out else out + decoded  # the usual chunk is one event: no copy
         return out

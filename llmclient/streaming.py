@@ -319,9 +319,7 @@ async def _akept(events: AsyncIterator[StreamEvent], stream: AsyncStream) -> Asy
     if not stream.keep_later:
         import asyncio
 
-        store, stream._store = stream._store, None
-        if store is not None:
-            await asyncio.to_thread(store)  # SQLite may wait for another process's write
+        await asyncio.to_thread(stream.keep_answer)  # SQLite may wait for another process's write
 
 
 def _observed(events: Iterator[StreamEvent], watch: Observation, response: Callable[[], Response | None]) -> Iterator[StreamEvent]:

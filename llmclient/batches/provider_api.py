@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from llmclient.assemble import SHAPE_ERRORS, dumped
 from llmclient.errors import BatchError, LLMError, MalformedResponseError
 from llmclient.types import Response
-from llmclient.wire import StreamErrorEvent, WireFormatError
+from llmclient.wire import StreamErrorEvent
 
 if TYPE_CHECKING:
     from llmclient.assemble import Assembler
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from llmclient.providers import ProviderSpec
 
 log = logging.getLogger("llmclient")
-# What a decoder may raise on a body of the wrong shape (as `llmclient.assemble` lists them).
-SHAPE_ERRORS = (WireFormatError, LookupError, TypeError, AttributeError, ValueError, RecursionError, ArithmeticError)
 _warned: set[str] = set()
 LIST_PAGES = 10  # pages of 100 read when looking for a batch whose creation was cut off (the newest 1,000)
 
@@ -104,7 +103,7 @@ def listed(http: BatchHTTP, path: str, cursor: str, what: str) -> Iterator[list[
         page = http.call("GET", f"{path}?limit=100" + (f"&{cursor}={quote(after)}" if after else ""), what)
         data = page.get("data")
         if not isinstance(data, list):
-            raise MalformedResponseError(f"{what}: the list has no data: {_dumped(page)[:200]}", provider=http.spec.name)
+            raise MalformedResponseError(f"{what}: the list has no data: {dumped(page)[:200]}", provider=http.spec.name)
         yield [batch for batch in data if isinstance(batch, dict)]
         last = page.get("last_id")
         if page.get("has_more") is not True or not isinstance(last, str) or not last:
@@ -143,7 +142,7 @@ def answer(assembler: Assembler, body: Any) -> Response | LLMError:
     except StreamErrorEvent as event:
         return assembler.stream_error(event)
     except SHAPE_ERRORS as problem:
-        return assembler.malformed(problem, _dumped(body))
+        return assembler.malformed(problem, dumped(body))
     decoded = dataclasses.replace(decoded, service_tier="batch")
     try:
         response = assembler.build(decoded, body if isinstance(body, dict) else {"body": body}, started, status=None)
@@ -165,11 +164,4 @@ def classified(assembler: Assembler, payload: Any, status: int | None = None) ->
         return assembler.http_error(status, {}, json.dumps(payload).encode())
     from llmclient.errors import classify
 
-    return classify(None, payload, provider=assembler.spec.name, model=assembler.model_id, body_text=_dumped(payload))
-
-
-def _dumped(value: Any) -> str:
-    try:
-        return json.dumps(value)[:400]
-    except (TypeError, ValueError, RecursionError):
-        return repr(value)[:400]
+    return classify(None, payload, provider=assembler.spec.name, model=assembler.model_id, body_text=dumped(payload))
