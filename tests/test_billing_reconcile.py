@@ -249,6 +249,20 @@ def ours(model: str, tokens_in: int, cost: str | None, source: str | None = "pri
                        cost_usd=None if cost is None else D(cost), cost_source=source if cost is not None else None)
 
 
+def test_a_record_holding_a_line_separator_in_a_string_is_read_whole(tmp_path: Path) -> None:
+    """JSON encoders write U+2028 as it is (older stores hold it raw): it is inside a string, not a line's end."""
+    from llmclient.billing.local import from_telemetry
+
+    line = record("2026-03-04T10:00:00.000000Z", "openai/gpt-4o-mini", (1_000, 100), "0.00021")
+    raw = line.replace('"agent_name": null', '"agent_name": "triage\u2028night"')
+    assert "\u2028" in raw and raw != line
+    (tmp_path / "2026-03-04").mkdir()
+    (tmp_path / "2026-03-04" / "telemetry.jsonl").write_text(raw + "\n", encoding="utf-8")
+    local = from_telemetry(tmp_path, date(2026, 3, 4), date(2026, 3, 4))
+    assert [(r.model, r.input_tokens, r.output_tokens, r.cost_usd) for r in local.records] == [
+        ("gpt-4o-mini", 1_000, 100, Decimal("0.00021"))]
+
+
 def test_exactly_the_threshold_is_not_flagged_above_it_is() -> None:
     # (1,050 - 1,000) / 1,000 = 5% exactly: not above 5. (1,051 - 1,000) / 1,000 = 5.1%: flagged.
     at = compare("openai", DAY, DAY, [ours("gpt-4o-mini", 1050, "0.001")], [used("gpt-4o-mini", 1000)],

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import BaseModel
 
@@ -355,6 +356,39 @@ def test_a_lone_surrogate_in_an_error_message_still_leaves_a_valid_record(store:
         Client("mock/m").complete("hi")
     [record] = records(store)  # json.loads of the line: valid JSON, the surrogate escaped
     assert record["metadata"]["error"]["message"].startswith("bad byte \udc80")
+
+
+def test_a_lone_surrogate_in_the_prompt_still_leaves_the_failed_calls_record(store: Path) -> None:
+    bad = b"caf\xe9".decode("utf-8", errors="surrogateescape")  # text read with errors="surrogateescape"
+    with MockProvider(), pytest.raises(InvalidRequestError, match="lone UTF-16 surrogate"):
+        Client("mock/m").complete(bad)
+    [record] = records(store)
+    assert record["success"] is False and record["metadata"]["error"]["type"] == "InvalidRequestError"
+    assert record["prompt_hash"] is not None and len(record["prompt_hash"]) == len("sha256:") + 64
+
+
+def test_labels_and_ids_with_quotes_backslashes_and_any_script_are_recorded_as_given(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is written as bytes with each value escaped in place: JSON's specials survive."""
+    from llmclient import ProviderSpec, register_provider, transport
+
+    answer_id = 'resp "7"\\x\n\u2028é'  # quotes, a backslash, a newline, a line separator, an accent
+
+    def reply(request: httpx.Request, spec: ProviderSpec) -> httpx.Response:
+        return httpx.Response(200, request=request, json={
+            "id": answer_id, "object": "chat.completion", "created": 1764892800, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
+
+    monkeypatch.setattr(transport, "interceptor", reply)
+    register_provider(ProviderSpec(name="labels", base_url="https://labels.invalid/v1", api_key_env="LABELS_KEY"))
+    labels = {"agent": 'say "hi" \\ there', "operation": "résumé\nnext line", "session": "会话-1", "user": "\u2028x"}
+    with context(tags={"team": 'a"b', "ключ": "значение"}):
+        Client("labels/m", api_key="sk-labels").complete("hi", **labels)
+    [record] = records(store)
+    assert (record["agent_name"], record["operation"], record["session_id"], record["user_id"]) == tuple(labels.values())
+    assert record["request_id"] == answer_id and record["model"] == "labels/m"
+    assert record["metadata"]["tags"] == {"team": 'a"b', "ключ": "значение"}
 
 
 def test_the_store_stays_where_it_was_when_the_program_changes_directory(tmp_path: Path, mock: MockProvider,

@@ -585,10 +585,22 @@ def test_a_summary_that_cannot_be_written_leaves_no_temporary_file(tmp_path: Pat
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from llmclient.telemetry import upkeep
 
-    def disk_full(*args: Any, **kwargs: Any) -> None:
-        raise OSError(28, "No space left on device")
+    real_fdopen = os.fdopen
 
-    monkeypatch.setattr(upkeep.json, "dump", disk_full)
+    class FullDisk:  # the temporary file opens, but no byte fits
+        def __init__(self, fd: int, *args: Any, **kwargs: Any) -> None:
+            self.file = real_fdopen(fd, *args, **kwargs)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(upkeep.os, "fdopen", FullDisk)
     with pytest.raises(OSError, match="No space"):
         upkeep.merge_summary(tmp_path, {utc_day(): {"calls": 1}}, 30)
     assert list(tmp_path.iterdir()) == []

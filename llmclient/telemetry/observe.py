@@ -165,6 +165,9 @@ class Observation:
         if self.span is not None:
             otel.end(self.span, self)
         store.submit(self)
+        # The store's record (`record.Finished`) keeps this observation until it is written, and has
+        # taken what it needs of these two; the garbage collector need not walk them meanwhile.
+        self.response, self.error = None, None
 
     def _event(self, name: str, model: str) -> HookEvent:
         return HookEvent(name=name, call_id=self.call_id, kind=self.kind, model=model,  # type: ignore[arg-type]

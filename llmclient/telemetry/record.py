@@ -53,68 +53,65 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import time
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic_core import PydanticSerializationError, to_json
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from llmclient.request import Request
+    from llmclient.telemetry.context import CallContext
     from llmclient.telemetry.observe import Observation
     from llmclient.types import ToolCall
 
 SCHEMA_VERSION = 1
-_COST = "\x00cost\x00"  # stands in for the cost, written as a JSON number of the exact Decimal
-_COST_JSON = json.dumps(_COST)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # What prompt_hash covers: the request as llmclient serialises it (field order fixed by the models,
 # file contents included), so equal requests have equal hashes.
 _ASKED = {"messages", "tools", "tool_choice", "response_format"}
 
 
-@dataclass(frozen=True, slots=True)
-class Lines:
+class Lines(NamedTuple):
     day: str  # YYYY-MM-DD (UTC)
-    telemetry: str
-    prompt: str | None
-    response: str | None
-    summary: dict[str, Any]  # what this call adds to the day's summary
+    telemetry: bytes  # JSON text, UTF-8, no newline
+    prompt: bytes | None
+    response: bytes | None
+    summary: Summary  # what this call adds to the day's summary (`upkeep.Tally`)
+
+
+class Summary(NamedTuple):
+    model: str
+    success: bool
+    tokens: tuple[int, int] | None  # input, output
+    cost: Decimal | None
+    duration_ms: float
 
 
 class Finished:
-    """A finished call reduced, on the call's thread, to what its lines need: values, the request
-    (a few small objects) and the answer's parts, never the whole response (its raw body). The
-    hashes and JSON are made on the writer's thread. While records wait for the writer, the garbage
-    collector walks what they hold, so they hold little."""
+    """A finished call as its lines need it, taken on the call's thread: its `Observation` (values,
+    the request, usage and cost: a few small objects) and the parts of the response and error the
+    record keeps. `Observation` lets go of the response (its raw body) and the error (its
+    traceback) once this is made: the garbage collector walks what waits for the writer. The
+    hashes and JSON are made on the writer's thread."""
 
-    __slots__ = ("started_at", "duration_ms", "ttft_ms", "call_id", "kind", "mode", "context", "requested_model",
-                 "profile", "outcome", "replay", "model", "finish_reason", "request_id", "usage", "cost", "cost_source",
-                 "retries", "reasks", "answer", "error", "request", "store_prompts", "store_responses", "cache_hit")
+    __slots__ = ("obs", "model", "finish_reason", "request_id", "retries", "reasks", "answer", "error",
+                 "store_prompts", "store_responses")
 
     def __init__(self, obs: Observation, *, store_prompts: bool, store_responses: bool) -> None:
-        response, error, usage, cost = obs.response, obs.error, obs.usage, obs.cost
-        ended = obs.ended if obs.ended is not None else obs.started
-        self.started_at = obs.started_at
-        self.duration_ms = round((ended - obs.started) * 1000, 3)
-        self.ttft_ms = round((obs.first_token - obs.started) * 1000, 3) if obs.first_token is not None else None
-        self.call_id, self.kind, self.mode, self.context = obs.call_id, obs.kind, obs.mode, obs.context
-        self.requested_model, self.profile, self.outcome, self.replay = obs.requested_model, obs.profile, obs.outcome, obs.replay
-        self.usage = None if usage is None else (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
-                                                 usage.cache_write_tokens, usage.reasoning_tokens)
-        self.cost = None if cost is None else cost.total
-        self.cost_source = None if cost is None else cost.source
-        self.error = None if error is None else _error(error)
-        self.request = obs.request
+        response, error = obs.response, obs.error
+        self.obs = obs
         self.store_prompts, self.store_responses = store_prompts, store_responses
-        self.cache_hit = obs.cache_hit
+        self.error = None if error is None else _error(error)
+        retries: tuple[Any, ...]
         if response is not None:
-            self.model = f"{response.provider}/{response.model}"
+            self.model = response.provider + "/" + response.model
             self.finish_reason: str | None = response.finish_reason
             self.request_id = response_id(response.raw)
-            retries: tuple[Any, ...] = response.retries
+            retries = response.retries
             reasks = len(response.rejected)
             self.answer: tuple[Any, ...] | None = (response.text, response.reasoning, response.refusal, response.tool_calls)
         else:
@@ -122,75 +119,124 @@ class Finished:
             retries = tuple(getattr(error, "history", ()) or ())
             reasks = len(getattr(error, "attempts", ()) or ())
         self.reasks = obs.reasks if obs.reasks is not None else reasks
-        self.retries = tuple((r.model, r.error, r.status_code, r.waited, r.message[:300]) for r in retries)
+        self.retries = tuple((r.model, r.error, r.status_code, r.waited, r.message[:300]) for r in retries) if retries else ()
 
 
 def lines(call: Finished, cwd: str) -> Lines:
-    """The lines of one finished call; `cwd` is the process's working directory (the project)."""
-    timestamp = datetime.fromtimestamp(call.started_at, timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
-    usage, cost, context, model = call.usage, call.cost, call.context, call.model
-    request, answer = call.request, call.answer
-    prompt_hash = _hash(request.model_dump_json(include=_ASKED)) if request is not None else None
+    """The lines of one finished call; `cwd` is the process's working directory (the project).
+
+    This runs once per call on the writer thread, whose CPU time a GIL-bound process pays on its
+    calls' threads too, so it stays lean: bytes throughout (no str round trips), the timestamp's
+    seconds formatted once a second, the summary a tuple."""
+    obs = call.obs
+    timestamp = _timestamp(obs.started_at)
+    usage, cost, context, model, request, answer = obs.usage, obs.cost, obs.context, call.model, obs.request, call.answer
+    started, ended, first_token = obs.started, obs.ended, obs.first_token
+    duration_ms = round(((ended if ended is not None else started) - started) * 1000, 3)
+    total = None if cost is None else cost.total
+    prompt_hash = _hash(_asked_json(request)) if request is not None else None
     answer_json = _answer_json(*answer) if answer is not None else None
     response_hash = _hash(answer_json) if answer_json is not None else None
-    record: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "timestamp": timestamp,
-        "call_id": call.call_id,
-        "kind": call.kind,
-        "mode": call.mode,
-        "agent_name": context.agent,
-        "operation": context.operation,
-        "session_id": context.session,
-        "user_id": context.user,
-        "provider": model.partition("/")[0],
-        "model": model,
-        "requested_model": call.requested_model,
-        "profile": call.profile,
-        "duration_ms": call.duration_ms,
-        "ttft_ms": call.ttft_ms,
-        "tokens": None if usage is None else {
-            "input": usage[0], "output": usage[1], "total": usage[0] + usage[1],
-            "cache_read": usage[2], "cache_write": usage[3], "reasoning": usage[4]},
-        "cost_usd": None if cost is None else _COST,
-        "cost_source": call.cost_source,
-        "cache_hit": call.cache_hit,
-        "success": call.outcome == "ok",
-        "outcome": call.outcome,
-        "finish_reason": call.finish_reason,
-        "request_id": call.request_id,
-        "attempts": len(call.retries) + (answer is not None) + call.reasks,
-        "retries": [{"model": m, "error": e, "status_code": status, "waited": waited, "message": message}
-                    for m, e, status, waited, message in call.retries],
-        "reasks": call.reasks,
-        "prompt_hash": prompt_hash,
-        "response_hash": response_hash,
-        "replay": call.replay,
-        "llmclient_version": version(),
-        "pid": os.getpid(),
-        "metadata": {"project": _project(cwd), "git_branch": _git_branch(cwd), "error": call.error,
-                     "tags": dict(context.tags) or None},
-    }
-    text = _encoded(record)
-    if cost is not None:
-        text = text.replace(_COST_JSON, _number(cost), 1)
+    success = obs.outcome == "ok"
+    retries = call.retries
+    text = _RECORD % (
+        timestamp.encode(), obs.call_id.encode(), _identity(obs.kind, obs.mode, context, model, obs.requested_model, obs.profile),
+        repr(duration_ms).encode(), b"null" if first_token is None else repr(round((first_token - started) * 1000, 3)).encode(),
+        b"null" if usage is None else _TOKENS % (
+            usage.input_tokens, usage.output_tokens, usage.input_tokens + usage.output_tokens,
+            usage.cache_read_tokens, usage.cache_write_tokens, usage.reasoning_tokens),
+        b"null" if total is None else _number(total).encode(), _SOURCES[None if cost is None else cost.source],
+        _BOOLEANS[obs.cache_hit], _BOOLEANS[success], _string(obs.outcome), _string(call.finish_reason),
+        _string(call.request_id), len(retries) + (answer is not None) + call.reasks,
+        _encoded([{"model": m, "error": e, "status_code": status, "waited": waited, "message": message}
+                  for m, e, status, waited, message in retries]) if retries else b"[]",
+        call.reasks, _string(prompt_hash), _string(response_hash), _BOOLEANS[obs.replay], _process(cwd),
+        b"null" if call.error is None else _encoded(call.error),
+        _encoded(dict(context.tags)) if context.tags else b"null")
     prompt = response_line = None
-    if call.store_prompts and request is not None:
-        prompt = (f'{{"timestamp":"{timestamp}","call_id":"{call.call_id}","prompt_hash":"{prompt_hash}",'
-                  f'"request":{_request_json(request)}}}')
-    if call.store_responses and answer_json is not None:
-        response_line = (f'{{"timestamp":"{timestamp}","call_id":"{call.call_id}","response_hash":"{response_hash}",'
-                         f'"response":{answer_json}}}')
-    summary = {"model": model, "success": record["success"], "tokens": record["tokens"], "cost": cost,
-               "duration_ms": call.duration_ms}
+    if call.store_prompts and request is not None and prompt_hash is not None:
+        prompt = (b'{"timestamp":"%s","call_id":"%s","prompt_hash":"%s","request":%s}'
+                  % (timestamp.encode(), obs.call_id.encode(), prompt_hash.encode(), _request_json(request)))
+    if call.store_responses and answer_json is not None and response_hash is not None:
+        response_line = (b'{"timestamp":"%s","call_id":"%s","response_hash":"%s","response":%s}'
+                         % (timestamp.encode(), obs.call_id.encode(), response_hash.encode(), answer_json))
+    summary = Summary(model, success, None if usage is None else (usage.input_tokens, usage.output_tokens), total,
+                      duration_ms)
     return Lines(timestamp[:10], text, prompt, response_line, summary)
 
 
-def _encoded(record: dict[str, Any]) -> str:
+# The line, written as bytes with the values in place (a record has ~40 fields, and a dict of them
+# encoded costs the writer about twice this): the fields in the order the module's docstring gives.
+_RECORD = (b'{"schema":%d,"timestamp":"%%s","call_id":"%%s",%%s,"duration_ms":%%s,"ttft_ms":%%s,"tokens":%%s,'
+           b'"cost_usd":%%s,"cost_source":%%s,"cache_hit":%%s,"success":%%s,"outcome":%%s,"finish_reason":%%s,'
+           b'"request_id":%%s,"attempts":%%d,"retries":%%s,"reasks":%%d,"prompt_hash":%%s,"response_hash":%%s,'
+           b'"replay":%%s,%%s"error":%%s,"tags":%%s}}' % SCHEMA_VERSION)
+_TOKENS = b'{"input":%d,"output":%d,"total":%d,"cache_read":%d,"cache_write":%d,"reasoning":%d}'
+_BOOLEANS = {False: b"false", True: b"true"}
+_SOURCES = {None: b"null", "provider": b'"provider"', "price-table": b'"price-table"', "cache": b'"cache"'}
+_identities: dict[tuple[Any, ...], bytes] = {}  # who made the call and for what: repeats from call to call
+
+
+def _identity(kind: str, mode: str, context: CallContext, model: str, requested_model: str, profile: str | None) -> bytes:
+    """The fields from kind to profile, encoded (once per distinct combination)."""
+    key = (kind, mode, context, model, requested_model, profile)
+    found = _identities.get(key)
+    if found is None:
+        if len(_identities) >= 4096:  # many sessions or users: start over rather than grow without end
+            _identities.clear()
+        found = _identities[key] = _encoded({
+            "kind": kind, "mode": mode, "agent_name": context.agent, "operation": context.operation,
+            "session_id": context.session, "user_id": context.user, "provider": model.partition("/")[0],
+            "model": model, "requested_model": requested_model, "profile": profile})[1:-1]
+    return found
+
+
+@cache
+def _process_cached(cwd: str, pid: int) -> bytes:
+    return _encoded({"llmclient_version": version(), "pid": pid, "metadata": {
+        "project": _project(cwd), "git_branch": _git_branch(cwd)}})[1:-2] + b","
+
+
+def _process(cwd: str) -> bytes:
+    """The fields from llmclient_version into metadata, up to its "error" (a forked child has its own pid)."""
+    return _process_cached(cwd, os.getpid())
+
+
+def _string(value: str | None) -> bytes:
+    """A JSON string (or null)."""
+    if value is None:
+        return b"null"
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return b'"' + value.encode() + b'"'
+    return _encoded(value)
+
+
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text: calls come many a second
+
+
+def _timestamp(started_at: float) -> str:
+    """ISO 8601 UTC with microseconds and "Z"."""
+    global _second
+    seconds, micros = divmod(round(started_at * 1_000_000), 1_000_000)
+    formatted = _second  # one read: another store's writer may replace it meanwhile
+    if formatted[0] != seconds:
+        formatted = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{formatted[1]}.{micros:06d}Z"
+
+
+def _encoded(value: Any) -> bytes:
     try:
-        return to_json(record).decode()  # pydantic-core's encoder: a sixth of the json module's time
+        return to_json(value)  # pydantic-core's encoder: a sixth of the json module's time
     except PydanticSerializationError:  # e.g. a lone surrogate in an error message: the json module escapes it
-        return _ENCODER.encode(record)
+        return _ENCODER.encode(value).encode("utf-8", "backslashreplace")
+
+
+def _asked_json(request: Request) -> bytes:
+    """What prompt_hash covers (see `_ASKED`)."""
+    try:
+        return type(request).__pydantic_serializer__.to_json(request, include=_ASKED)
+    except PydanticSerializationError:  # a lone surrogate (the call failed on it): the json module takes it
+        return _ENCODER.encode(request.model_dump(mode="json", include=_ASKED)).encode("utf-8", "surrogatepass")
 
 
 def _number(value: Any) -> str:
@@ -199,15 +245,15 @@ def _number(value: Any) -> str:
     return text if text not in ("NaN", "Infinity", "-Infinity") else "null"
 
 
-def _hash(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _hash(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _request_json(request: Request) -> str:
+def _request_json(request: Request) -> bytes:
     """What was asked, canonically: messages (the system turn among them; file contents as their
     digest), tools, tool_choice, response_format."""
     dumped = request.model_dump(mode="json", include={"messages", "tools", "tool_choice", "response_format"},
@@ -216,7 +262,7 @@ def _request_json(request: Request) -> str:
         content = message.get("content")
         if isinstance(content, list):
             message["content"] = [_without_data(part) for part in content]
-    return _canonical(dumped)
+    return _canonical(dumped).encode("utf-8", "backslashreplace")
 
 
 def _without_data(part: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +273,7 @@ def _without_data(part: dict[str, Any]) -> dict[str, Any]:
             "sha256": hashlib.sha256(data.encode("ascii", "replace")).hexdigest(), "data_chars": len(data)}
 
 
-def _answer_json(text: str, reasoning: str | None, refusal: str | None, tool_calls: list[ToolCall]) -> str:
+def _answer_json(text: str, reasoning: str | None, refusal: str | None, tool_calls: list[ToolCall]) -> bytes:
     """The answer, canonically (keys in this fixed order, compact): what response_hash covers and
     responses.jsonl holds."""
     return _encoded({"text": text, "reasoning": reasoning, "refusal": refusal,

@@ -15,10 +15,12 @@ deleted), LLM_STORAGE_MAX_SIZE_MB (default 100: the whole store; a day's file is
 segment at a tenth of it, and the oldest days, then the oldest segments, are deleted to stay under).
 An invalid value warns once and its default is used.
 
-How it stays out of the call's way: a finished call takes the few values its record needs
-(`record.Finished`, about 9 us; not the whole response, which the garbage collector would walk while
-it waits) and puts them on a queue (no I/O, no hashing, no JSON); one daemon thread per process
-builds the lines and appends them. Each file is
+How it stays out of the call's way: a finished call takes the few values of its response its
+record needs (`record.Finished`; the response itself, which the garbage collector would walk while
+it waits, is let go) and puts them on a queue (no I/O, no hashing, no JSON); one daemon thread per
+process builds the lines and appends them. That thread's CPU time is paid by the process's calls
+too (they share the GIL), so the lines are built lean: about 30 us a record on the 2-core machine of
+`benchmarks/telemetry_overhead.py`, where a loopback call costs about 1.2 ms. Each file is
 opened with O_APPEND and every batch of lines is one `write` under the file's flock, so lines from
 many threads and processes never interleave. A write cut short (a full disk) is taken back; a file
 found ending mid-line (a writer killed mid-write) gets that line ended before the next batch, so a
@@ -27,7 +29,8 @@ takes at most one batch per LINGER (50 ms): records that come faster wait and ar
 (waking the writer for each would cost back-to-back calls more than the writing). So a process
 killed with SIGKILL loses only the records still on its queue: its in-flight one, or those of the
 last 50 ms when calls end faster than that. Records are written at exit (as long as the writer makes
-progress), in multiprocessing's forked children too. The summary counts the records written.
+progress), in multiprocessing's forked children too. The summary counts the records written; it is
+merged into summary.json on `flush()`, at close and with the minutely upkeep.
 A directory that cannot be written (read-only, full disk) costs the records written meanwhile (it is
 tried again every 30 s) and one `TelemetryWarning`; calls never fail or wait for it, and a warning
 that the warnings filter turns into an error is logged, not raised.
@@ -58,6 +61,7 @@ if sys.platform != "win32":
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from llmclient.telemetry import upkeep
     from llmclient.telemetry.observe import Observation
 
 log = logging.getLogger("llmclient")
@@ -159,7 +163,7 @@ class Store:
         self._start_lock = threading.Lock()
         self._closed = False
         self._fds: dict[tuple[str, str], tuple[int, int]] = {}  # (day, file) -> (fd, inode)
-        self._pending: dict[str, dict[str, Any]] = {}  # summary increments not merged yet, by day
+        self._tally: upkeep.Tally | None = None  # what the records written add to summary.json, not merged yet
         self._failing_since: float | None = None  # when writing last failed; None while it works
         self._warned = False  # the directory's trouble was reported (once, until writing works again)
         self._next_housekeeping = 0.0
@@ -247,15 +251,17 @@ class Store:
             self._last_batch = 0.0 if len(batch) == BATCH else time.monotonic()  # a backlog: no lingering
             signals = [item for item in batch if isinstance(item, threading.Event)]
             calls = [item for item in batch if not isinstance(item, threading.Event)]
+            stop = any(isinstance(item, _Stop) for item in signals)
             try:  # never let the writer die: the next records may go through
                 if calls:
                     self._write(calls)
-                if (signals or time.monotonic() >= self._next_housekeeping
+                if (stop or time.monotonic() >= self._next_housekeeping
                         or self._unkept >= self.settings.segment_bytes // 2):  # rotate before a segment is much over
                     self._housekeeping()
+                elif signals and self._tally:  # a flush: the summary counts what was written (retention can wait)
+                    self._merge_summary()
             except Exception as exc:  # noqa: BLE001
                 self._trouble("cannot rotate, prune or summarise", exc)
-            stop = any(isinstance(item, _Stop) for item in signals)
             if stop:
                 self.close_files()
             for item in signals:
@@ -269,9 +275,8 @@ class Store:
         if self._failing_since is not None and time.monotonic() - self._failing_since < RETRY_AFTER:
             self.dropped += len(calls)
             return
-        settings = self.settings
-        out: dict[tuple[str, str], list[str]] = {}
-        summaries: dict[str, list[dict[str, Any]]] = {}
+        out: dict[tuple[str, str], list[bytes]] = {}
+        summaries: dict[str, list[records.Summary]] = {}
         cwd = os.getcwd()  # once a batch: a syscall, and the records' project and branch come from it
         for call in calls:
             try:
@@ -281,23 +286,28 @@ class Store:
                 log.warning("telemetry: a call's record could not be built", exc_info=True)
                 _warn_once("a call's record could not be built and was dropped (the llmclient log has why)")
                 continue
-            out.setdefault((lines.day, "telemetry"), []).append(lines.telemetry)
+            day = lines.day
+            texts = out.get((day, "telemetry"))
+            if texts is None:
+                texts = out[(day, "telemetry")] = []
+                summaries[day] = []
+            texts.append(lines.telemetry)
+            summaries[day].append(lines.summary)
             if lines.prompt is not None:
-                out.setdefault((lines.day, "prompt"), []).append(lines.prompt)
+                out.setdefault((day, "prompt"), []).append(lines.prompt)
             if lines.response is not None:
-                out.setdefault((lines.day, "response"), []).append(lines.response)
-            summaries.setdefault(lines.day, []).append(lines.summary)
+                out.setdefault((day, "response"), []).append(lines.response)
 
         unwritten = sum(map(len, summaries.values()))
+        tally = self._tally if self._tally is not None else upkeep.Tally()
+        self._tally = tally
         try:
             for (day, kind), texts in out.items():  # a day's telemetry comes before its prompts and responses
-                # A lone surrogate can only sit inside a JSON string, where "\udc80" is its valid escape.
-                data = ("\n".join(texts) + "\n").encode("utf-8", "backslashreplace")
+                data = _unbreakable(b"\n".join(texts) + b"\n")
                 _append(self._fd(day, kind), data)
                 self._unkept += len(data)
                 if kind == "telemetry":
-                    for summary in summaries[day]:
-                        upkeep.count(self._pending.setdefault(day, {}), summary)
+                    tally.add(day, summaries[day])
                     self.written += len(texts)
                     unwritten -= len(texts)
         except Exception as exc:  # noqa: BLE001
@@ -307,7 +317,7 @@ class Store:
             self._trouble("cannot write to", exc, "their records are dropped until it can be written")
             return
         if self._failing_since is not None:
-            log.info("telemetry: writing to %s again", settings.directory)
+            log.info("telemetry: writing to %s again", self.settings.directory)
             self._failing_since, self._warned = None, False
 
     def _fd(self, day: str, kind: str) -> int:
@@ -344,9 +354,18 @@ class Store:
         with upkeep.locked(directory):
             upkeep.apply_retention(directory, self.settings.retention_days)
             upkeep.enforce_size(directory, self.settings.max_bytes, self.settings.segment_bytes)
-            if self._pending:
-                upkeep.merge_summary(directory, self._pending, self.settings.retention_days)
-                self._pending = {}
+            if self._tally:
+                upkeep.merge_summary(directory, self._tally.increments(), self.settings.retention_days)
+                self._tally = None
+
+    def _merge_summary(self) -> None:
+        from llmclient.telemetry import upkeep
+
+        directory = self.settings.directory
+        if self._tally and directory.is_dir():
+            with upkeep.locked(directory):
+                upkeep.merge_summary(directory, self._tally.increments(), self.settings.retention_days)
+            self._tally = None
 
     def close_files(self) -> None:
         for fd, _ in self._fds.values():
@@ -355,6 +374,13 @@ class Store:
             except OSError:
                 pass
         self._fds.clear()
+
+
+def _unbreakable(data: bytes) -> bytes:
+    """JSON lines that stay one line each for readers that also end lines at U+0085, U+2028 and
+    U+2029 (Python's str.splitlines among them): JSON encoders write those three as they are, and
+    they can only stand inside a JSON string, where their escapes mean the same."""
+    return data.replace(b"\xc2\x85", b"\\u0085").replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
 
 
 def _append(fd: int, data: bytes) -> None:
