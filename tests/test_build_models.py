@@ -160,19 +160,15 @@ def test_every_conformance_model_is_fully_described() -> None:
 
 
 # Recorded models the catalogue cannot fully describe: the fact is on no page found (checked 2026-12-05).
-# The floor asked for is 95% of the recorded models; these five leave it at 93.6% (73 of 78).
+# The floor asked for is 95% of the recorded models; these three leave it at 96.2% (75 of 78).
 # A new gap fails below, and so does a gap closed but still listed.
 KNOWN_GAPS = {
-    "azure/gpt-4o-2024-11-20": "whether Azure's Chat Completions takes PDF file parts is not documented on any page "
-                               "found (audio and video: no, per Azure's models page)",
     "crusoe/zai/GLM-5.2": "no page gives Crusoe's context or output limit for it (neither litellm nor genai-prices "
                           "lists it; models.dev only points at Z.ai's base model)",
     "heroku/claude-3-7-sonnet": "Heroku documents an 8,192 output cap for Sonnet models but no context window, and "
                                 "neither image nor PDF support for Claude 3.7 Sonnet (its page: 'text-to-text')",
     "huggingface/meta-llama/Llama-4-Scout-17B-16E-Instruct": "no output limit documented by Together (the upstream) "
                                                              "nor by the model card",
-    "snowflake/claude-sonnet-4-6": "which content parts (PDF file, input_audio) Snowflake's Chat Completions takes "
-                                   "is not documented",
 }
 
 
@@ -227,8 +223,13 @@ def test_modalities_match_the_providers_pages() -> None:
     assert modalities("groq", "meta-llama/llama-4-scout-17b-16e-instruct")["image"] is True
     assert modalities("groq", "llama-3.3-70b-versatile")["image"] is False
     # https://learn.microsoft.com/en-us/azure/ai-foundry/openai/concepts/models: gpt-4o (2024-11-20) on Azure is
-    # "Text, image processing"; speech in is the separate GPT-4o audio models. PDF on Azure's Chat Completions: unstated
-    assert modalities("azure", "gpt-4o-2024-11-20") == {"image": True, "pdf": None, "audio": False, "video": False}
+    # "Text, image processing"; speech in is the separate GPT-4o audio models. .../how-to/gpt-with-vision: a Chat
+    # Completions message holds "an array containing text and images"; a `file` part is answered "This model does not
+    # support file content types" (Azure/azure-sdk-for-net#51873): PDFs go to the Responses API
+    assert modalities("azure", "gpt-4o-2024-11-20") == {"image": True, "pdf": False, "audio": False, "video": False}
+    # https://docs.snowflake.com/en/user-guide/snowflake-cortex/cortex-rest-api, detailed compatibility chart: image_url
+    # supported for Claude models (claude-sonnet-4-5 and newer); `file` parts an error, input_audio ignored
+    assert modalities("snowflake", "claude-sonnet-4-6") == {"image": True, "pdf": False, "audio": False, "video": None}
 
 
 def test_retired_models_carry_their_shutdown_day() -> None:
