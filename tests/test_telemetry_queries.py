@@ -154,6 +154,26 @@ def test_stats_and_costs_match_the_records(tmp_path: Path, local_zone: Any) -> N
         assert row["unpriced"] == sum(map(unpriced, day))
 
 
+def test_stats_count_the_answers_of_the_response_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hit is recorded with cache_hit true, no tokens and $0 from the "cache" source; records written before
+    the field existed count as misses."""
+    now = datetime.now(timezone.utc)
+    midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    now = max(now - timedelta(minutes=1), midnight + timedelta(seconds=1))  # today, as `stats today` sees it
+    hit = json.loads(line(now, cost="0", tokens=None))
+    hit.update(cache_hit=True, cost_source="cache")
+    missed = json.loads(line(now))
+    missed["cache_hit"] = False
+    old = line(now)  # no cache_hit field at all
+    assert "cache_hit" not in json.loads(old)
+    write(tmp_path, [json.dumps(hit), json.dumps(hit), json.dumps(missed), old])
+    totals = query.stats(tmp_path, window(1)).data["totals"]
+    assert (totals["calls"], totals["cache_hits"], totals["priced"], totals["cost_usd"]) == (4, 2, 4, Decimal("0.0002"))
+    assert main(["telemetry", "stats", "today", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^cache hits +2 +50\.0%: answered by the response cache, no request sent", out, re.M), out
+
+
 def test_costs_are_exact_decimals(tmp_path: Path) -> None:
     """0.1 + 0.2 ... as a float sum is not 3; and 12-decimal costs keep every digit."""
     lines = [line(NOW - timedelta(minutes=n), cost="0.1" if n % 2 else "0.2") for n in range(20)]

@@ -176,6 +176,8 @@ def _totals_lines(totals: dict[str, Any]) -> list[str]:
         ["tokens", f"{totals['total_tokens']:,}", tokens],
         ["cost", _money(totals["cost_usd"]), f"over {totals['priced']:,} priced calls"],
         ["unpriced", f"{totals['unpriced']:,}", "calls without a known price (not counted in the cost)"],
+        ["cache hits", f"{totals['cache_hits']:,}", f"{_share(totals['cache_hits'], calls)}: answered by the response "
+                                                    "cache, no request sent ($0, no tokens)"],
     ], "lrl")[1:]
 
 

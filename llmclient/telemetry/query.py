@@ -52,6 +52,7 @@ COLUMNS = {
     "agent_name": "VARCHAR", "operation": "VARCHAR", "session_id": "VARCHAR", "user_id": "VARCHAR",
     "requested_model": "VARCHAR", "tokens": f"STRUCT({', '.join(f'{name} BIGINT' for name in TOKENS)})",
     "cost_usd": "DECIMAL(38,12)", "cost_source": "VARCHAR", "finish_reason": "VARCHAR", "attempts": "BIGINT",
+    "cache_hit": "BOOLEAN",
     "metadata": "STRUCT(project VARCHAR, error STRUCT(type VARCHAR))",
 }
 # A row is a record when it has what every query reads; the others are the skipped lines.
@@ -60,13 +61,14 @@ VALID = ("coalesce(schema = 1 AND timestamp IS NOT NULL AND model IS NOT NULL AN
 # The columns the aggregates and groups use (the optimizer drops those a query does not).
 _ANALYTIC = ("timestamp, {local} AS local_ts, CAST(local_ts AS DATE) AS day, hour(local_ts) AS hour, isodow(local_ts) AS weekday, "
              "model, success, outcome, duration_ms, ttft_ms, agent_name, operation, metadata.project AS project, "
-             "tokens IS NOT NULL AS has_tokens, "
+             "tokens IS NOT NULL AS has_tokens, cache_hit, "
              + ", ".join(f"tokens.{name} AS {name}_tokens" for name in TOKENS) + ", cost_usd AS cost")
 SUMS = ("count(*) AS calls, count(*) FILTER (WHERE NOT success) AS failed, "
         "count(*) FILTER (WHERE outcome = 'error') AS errors, count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned, "
         + ", ".join(f"coalesce(sum({name}_tokens), 0) AS {name}_tokens" for name in TOKENS) + ", "
         "sum(cost) AS cost_usd, count(cost) AS priced, "
-        "count(*) FILTER (WHERE cost IS NULL AND (success OR has_tokens)) AS unpriced")
+        "count(*) FILTER (WHERE cost IS NULL AND (success OR has_tokens)) AS unpriced, "
+        "count(*) FILTER (WHERE cache_hit) AS cache_hits")
 # Both percentiles from one sorted state (half the work of two quantile_cont); unpacked by `_clean`.
 TIMES = ("avg(duration_ms) AS avg_ms, quantile_cont(duration_ms, [0.5, 0.95]) AS percentiles_ms, "
          "max(duration_ms) AS max_ms")
