@@ -25,7 +25,7 @@ import pytest
 
 from llmclient.cli import main
 from llmclient.errors import ConfigurationError
-from llmclient.telemetry import query
+from llmclient.telemetry import export, query
 from llmclient.telemetry.window import window
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=timezone.utc)
@@ -264,7 +264,7 @@ def test_corrupt_lines_are_skipped_and_counted(tmp_path: Path, capsys: pytest.Ca
     result = query.stats(tmp_path, window(1, now=NOW))
     assert (result.records, result.skipped) == (5, bad)
     assert result.data["totals"]["cost_usd"] == Decimal("1.25")
-    exported = query.export(tmp_path, window(None), tmp_path / "out.csv")
+    exported = export.export_records(tmp_path, window(None), tmp_path / "out.csv")
     assert (exported.records, exported.skipped) == (5, bad)
     for command in (["costs"], ["patterns"], ["export", "-o", str(tmp_path / "x.csv")]):
         assert main(["telemetry", *command, "--dir", str(tmp_path), "--days", "3650"]) == 0
@@ -332,12 +332,12 @@ def test_export_csv_jsonl_and_stdout(tmp_path: Path, capsys: pytest.CaptureFixtu
     write(tmp_path, lines)
     # The store's order: day by day, each day's lines as they were written.
     records = sorted(parsed(lines), key=lambda r: r["timestamp"][:10])
-    query.export(tmp_path, window(None), tmp_path / "out.csv")
+    export.export_records(tmp_path, window(None), tmp_path / "out.csv")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
-    assert list(rows[0]) == list(query.EXPORT_DEFAULT)
+    assert list(rows[0]) == list(export.EXPORT_DEFAULT)
     assert [row["call_id"] for row in rows] == [r["call_id"] for r in records]
     assert [Decimal(row["cost_usd"]) if row["cost_usd"] else None for row in rows] == [r["cost_usd"] for r in records]
-    query.export(tmp_path, window(None), tmp_path / "out.jsonl", "jsonl", ("timestamp", "model", "cost_usd"))
+    export.export_records(tmp_path, window(None), tmp_path / "out.jsonl", "jsonl", ("timestamp", "model", "cost_usd"))
     exported = [json.loads(text) for text in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["cost_usd"] and Decimal(row["cost_usd"]) for row in exported] == [r["cost_usd"] for r in records]
     assert all(row["cost_usd"] is None or isinstance(row["cost_usd"], str) for row in exported)
@@ -348,12 +348,41 @@ def test_export_csv_jsonl_and_stdout(tmp_path: Path, capsys: pytest.CaptureFixtu
                                                              for r in records)]
     assert "exported 50 records" in captured.err
     with pytest.raises(ConfigurationError, match="unknown export field"):
-        query.export(tmp_path, window(None), tmp_path / "x.csv", "csv", ("nope",))
+        export.export_records(tmp_path, window(None), tmp_path / "x.csv", "csv", ("nope",))
     (tmp_path / "a-file").write_text("")
     assert main(["telemetry", "export", "--dir", str(tmp_path), "-o", str(tmp_path / "a-file" / "x.csv")]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir() if not path.name[:1].isdigit()) == [
         "a-file", "out.csv", "out.jsonl"]  # no partial file left behind
+
+
+@pytest.mark.parametrize(("workers", "kernel_copy"), [(1, True), (3, True), (4, True), (3, False)])
+def test_export_in_parts_keeps_the_store_order_one_header_and_every_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, kernel_copy: bool) -> None:
+    """Export cuts the files into runs, one DuckDB connection each, and joins the parts (in the kernel,
+    or by reading and writing where it cannot): the rows come out exactly as one reader would give
+    them, a bad line in any run is counted once."""
+    monkeypatch.setattr(export.os, "cpu_count", lambda: workers)
+    if not kernel_copy:
+        def refused(*args: Any) -> int:
+            raise OSError(18, "Invalid cross-device link")
+        monkeypatch.setattr(export.os, "copy_file_range", refused, raising=False)
+    days = [NOW - timedelta(days=n) for n in range(6, 0, -1)]
+    lines = [line(day + timedelta(minutes=m), cost=f"0.{m + 1:02d}") for day in days for m in range(7)]
+    write(tmp_path, lines)
+    late = line(days[4] + timedelta(minutes=30))
+    torn = tmp_path / days[4].strftime("%Y-%m-%d") / "telemetry.jsonl"  # the input DuckDB refuses, in a late run
+    torn.write_text(torn.read_text() + '{"schema":1,"model":\n"x"}\n' + late + "\n")
+    garbage = tmp_path / days[1].strftime("%Y-%m-%d") / "telemetry.jsonl"
+    garbage.write_text(garbage.read_text() + "not json\n")
+    expected = [r["call_id"] for r in parsed(lines[:5 * 7] + [late] + lines[5 * 7:])]
+    exported = export.export_records(tmp_path, window(None), tmp_path / "out.csv", "csv", ("call_id", "cost_usd"))
+    rows = list(csv.reader(io.StringIO((tmp_path / "out.csv").read_text())))
+    assert rows[0] == ["call_id", "cost_usd"] and ["call_id", "cost_usd"] not in rows[1:]
+    written = [row[0] for row in rows[1:]]
+    assert exported.records == len(written) == 6 * 7 + 1 and exported.skipped == 2 + 1
+    assert exported.files == 6
+    assert written == expected  # the store's order, day by day
 
 
 def test_rotated_segments_are_read_and_other_files_not(tmp_path: Path) -> None:

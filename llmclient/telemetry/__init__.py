@@ -8,7 +8,7 @@
 - `record.py`   an observation as the store's JSON line (built on the writer thread, never the call's)
 - `store.py`    the JSONL store: day folders, a writer thread, rotation, retention, summary.json
 - `otel.py`     OpenTelemetry spans (GenAI semantic conventions) when `opentelemetry-api` is installed
-- `query.py`, `report_html.py`, `cli.py`: `llmclient telemetry ...` on DuckDB
+- `query.py`, `export.py`, `report_html.py`, `cli.py`: `llmclient telemetry ...` on DuckDB
 
 The record (one JSON object per line of `<dir>/<YYYY-MM-DD>/telemetry.jsonl`, UTC days) is
 documented field by field in `record.py` (`SCHEMA_VERSION`).

@@ -32,6 +32,7 @@ from typing import Any, TextIO
 from llmclient.cli_text import jsonable, table
 from llmclient.errors import ConfigurationError
 from llmclient.telemetry import query
+from llmclient.telemetry.export import EXPORT_DEFAULT, EXPORT_FIELDS, export_records
 from llmclient.telemetry.query import Result
 from llmclient.telemetry.upkeep import days as day_folders
 from llmclient.telemetry.window import Window, window
@@ -70,9 +71,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("-o", "--output", type=Path, default=None, help="the file to write (default: stdout)")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--fields", type=lambda text: tuple(f.strip() for f in text.split(",") if f.strip()),
-                        default=query.EXPORT_DEFAULT,
-                        help=f"comma-separated columns (default: {', '.join(query.EXPORT_DEFAULT)}; "
-                             f"any of: {', '.join(query.EXPORT_FIELDS)})")
+                        default=EXPORT_DEFAULT,
+                        help=f"comma-separated columns (default: {', '.join(EXPORT_DEFAULT)}; "
+                             f"any of: {', '.join(EXPORT_FIELDS)})")
     report = command("report", _report, "one self-contained HTML page: summary, cost trend, model x day heatmap")
     report.add_argument("--html", type=Path, required=True, metavar="FILE", help="the page to write")
 
@@ -269,12 +270,12 @@ def _patterns(args: argparse.Namespace, out: TextIO) -> int:
 def _export(args: argparse.Namespace, out: TextIO) -> int:
     directory, span, target = _directory(args), window(args.days), args.output
     if target is not None and (target.is_file() or not target.exists()):  # replaced whole, never half-written
-        return _exported(args, out, query.export(directory, span, target, args.format, args.fields), target)
+        return _exported(args, out, export_records(directory, span, target, args.format, args.fields), target)
     # To stdout, or into a pipe or device given as -o (/dev/stdout, a FIFO): written into, never replaced;
     # what is said about the export goes to stderr, so that what is piped is the data alone.
     with tempfile.TemporaryDirectory(prefix="llmclient-export-") as folder:
         written = Path(folder) / f"export.{args.format}"
-        result = query.export(directory, span, written, args.format, args.fields)
+        result = export_records(directory, span, written, args.format, args.fields)
         if result.records:
             try:
                 if target is None:

@@ -6,7 +6,7 @@ over a million lines), `format='newline_delimited'` and `ignore_errors=true`. Du
 nulls for each line it cannot parse; such rows and those that are not a schema-1 record with the
 fields every query needs (`VALID`: a truncated line, garbage, an old or other schema) are the
 `skipped` lines, counted in the same single pass that answers the command: its grouping sets all
-carry `valid`, and the invalid rows' group is the count (`export` counts them with a sequence that
+carry `valid`, and the invalid rows' group is the count (`export.py` counts them with a sequence that
 only the invalid rows advance). Blank lines are not rows and are not counted. The one input DuckDB
 refuses outright even so (a line cut off and the next continuing it as JSON) fails the whole read:
 the files it fails on are then copied with every line that is not a JSON object replaced by a
@@ -28,7 +28,6 @@ without any priced call has a cost of None.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -74,20 +73,6 @@ TIMES = ("avg(duration_ms) AS avg_ms, quantile_cont(duration_ms, [0.5, 0.95]) AS
          "max(duration_ms) AS max_ms")
 P95 = "avg(duration_ms) AS avg_ms, quantile_cont(duration_ms, 0.95) AS p95_ms"
 TTFT = "count(ttft_ms) AS streams, avg(ttft_ms) AS avg_ttft_ms, quantile_cont(ttft_ms, 0.95) AS p95_ttft_ms"
-# `export`'s columns, by name: the record's fields flat. Every column costs on a million rows (the
-# default export fits in the time budget), so the rest are asked for by name; the hashes, pid,
-# version, retries' details and tags stay in the store.
-EXPORT_FIELDS = {
-    "timestamp": "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%fZ')", "call_id": "call_id", "kind": "kind", "mode": "mode",
-    "agent_name": "agent_name", "operation": "operation", "session_id": "session_id", "user_id": "user_id",
-    "model": "model", "requested_model": "requested_model", "duration_ms": "duration_ms", "ttft_ms": "ttft_ms",
-    **{f"{name}_tokens": f"tokens.{name}" for name in TOKENS},
-    "cost_usd": "rtrim(rtrim(CAST(cost_usd AS VARCHAR), '0'), '.')",  # exact, as text: no float ever sees it
-    "cost_source": "cost_source", "success": "success", "outcome": "outcome", "finish_reason": "finish_reason",
-    "attempts": "attempts", "project": "metadata.project", "error_type": "metadata.error.type",
-}
-EXPORT_DEFAULT = ("timestamp", "call_id", "agent_name", "operation", "session_id", "model", "duration_ms", "ttft_ms",
-                  "input_tokens", "output_tokens", "cost_usd", "success", "outcome", "attempts", "project", "error_type")
 
 
 def default_directory() -> Path:
@@ -118,7 +103,7 @@ def _files(directory: Path, span: Window) -> list[Path]:
     return found
 
 
-def _duckdb() -> Any:
+def load_duckdb() -> Any:
     try:
         import duckdb
     except ImportError as exc:
@@ -127,10 +112,10 @@ def _duckdb() -> Any:
 
 
 @contextmanager
-def _connect() -> Iterator[tuple[Any, Any, str]]:
+def connect() -> Iterator[tuple[Any, Any, str]]:
     """DuckDB, an in-memory connection, and its folder for spilling (never the working directory,
     DuckDB's default for an in-memory database). Extensions are never fetched: json is built in."""
-    duckdb = _duckdb()
+    duckdb = load_duckdb()
     with tempfile.TemporaryDirectory(prefix="llmclient-duckdb-") as spill:
         connection = duckdb.connect(":memory:", config={"temp_directory": spill, "autoinstall_known_extensions": False})
         try:
@@ -139,19 +124,19 @@ def _connect() -> Iterator[tuple[Any, Any, str]]:
             connection.close()
 
 
-def _in(span: Window) -> str:
+def within(span: Window) -> str:
     if span.start is None or span.end is None:
         return "true"
     return f"timestamp >= {sql_timestamp(span.start)} AND timestamp < {sql_timestamp(span.end)}"
 
 
-def _execute(duckdb: Any, connection: Any, paths: list[Path], spill: str, statement: Callable[[str], str]) -> list[Path]:
+def execute(duckdb: Any, connection: Any, paths: list[Path], spill: str, statement: Callable[[str], str]) -> list[Path]:
     """Run `statement(source)`, `source` reading `paths`; the paths read (a file DuckDB refuses is
     replaced by a copy with its bad lines marked, see the module's doc)."""
     spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in COLUMNS.items()) + "}"
 
     def source(read: list[Path]) -> str:
-        listed = "[" + ", ".join(_literal(str(path)) for path in read) + "]"
+        listed = "[" + ", ".join(literal(str(path)) for path in read) + "]"
         return f"read_json({listed}, columns={spec}, format='newline_delimited', ignore_errors=true)"
 
     try:
@@ -163,7 +148,7 @@ def _execute(duckdb: Any, connection: Any, paths: list[Path], spill: str, statem
         present = [path for path in paths if path.is_file()]
         if len(present) == len(paths) or not present:
             raise ConfigurationError(f"telemetry query failed: {exc}") from exc
-        return _execute(duckdb, connection, present, spill, statement)
+        return execute(duckdb, connection, present, spill, statement)
     readable = []
     for number, path in enumerate(paths):
         try:
@@ -191,7 +176,7 @@ def _marked(path: Path, copy: Path) -> Path:
     return copy
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -211,17 +196,17 @@ def grouped(directory: Path, span: Window, sets: dict[str, tuple[str, ...]], agg
     """One pass: `aggregates` over the window's records for each grouping set, by name (`data[name]`
     a list of rows); `data["totals"]` is the row over every record. Columns: `_ANALYTIC`'s."""
     keys = list(dict.fromkeys(key for group in sets.values() for key in group))
-    _duckdb()  # without DuckDB, say how to install it even when there is nothing to read yet
+    load_duckdb()  # without DuckDB, say how to install it even when there is nothing to read yet
     paths = files(directory, span)
     if not paths:
         return Result(directory, span, 0, 0, 0, {})
     groups = ", ".join("(" + ", ".join(("valid", *group)) + ")" for group in (*sets.values(), ()))
     grouping = f"GROUPING({', '.join(keys)})" if keys else "0"
     select = _ANALYTIC.format(local=local_time_sql(span.shifts))
-    with _connect() as (duckdb, connection, spill):
-        read = _execute(duckdb, connection, paths, spill, lambda source: (
+    with connect() as (duckdb, connection, spill):
+        read = execute(duckdb, connection, paths, spill, lambda source: (
             f"SELECT {grouping} AS grouping_id, valid{''.join(', ' + key for key in keys)}, {aggregates} "
-            f"FROM (SELECT {select}, {VALID} AS valid FROM {source}) WHERE NOT valid OR ({_in(span)}) "
+            f"FROM (SELECT {select}, {VALID} AS valid FROM {source}) WHERE NOT valid OR ({within(span)}) "
             f"GROUP BY GROUPING SETS ({groups})"))
         names = [column[0] for column in connection.description]
         rows = [dict(zip(names, row)) for row in connection.fetchall()]
@@ -243,56 +228,6 @@ def _clean(row: dict[str, Any], drop: list[str]) -> dict[str, Any]:
     if "percentiles_ms" in clean:
         clean["p50_ms"], clean["p95_ms"] = clean.pop("percentiles_ms")
     return clean
-
-
-def export(directory: Path, span: Window, destination: Path, fmt: str = "csv",
-           fields: tuple[str, ...] = EXPORT_DEFAULT) -> Result:
-    """Write the window's records as flat rows of `fields` (`EXPORT_FIELDS`) to `destination`: whole
-    or not at all, and not at all when there is no record. Rows come in the store's order, day by day
-    (segments before the live file), as written: when calls ended, so nearly by `timestamp` (when
-    they began); sorting a million rows would cost a third of the time budget."""
-    if fmt not in ("csv", "jsonl"):
-        raise ConfigurationError(f"--format must be csv or jsonl, got {fmt!r}")
-    unknown = [field for field in fields if field not in EXPORT_FIELDS]
-    if unknown or not fields:
-        raise ConfigurationError(f"unknown export field(s) {', '.join(unknown) or '(none given)'}; "
-                                 f"the fields: {', '.join(EXPORT_FIELDS)}")
-    if fmt == "csv":
-        columns, options = ", ".join(f"{EXPORT_FIELDS[field]} AS {field}" for field in fields), "FORMAT csv, HEADER true"
-    else:  # each line built by json_object (escaped JSON, no raw tab or newline) and written verbatim:
-        # steadier and faster than DuckDB's JSON writer on a million rows
-        columns = "json_object(" + ", ".join(f"'{field}', {EXPORT_FIELDS[field]}" for field in fields) + ")"
-        options = "FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIM '\t'"  # a tab: never in JSON text
-    _duckdb()
-    paths = files(directory, span)
-    if not paths:
-        return Result(directory, span, 0, 0, 0, {})
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial.touch()  # a destination that cannot be written is said so before the store is read
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write {destination}: {exc}") from exc
-    try:
-        with _connect() as (duckdb, connection, spill):
-            # One pass: the invalid rows are not written, and each advances the sequence (a CASE
-            # evaluates its ELSE only for the rows that reach it).
-            read = _execute(duckdb, connection, paths, spill, lambda source: (
-                "CREATE OR REPLACE SEQUENCE skipped_lines START 1; "
-                f"COPY (SELECT {columns} FROM (SELECT *, {VALID} AS valid FROM {source}) "
-                f"WHERE CASE WHEN valid THEN {_in(span)} ELSE nextval('skipped_lines') < 0 END) "
-                f"TO {_literal(str(partial))} ({options})"))
-            records = connection.fetchone()[0]
-            skipped = connection.execute("SELECT coalesce(max(last_value), 0) FROM duckdb_sequences() "
-                                         "WHERE sequence_name = 'skipped_lines'").fetchone()[0]
-        if records:
-            try:
-                os.replace(partial, destination)
-            except OSError as exc:
-                raise ConfigurationError(f"cannot write {destination}: {exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
-    return Result(directory, span, len(read), records, skipped, {"rows": records, "format": fmt} if records else {})
 
 
 # --- the commands' data: one pass each --------------------------------------------------------------
