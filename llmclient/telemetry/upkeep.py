@@ -1,8 +1,8 @@
 """The store's upkeep, run by the writer thread about once a minute, when the store closes and
 whenever the process has appended half a segment, under a lock file shared by every process writing
-to the directory (`flush()` merges the summary only): retention (day folders older than LLM_RETENTION_DAYS), the size cap
+to the directory: retention (day folders older than LLM_RETENTION_DAYS), the size cap
 (LLM_STORAGE_MAX_SIZE_MB: rotate today's file into a segment at a tenth of the cap, delete the
-oldest days, then the oldest segments), and the rolling summary.json.
+oldest days, then the oldest segments), and the rolling summary.json (which `flush()` merges too).
 """
 
 from __future__ import annotations
