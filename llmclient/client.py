@@ -1,6 +1,7 @@
 """`Client`: the public entry points. Validates a call into a `Request` and runs it through the
-policies (re-ask, fallback, and per model rate limits and retries: `llmclient.policies`) around
-each model's `Pipeline`; hands back a `Response`, a `Stream` or a typed error."""
+policies (re-ask, and down its `Chain` of models: fallback, and per model rate limits and retries,
+`llmclient.policies`) around each model's `Pipeline`; hands back a `Response`, a `Stream` or a
+typed error."""
 
 from __future__ import annotations
 
@@ -9,22 +10,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmclient import cache_use, cassettes, json_mode, schema as schema_module
+from llmclient.chain import Chain
 from llmclient.cache import ResponseCache
 from llmclient.errors import ConfigurationError, InvalidRequestError, LLMError
-from llmclient.policies.fallback import athrough_chain, through_chain
 from llmclient.policies.reask import aask_until_valid, ask_until_valid
 from llmclient.policies.retry import RetryPolicy
-from llmclient.policies.route import Route, route_for
+from llmclient.policies.route import route_for
 from llmclient.providers import ProviderSpec
 from llmclient.request import Prompt, Request
 from llmclient.schema import Strategy, StructuredResult
-from llmclient.streaming import AsyncStream, Delivery, Stream
+from llmclient.streaming import AsyncStream, Stream
 from llmclient.telemetry import observe
 from llmclient.telemetry.context import pop_call_context
 from llmclient.telemetry.hooks import Hook, HookName, HookSet
 from llmclient.telemetry.observe import Observation
 from llmclient.structured_stream import Accumulator, AsyncStructuredStream, StructuredStream
-from llmclient.types import Cost, Response, RetryRecord, Usage
+from llmclient.types import Cost, Response, Usage
 from llmclient.validators import Validator, ValidatorLoop, checked
 
 if TYPE_CHECKING:
@@ -73,9 +74,8 @@ class Client:
             raise ConfigurationError(f"model must be a string like 'openai/gpt-4o-mini', got {type(model).__name__}")
         config = get_config()
         self.profile = config.resolve(model) if model is not None else config.resolve_default()
-        self._config = config
         self._route = route_for(config, self.profile, api_key, base_url, timeout, retry)
-        self._fallbacks: list[Route] | None = None
+        self._chain = Chain(config, self.profile, self._route)
         self._hooks: HookSet | None = None
         self._profile_name = self.profile.profile or (self.profile.chain[0] if self.profile.chain else None)
         self.cache = None if cache is None else cache_use.opened(cache, where="Client(cache=)")
@@ -185,58 +185,13 @@ class Client:
 
     def _stream(self, request: Request, watch: Observation, use: cache_use.CacheUse | None) -> Stream:
         self._refused_or(watch, lambda: self._check_now(request))
-        cached = None if use is None else self._refused_or(watch, lambda: cache_use.StreamCache(use, self._chain()))
-
-        def send() -> Delivery:
-            watch.restart()
-            watch.sent(request)
-            hit = None if cached is None else cached.lookup(request)
-            if hit is not None:
-                return hit
-            token = observe.activate(watch)
-            try:
-                delivery, history = through_chain(
-                    self._chain(), lambda route, h: route.open(json_mode.for_wire(request, route.spec), h),
-                    self.profile.falls_back_on)
-            finally:
-                observe.deactivate(token)
-            if cached is not None:
-                cached.keep(delivery)
-            return delivery.with_retries(history)
-
-        kind = json_mode.JsonStream if json_mode.wanted(request) else Stream
-        stream = kind(send, self._route.assembler, watch)
-        stream.keeps = cached is not None
-        return stream
+        cached = None if use is None else self._refused_or(watch, lambda: cache_use.StreamCache(use, self._chain.routes()))
+        return self._chain.stream(request, watch, cached)
 
     def _astream(self, request: Request, watch: Observation, use: cache_use.CacheUse | None) -> AsyncStream:
         self._refused_or(watch, lambda: self._check_now(request))
-        cached = None if use is None else self._refused_or(watch, lambda: cache_use.StreamCache(use, self._chain()))
-
-        async def send() -> Delivery:
-            watch.restart()
-            await watch.asent(request)
-            if cached is not None:
-                import asyncio
-
-                hit = await asyncio.to_thread(cached.lookup, request)  # files are read, SQLite may wait
-                if hit is not None:
-                    return hit
-            token = observe.activate(watch)
-            try:
-                delivery, history = await athrough_chain(
-                    self._chain(), lambda route, h: route.aopen(json_mode.for_wire(request, route.spec), h),
-                    self.profile.falls_back_on)
-            finally:
-                observe.deactivate(token)
-            if cached is not None:
-                cached.keep(delivery)
-            return delivery.with_retries(history)
-
-        kind = json_mode.AsyncJsonStream if json_mode.wanted(request) else AsyncStream
-        stream = kind(send, self._route.assembler, watch)
-        stream.keeps = cached is not None
-        return stream
+        cached = None if use is None else self._refused_or(watch, lambda: cache_use.StreamCache(use, self._chain.routes()))
+        return self._chain.astream(request, watch, cached)
 
     def structured(self, prompt: Prompt | Request, /, *, schema: type[T] | Mapping[str, Any],
                    strategy: Strategy | None = None, max_retries: int = 2, **options: Any) -> T:
@@ -333,12 +288,10 @@ class Client:
         return submit_batch(self, requests, **options)
 
     def close(self) -> None:
-        for route in [self._route, *(self._fallbacks or ())]:
-            route.close()
+        self._chain.close()
 
     async def aclose(self) -> None:
-        for route in [self._route, *(self._fallbacks or ())]:
-            await route.aclose()
+        await self._chain.aclose()
 
     def __enter__(self) -> Client:
         return self
@@ -354,33 +307,20 @@ class Client:
 
     # --- the policies' sends ---------------------------------------------------------------------
 
-    def _send(self, request: Request) -> Response:
-        """One request down the fallback chain (each model: rate limits and retries)."""
-        response, history = through_chain(
-            self._chain(), lambda route, h: route.complete(json_mode.for_wire(request, route.spec), h),
-            self.profile.falls_back_on)
-        return _with_retries(response, history)
-
-    async def _asend(self, request: Request) -> Response:
-        response, history = await athrough_chain(
-            self._chain(), lambda route, h: route.acomplete(json_mode.for_wire(request, route.spec), h),
-            self.profile.falls_back_on)
-        return _with_retries(response, history)
-
     def _sender(self, options: dict[str, Any]) -> tuple[Callable[[Request], Response], cache_use.Sends | None]:
         """The call's send: through its response cache when it has one (`cache=` taken out of `options`)."""
         use = cache_use.use_for(self.cache, options)
         if use is None:
-            return self._send, None
-        sends = cache_use.Sends(use, self._chain())
-        return (lambda request: sends.send(request, self._send)), sends
+            return self._chain.send, None
+        sends = cache_use.Sends(use, self._chain.routes())
+        return (lambda request: sends.send(request, self._chain.send)), sends
 
     def _asender(self, options: dict[str, Any]) -> tuple[Callable[[Request], Awaitable[Response]], cache_use.Sends | None]:
         use = cache_use.use_for(self.cache, options)
         if use is None:
-            return self._asend, None
-        sends = cache_use.Sends(use, self._chain())
-        return (lambda request: sends.asend(request, self._asend)), sends
+            return self._chain.asend, None
+        sends = cache_use.Sends(use, self._chain.routes())
+        return (lambda request: sends.asend(request, self._chain.asend)), sends
 
     def _check_now(self, request: Request) -> None:
         """A stream's refusals by its primary model, raised at stream() rather than at the first
@@ -426,21 +366,6 @@ class Client:
         retries = 2 if max_retries is None else _check_max_retries(max_retries)
         return request, ValidatorLoop(request, given, json_answer=json_mode.wanted(request)), retries
 
-    def _chain(self) -> list[Route]:
-        """This model, then the profile's fallbacks (theirs after them), each model once."""
-        if self._fallbacks is None:
-            chain: list[Route] = []
-            seen = {self.model}
-            pending = list(self.profile.fallbacks)
-            while pending:
-                resolved = pending.pop(0)
-                if resolved.model not in seen:
-                    seen.add(resolved.model)
-                    chain.append(route_for(self._config, resolved, None, None, None, None))
-                pending = list(resolved.fallbacks) + pending
-            self._fallbacks = chain
-        return [self._route, *self._fallbacks]
-
     def _request(self, prompt: Prompt | Request, options: dict[str, Any], *, stream: bool = False) -> Request:
         if stream and "validators" in options:
             raise InvalidRequestError("validators= works with complete()/acomplete(): a stream's text is already delivered "
@@ -453,10 +378,6 @@ class Client:
 def _over_attempts(response: Response) -> tuple[Usage | None, Cost | None]:
     """Usage and cost over the refused answers too, when there were any (else the response's own)."""
     return (response.total_usage, response.total_cost) if response.rejected else (None, None)
-
-
-def _with_retries(response: Response, history: list[RetryRecord]) -> Response:
-    return response.model_copy(update={"retries": tuple(history)}) if history else response
 
 
 def _check_max_retries(max_retries: int) -> int:
