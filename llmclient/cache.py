@@ -27,7 +27,9 @@ usage the original answer's (what the answer took; `billed_usage` is None); runn
 The store is SQLite in WAL mode, one file (`responses.sqlite3`) in the directory, one connection
 per thread and process: safe for many threads and processes at once (writes are transactions,
 readers never see a half-written entry). Entries older than `ttl` seconds are misses (and are
-removed now and then). A directory that cannot be created or written, or a file that is not a
+removed now and then). So is an entry this version cannot read (written by another version, or
+changed by hand): a stored stream is decoded whole before it is replayed, so the caller's loop
+never meets the error; the fresh answer replaces it. A directory that cannot be created or written, or a file that is not a
 cache, gives one `CacheWarning`; the calls go on uncached.
 """
 
@@ -124,6 +126,7 @@ class ResponseCache:
         try:
             return Response.model_validate_json(row[1])
         except ValueError:  # an entry this version cannot read: a miss (it is replaced when stored again)
+            self.unreadable()
             return None
 
     def put_response(self, key: str, model: str, response: Response) -> None:
@@ -134,8 +137,18 @@ class ResponseCache:
         row = self._get(key, "stream")
         if row is None:
             return None
-        meta = json.loads(row[0])
-        return StoredStream(meta["model"], meta.get("content_type"), meta.get("date"), row[1])
+        try:
+            meta = json.loads(row[0])
+            return StoredStream(meta["model"], meta.get("content_type"), meta.get("date"), row[1])
+        except (ValueError, TypeError, KeyError):  # not what this version writes: a miss, replaced when stored again
+            self.unreadable()
+            return None
+
+    def unreadable(self) -> None:
+        """The entry just counted as a hit could not be read: it was a miss."""
+        with self._lock:
+            self.hits -= 1
+            self.misses += 1
 
     def put_stream(self, key: str, stored: StoredStream) -> None:
         meta = {"model": stored.model, "content_type": stored.content_type, "date": stored.date}

@@ -151,7 +151,12 @@ class StreamCache:
         if stored is None:
             return None
         assembler = next((route.assembler for route in self._chain if route.model == stored.model), None)
-        return None if assembler is None else replayed(stored, assembler)  # no decoder of its own: a miss
+        if assembler is None:  # no decoder of its own: a miss
+            return None
+        if not readable(stored, assembler):  # stored by a version that wrote what this one cannot read
+            self._use.cache.unreadable()
+            return None
+        return replayed(stored, assembler)
 
     def keep(self, delivery: Delivery) -> None:
         """Have `delivery` stored once it has ended cleanly (see `Stream.keep_answer`)."""
@@ -159,6 +164,27 @@ class StreamCache:
         if key is not None:
             delivery.keep = lambda model, body, content_type, date: cache.put_stream(
                 key, StoredStream(model, content_type, date, body))
+
+
+def readable(stored: StoredStream, assembler: Assembler) -> bool:
+    """Whether the stored stream decodes whole, as `streaming.Stream` will read it. Checked before
+    it is replayed, so that an entry this version cannot read is a miss (and is replaced by the
+    fresh answer), not an error in the middle of the caller's loop. A second decode of a cached
+    answer costs microseconds; the request it spares costs a network round trip."""
+    from llmclient.assemble import StreamAssembly
+    from llmclient.errors import LLMError
+
+    try:
+        if (stored.content_type or "").strip().lower().startswith("application/json"):
+            assembler.response(stored.body, 0.0, None, status=200, content_type=stored.content_type)
+        else:
+            assembly = StreamAssembly(assembler, 0.0, None, content_type=stored.content_type)
+            assembly.feed(stored.body)
+            assembly.close()
+            assembly.finish()
+    except (LLMError, ValueError, TypeError, KeyError):
+        return False
+    return True
 
 
 def replayed(stored: StoredStream, assembler: Assembler) -> Delivery:

@@ -313,6 +313,53 @@ def test_a_stream_is_kept_as_its_events_and_replayed_as_a_stream(tmp_path: Path,
     assert len(mock.requests) == 1
 
 
+def _rewrite_stored(directory: Path, kind: str, **columns: Any) -> None:
+    """Change the one stored entry of `kind` by hand, as an older or newer llmclient might have written it."""
+    connection = sqlite3.connect(directory / cache_module.FILE_NAME)
+    with connection:
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        changed = connection.execute(f"UPDATE responses SET {assignments} WHERE kind = ?", (*columns.values(), kind))
+        assert changed.rowcount == 1
+    connection.close()
+
+
+@pytest.mark.parametrize("columns", [
+    {"body": b'data: {"choices": [{"index": 0, "delta": {"content": "Pa"}}\n\n'},  # an event cut short
+    {"body": b"data: [1, 2]\n\ndata: [DONE]\n\n"},  # events in a shape no codec reads
+    {"meta": '{"content_type": "text/event-stream"}'},  # no model
+    {"meta": "not json"},
+], ids=["cut-event", "foreign-shape", "meta-without-model", "meta-not-json"])
+def test_a_stored_stream_this_version_cannot_read_is_a_miss_and_is_replaced(
+        tmp_path: Path, mock: MockProvider, columns: dict[str, Any]) -> None:
+    mock.reply_stream(["Pa", "ri", "s."]).reply_stream(["Ro", "me."])
+    client = Client("mock/m", cache=tmp_path)
+    assert [e.text for e in client.stream("Capital?")] == ["Pa", "ri", "s."]
+    _rewrite_stored(tmp_path, "stream", **columns)
+    cache = client.cache
+    assert cache is not None
+    hits, misses = cache.hits, cache.misses
+    fresh = client.stream("Capital?")
+    assert [e.text for e in fresh] == ["Ro", "me."]  # asked again: no error in the caller's loop
+    assert not fresh.response.cached and len(mock.requests) == 2
+    assert (cache.hits - hits, cache.misses - misses) == (0, 1)
+    again = client.stream("Capital?")
+    assert [e.text for e in again] == ["Ro", "me."] and again.response.cached  # the fresh answer replaced it
+    assert len(mock.requests) == 2
+
+
+def test_a_stored_answer_this_version_cannot_read_is_counted_a_miss(tmp_path: Path, mock: MockProvider) -> None:
+    mock.reply("Paris.").reply("Rome.")
+    client = Client("mock/m", cache=tmp_path)
+    client.complete("Capital?")
+    _rewrite_stored(tmp_path, "complete", body=b'{"text": 3}')
+    cache = client.cache
+    assert cache is not None
+    hits, misses = cache.hits, cache.misses
+    assert client.complete("Capital?").text == "Rome."
+    assert (cache.hits - hits, cache.misses - misses) == (0, 1)
+    assert client.complete("Capital?").cached
+
+
 def test_a_stream_and_a_call_are_kept_apart(tmp_path: Path, mock: MockProvider) -> None:
     mock.reply("call").reply("stream")
     client = Client("mock/m", cache=tmp_path)
