@@ -352,10 +352,14 @@ def sum_cost(costs: list[Cost | None]) -> Cost | None:
     if not costs or any(c is None for c in costs):
         return None
     known = [c for c in costs if c is not None]
-    parts = {name: sum((getattr(c, name) for c in known), Decimal(0)) for name in ("input", "cache_read", "cache_write", "output", "total")}
-    sources = {c.source for c in known}
-    source = sources.pop() if len(sources) == 1 else "price-table"  # a mix: part of it was computed
-    return Cost(**parts, source=source, prices=known[-1].prices)
+    parts = {name: sum((getattr(c, name) for c in known), Decimal(0))
+             for name in ("input", "cache_read", "cache_write", "output", "tools", "total")}
+    billed = [c for c in known if c.source != "cache"] or known  # a cache hit adds nothing, nor says where dollars came from
+    sources = {c.source for c in billed}
+    source = sources.pop() if len(sources) == 1 else "price-table"  # provider and price table: part of it was computed
+    computed = [c.computed_total for c in billed if c.computed_total is not None]
+    computed_total = sum(computed, Decimal(0)) if source == "provider" and len(computed) == len(billed) else None
+    return Cost(**parts, source=source, prices=billed[-1].prices, computed_total=computed_total)
 
 
 class ToolCallDelta(_Value):

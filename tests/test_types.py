@@ -215,3 +215,35 @@ def test_cost_source_is_provider_or_price_table() -> None:
     assert COST.model_copy(update={"source": "provider"}).source == "provider"
     with pytest.raises(ValidationError):
         Cost(**{**COST.model_dump(), "source": "estimate"})
+
+
+def _cost(source: str, total: str, *, tools: str = "0", computed: str | None = None) -> Cost:
+    return Cost(input=Decimal("0.001"), cache_read=Decimal(0), cache_write=Decimal(0), output=Decimal("0.002"),
+                tools=Decimal(tools), total=Decimal(total), source=source,  # type: ignore[arg-type]
+                computed_total=None if computed is None else Decimal(computed))
+
+
+def test_summed_costs_keep_the_tool_fees_so_the_parts_add_up_to_the_total() -> None:
+    from llmclient.types import sum_cost
+
+    # Two answers that each ran a web search at $0.01 (0.001 + 0.002 + 0.01 = 0.013 each).
+    summed = sum_cost([_cost("price-table", "0.013", tools="0.01"), _cost("price-table", "0.013", tools="0.01")])
+    assert summed is not None
+    assert (summed.tools, summed.total) == (Decimal("0.02"), Decimal("0.026"))
+    assert summed.input + summed.cache_read + summed.cache_write + summed.output + summed.tools == summed.total
+
+
+def test_a_cache_hit_in_a_sum_does_not_relabel_where_the_dollars_came_from() -> None:
+    from llmclient.cache import HIT_COST
+    from llmclient.types import sum_cost
+
+    provider = sum_cost([HIT_COST, _cost("provider", "0.004", computed="0.003")])  # a hit refused, then asked again
+    assert provider is not None
+    assert (provider.source, provider.total, provider.computed_total) == ("provider", Decimal("0.004"), Decimal("0.003"))
+    priced = sum_cost([_cost("price-table", "0.003"), HIT_COST])
+    assert priced is not None and (priced.source, priced.total) == ("price-table", Decimal("0.003"))
+    hits = sum_cost([HIT_COST, HIT_COST])
+    assert hits is not None and (hits.source, hits.total) == ("cache", Decimal(0))
+    mixed = sum_cost([_cost("provider", "0.004", computed="0.003"), _cost("price-table", "0.003")])
+    assert mixed is not None and (mixed.source, mixed.total, mixed.computed_total) == ("price-table", Decimal("0.007"), None)
+    assert sum_cost([_cost("provider", "0.004"), None]) is None  # an unknown part: never a partial sum
