@@ -14,13 +14,16 @@ What a JSON-mode call does, for every provider:
   `total_usage` and `total_cost` include the refused answers).
 A stream cannot be asked again once its text is delivered: it gets the instruction and the native
 mode, and when its text is not JSON at the end, iteration raises `SchemaValidationError` (with the
-one attempt) after the last event; `stream.response` still holds the answer.
+one attempt) after the last event; `stream.response` still holds the answer. Nor can an item of a
+provider's batch (`llmclient.batches`): one whose text is not JSON is that item's
+`SchemaValidationError`, its answer in `attempts` and its cost in the batch's.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+from llmclient.errors import SchemaValidationError
 from llmclient.policies.reask import exhausted_error
 from llmclient.providers import ProviderSpec
 from llmclient.request import Request
@@ -55,14 +58,23 @@ def for_wire(request: Request, spec: ProviderSpec) -> Request:
     return request
 
 
-def _checked(response: Response | None, provider: str, model: str) -> None:
-    if response is None or response.tool_calls:
-        return
+def not_json(response: Response, provider: str, model: str, what: str) -> SchemaValidationError | None:
+    """The error (saying `what`) for an answer that cannot be asked again when its text is not
+    JSON (an answer calling tools is not the final answer: not checked); None when it is JSON."""
+    if response.tool_calls:
+        return None
     error = is_json(response.text)
+    if error is None:
+        return None
+    attempt = Attempt(response=response, raw=response.text, error=error)
+    return exhausted_error(provider, model, what, "JSON mode", [attempt])
+
+
+def _checked(response: Response | None, provider: str, model: str) -> None:
+    error = None if response is None else not_json(response, provider, model,
+                                                   "the streamed answer is not JSON (a stream cannot be asked again)")
     if error is not None:
-        attempt = Attempt(response=response, raw=response.text, error=error)
-        raise exhausted_error(provider, model, "the streamed answer is not JSON (a stream cannot be asked again)",
-                              "JSON mode", [attempt])
+        raise error
 
 
 class JsonStream(Stream):

@@ -434,3 +434,36 @@ def test_a_download_answer_that_does_not_fit_the_file_on_disk_is_refused(interce
         job.results(poll_interval=0, progress=False)
     assert job.path.joinpath("part-0-output.jsonl").read_bytes() == b'{"x":1}\n'
     assert not job.status(refresh=False).parts[0].fetched
+
+
+# --- JSON mode: an item cannot be asked again inside a provider batch -------------------------------
+
+def test_a_json_mode_item_whose_answer_is_not_json_is_its_error_and_is_still_billed(intercept: Any) -> None:
+    from llmclient import SchemaValidationError
+
+    fake = FakeOpenAI([output_line(0, '{"sum": 0}') + output_line(1, "The sum is 2.")])
+    seen = intercept(fake)
+    result = submit_batch(Client("openai/gpt-4o-mini", api_key=KEY), PROMPTS[:2], max_tokens=10,
+                          response_format={"type": "json_object"}).results(poll_interval=0, progress=False)
+    upload = next(request for request in seen if request.url.path == "/v1/files")
+    assert upload.content.count(b'"response_format":{"type":"json_object"}') == 2  # sent in the provider's JSON mode
+    assert isinstance(result[0], Response) and result[0].text == '{"sum": 0}'
+    error = result[1]
+    assert isinstance(error, SchemaValidationError) and "not JSON" in error.message
+    assert "cannot be asked again" in error.message
+    assert [attempt.response.text for attempt in error.attempts] == ["The sum is 2."]
+    # Both answers were billed (LINE: 20 prompt + 1 completion tokens each): the totals count both.
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (40, 2)
+    refused_cost = error.attempts[0].response.cost
+    assert result.cost is not None and refused_cost is not None and result[0].cost is not None
+    assert result.cost.total == result[0].cost.total + refused_cost.total > 0
+    # Another process reading the job (no requests in memory) judges it the same way.
+    again = batch_results(JOB_ID, poll_interval=0, progress=False, api_key=KEY)
+    assert isinstance(again[1], SchemaValidationError) and isinstance(again[0], Response)
+
+
+def test_an_item_not_in_json_mode_is_not_judged(intercept: Any) -> None:
+    intercept(FakeOpenAI([output_line(0, "The sum is 0.")]))
+    result = submit_batch(Client("openai/gpt-4o-mini", api_key=KEY), PROMPTS[:1], max_tokens=10).results(
+        poll_interval=0, progress=False)
+    assert isinstance(result[0], Response) and result[0].text == "The sum is 0."

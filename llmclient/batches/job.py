@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmclient import json_mode
 from llmclient.batches.result import BatchResult, BatchStatus, Item, PartStatus
 from llmclient.errors import BatchError, InvalidRequestError, LLMError, MalformedResponseError
 from llmclient.types import Response
@@ -227,10 +228,19 @@ class BatchJob:
             elif index in manifest.refused:
                 items.append(error_from_record(manifest.refused[index]))
             elif number is not None and custom_id in read[number][0]:
-                items.append(read[number][0][custom_id])
+                items.append(self._judged(index, read[number][0][custom_id]))
             else:
                 items.append(self._missing(number, custom_id, read[number][1] if number is not None else []))
         return items
+
+    def _judged(self, index: int, item: Item) -> Item:
+        """A JSON-mode item's answer, checked as a call's is (`llmclient.json_mode`); it cannot be
+        asked again inside the batch, so an answer that is not JSON is the item's error, with the
+        answer (and its cost) in the error's attempts."""
+        if not isinstance(item, Response) or index not in self._manifest.json_items:
+            return item
+        return json_mode.not_json(item, self._manifest.provider, self._manifest.model,
+                                  "the answer is not JSON (an item of a provider batch cannot be asked again)") or item
 
     def _read_part(self, number: int, part: Part) -> tuple[dict[str, Item], list[str]]:
         """The outcome of each item of this part, from its own result files only; and what in them

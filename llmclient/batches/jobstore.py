@@ -104,13 +104,15 @@ class Manifest:
     parts: list[Part] = field(default_factory=list)
     split: str | None = None
     recorded: bool = False  # the items are in the telemetry store
+    json_items: list[int] = field(default_factory=list)  # items in JSON mode: their answers are checked when read
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "job_id": self.job_id, "created_at": self.created_at, "kind": self.kind,
                 "provider": self.provider, "model": self.model, "base_url": self.base_url,
                 "custom_ids": self.custom_ids, "refused": {str(k): v for k, v in sorted(self.refused.items())},
-                "split": self.split, "recorded": self.recorded, "parts": [part.to_json() for part in self.parts]}
+                "split": self.split, "recorded": self.recorded, "json_items": self.json_items,
+                "parts": [part.to_json() for part in self.parts]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
@@ -120,7 +122,8 @@ class Manifest:
                    base_url=data["base_url"], custom_ids=list(data["custom_ids"]),
                    refused={int(k): v for k, v in (data.get("refused") or {}).items()},
                    parts=[Part.from_json(part) for part in data.get("parts") or []], split=data.get("split"),
-                   recorded=bool(data.get("recorded")), created_at=data.get("created_at", ""))
+                   recorded=bool(data.get("recorded")), json_items=[int(i) for i in data.get("json_items") or []],
+                   created_at=data.get("created_at", ""))
 
 
 class JobStore:

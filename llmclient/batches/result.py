@@ -23,9 +23,11 @@ class BatchResult(Sequence[Item]):
     - `responses`: every item's Response, in order, when all of them answered; the first failed
       item's error is raised otherwise (a loop over it never skips an item silently).
     - `answered`: index -> Response of the items that answered; `errors`: index -> error of the others.
-    - `usage`, `cost`: totals over the answered items (`cost` is None when an answered item's cost
-      is unknown, or when none answered; never a guessed 0). Batch-API items are priced at the
-      provider's batch prices (`cost.prices.service_tier == "batch"`).
+    - `usage`, `cost`: totals over every answer the provider gave (`billed`): the answered items',
+      and those refused after they came, in an error's `attempts` (a JSON-mode answer that is not
+      JSON). `cost` is None when one of them has no known cost, or when there is none; never a
+      guessed 0. Batch-API items are priced at the provider's batch prices
+      (`cost.prices.service_tier == "batch"`).
     """
 
     job_id: str
@@ -67,12 +69,19 @@ class BatchResult(Sequence[Item]):
         return {index: item for index, item in enumerate(self.items) if isinstance(item, LLMError)}
 
     @property
+    def billed(self) -> list[Response]:
+        """Every answer the provider gave: the answered items', and those refused after they came
+        (a JSON-mode item whose text is not JSON: its error's `attempts`)."""
+        refused = [attempt.response for error in self.errors.values() for attempt in getattr(error, "attempts", ())]
+        return [*self.answered.values(), *refused]
+
+    @property
     def usage(self) -> Usage:
-        return sum_usage([response.usage for response in self.answered.values()])
+        return sum_usage([response.usage for response in self.billed])
 
     @property
     def cost(self) -> Cost | None:
-        return sum_cost([response.cost for response in self.answered.values()])
+        return sum_cost([response.cost for response in self.billed])
 
     def __repr__(self) -> str:
         return f"BatchResult(job_id={self.job_id!r}, {len(self.answered)} answered, {len(self.errors)} failed)"

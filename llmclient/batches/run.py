@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmclient import json_mode
 from llmclient.batches import concurrent, prepare
 from llmclient.batches.job import DEFAULT_POLL_INTERVAL, BatchJob, batch_results, batch_status, labels
 from llmclient.batches.jobstore import JobStore, Manifest, Part, error_record, new_job_id
@@ -108,7 +109,8 @@ def _submit(client: Client, api: BatchAPI, items: Sequence[Any], options: dict[s
     store = JobStore(new_job_id(), job_dir)
     manifest = Manifest(store.job_id, "batch-api", route.spec.name, route.model_id, route.base_url, ids,
                         refused={index: error_record(error) for index, error in refused.items()},
-                        parts=[Part(indices=indices) for indices in parts], split=note)
+                        parts=[Part(indices=indices) for indices in parts], split=note,
+                        json_items=sorted(index for index, request in requests.items() if json_mode.wanted(request)))
     store.create(manifest)
     if parts:
         http = api.http(route)
