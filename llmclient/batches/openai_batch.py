@@ -15,7 +15,7 @@ batch never ran.
 The input file is left in place once the batch has ended: OpenAI deletes `purpose=batch` files
 after 30 days unless told otherwise (the Files API's `expires_after`: "By default, files with
 `purpose=batch` expire after 30 days"), and until then the dashboard's batch still shows what was
-asked. The output and error files are OpenAI's, under the same rule.
+asked.
 
 A batch whose create request got no usable answer is looked for by its metadata in
 `GET /v1/batches?limit=100` (a list page: `{"object": "list", "data": [Batch], "first_id",
