@@ -389,3 +389,30 @@ def test_error_body_matches_the_recorded_404() -> None:
     expected = json.loads(recorded["body"]["string"])
     body, _ = anthropic.error_body(recorded["status"]["code"], expected["error"]["message"], None, None)
     assert {k: v for k, v in body.items() if k != "request_id"} == {k: v for k, v in expected.items() if k != "request_id"}
+
+
+# --- what the API refuses: whitespace-only text and stop sequences -----------------------------------
+
+def test_claudes_whitespace_before_a_tool_use_is_not_sent_back_as_a_text_block() -> None:
+    # Claude often answers "\n\n" then a tool_use; the API refuses that text block when it comes
+    # back ("messages: text content blocks must contain non-whitespace text", anthropics/claude-code#23369).
+    call = ToolCall(id="toolu_1", name="get_weather", arguments={"city": "Paris"})
+    body = body_of(Message.user("Weather in Paris?"), Message.assistant("\n\n", [call]),
+                   Message.tool_result(call, "  "), Message.user([TextPart(text="Thanks."), TextPart(text=" \t")]),
+                   max_tokens=50)
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"},
+                                     {"type": "text", "text": "Thanks."}]},
+    ]
+
+
+@pytest.mark.parametrize("stop", [["\n"], ["END", " \n\t"]])
+def test_a_stop_sequence_of_only_whitespace_is_refused_before_sending(stop: list[str]) -> None:
+    # The API answers 400 "stop_sequences: each stop sequence must contain non-whitespace"
+    # (BerriAI/litellm#3286); dropping it would let the answer run past where the caller stops.
+    with pytest.raises(UnsupportedCapabilityError, match="only whitespace"):
+        body_of(Message.user("List fruits"), max_tokens=50, stop=stop)
+    assert body_of(Message.user("List fruits"), max_tokens=50, stop=["\nEND"])["stop_sequences"] == ["\nEND"]

@@ -209,3 +209,9 @@ def test_error_body() -> None:
                                                               {"retry-after": "2.5"})
     # Cohere's errors have no type field: error_type changes nothing.
     assert cohere.error_body(400, "bad", "context_length_exceeded", None) == ({"id": "simulated", "message": "bad"}, {})
+
+
+def test_a_tool_choice_without_tools_is_not_sent() -> None:
+    request = Request(messages=[Message.user("hi")], tool_choice="none")
+    assert cohere.encode(request, SPEC, MODEL, stream=False).body == {
+        "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}

@@ -441,3 +441,11 @@ def test_gemma_gets_the_instructions_in_the_first_user_turn() -> None:
     assert gemma["contents"] == [{"role": "user", "parts": [{"text": "Answer in one word."}, {"text": "Capital of France?"}]}]
     flash = gemini.encode(request, REGISTRY["gemini"], "gemini-2.5-flash", stream=False).body
     assert flash["systemInstruction"] == {"parts": [{"text": "Answer in one word."}]}
+
+
+@pytest.mark.parametrize("choice", ["auto", "none"])
+def test_a_tool_choice_without_tools_sends_no_tool_config(choice: str) -> None:
+    # Gemini answers 400 "Function calling config is set without function_declarations."
+    # (pydantic/pydantic-ai#5791): without tools the choice asks nothing.
+    body = encode(Message.user("Hi"), tool_choice=choice)
+    assert "toolConfig" not in body and "tools" not in body

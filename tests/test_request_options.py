@@ -108,3 +108,11 @@ def test_extra_headers_may_not_replace_the_key_or_the_framing(name: str) -> None
 def test_malformed_extra_headers_are_refused(headers: Any, problem: str) -> None:
     with pytest.raises(InvalidRequestError, match=problem):
         Request.build("hi", extra_headers=headers)
+
+
+@pytest.mark.parametrize("provider", ["openai", "groq", "anthropic", "cohere"])
+def test_stream_as_a_provider_option_is_refused_not_sent(provider: str) -> None:
+    # A non-stream OpenAI body has no "stream" key for the option to clash with; sent, the server
+    # would stream a billed answer that the JSON decoder then refuses.
+    with pytest.raises(InvalidRequestError, match="stream"):
+        prepared(provider, "some-model", max_tokens=10, stream=True)

@@ -415,3 +415,39 @@ def test_sse_chunks_of_one_event_and_split_events_parse_alike() -> None:
     byte_by_byte = SSEParser()
     events_bytes = [e for i in range(len(whole)) for e in byte_by_byte.feed(whole[i:i + 1])]
     assert events == events_bytes == [("content_block_delta", '{"a":1}'), ("message", '{"b":2}')]
+
+
+def _tool_delta(*calls: dict) -> dict:
+    return {"choices": [{"index": 0, "delta": {"tool_calls": list(calls)}, "finish_reason": None}]}
+
+
+def _call(id: str | None, name: str, arguments: str, **more: Any) -> dict:
+    return {**({"id": id} if id else {}), "type": "function", "function": {"name": name, "arguments": arguments}, **more}
+
+
+@pytest.mark.parametrize("body", [
+    # Google's OpenAI-compatible endpoint: no index (openai-python#2806).
+    sse(_tool_delta(_call("a", "f", '{"x": 1}')), _tool_delta(_call("b", "g", '{"y": 2}')),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"),
+    # Ollama: index 0 for every parallel call (ollama#15457).
+    sse(_tool_delta(_call("a", "f", '{"x": 1}', index=0), _call("b", "g", '{"y": 2}', index=0)),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"),
+    # Neither index nor id, two calls in one delta.
+    sse(_tool_delta(_call(None, "f", '{"x": 1}'), _call(None, "g", '{"y": 2}')),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"),
+], ids=["no-index", "index-0-each", "no-index-no-id"])
+def test_openai_dialect_parallel_tool_calls_without_distinct_indices_stay_apart(body: bytes) -> None:
+    events, r = run_stream("openai", body, size=5)
+    assert [(call.name, call.arguments) for call in r.tool_calls] == [("f", {"x": 1}), ("g", {"y": 2})]
+    assert [ev.tool_call.index for ev in events if ev.tool_call is not None] == [0, 1]
+
+
+def test_openai_stream_leaves_out_a_call_that_is_not_a_function_as_a_whole_answer_does() -> None:
+    custom = {"index": 0, "id": "c1", "type": "custom", "custom": {"name": "grep", "input": "foo"}}
+    body = sse({"choices": [{"index": 0, "delta": {"content": "ok", "tool_calls": [custom]}, "finish_reason": None}]},
+               {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, "[DONE]")
+    _, streamed = run_stream("openai", body)
+    whole = respond("openai", {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok", "tool_calls": [
+            {"id": "c1", "type": "custom", "custom": {"name": "grep", "input": "foo"}}]}, "finish_reason": "stop"}]})
+    assert (streamed.text, streamed.tool_calls) == (whole.text, whole.tool_calls) == ("ok", [])

@@ -322,6 +322,34 @@ def parse_arguments(name: str, arguments: Any) -> dict[str, Any]:
     return arguments
 
 
+class ToolCallSlots:
+    """Our index for each streamed tool-call fragment of the OpenAI dialect. OpenAI numbers a
+    turn's calls by `index` and sends `id` and name on a call's first fragment only; servers that
+    speak its dialect differ: Google's OpenAI-compatible endpoint leaves `index` out, Ollama gives
+    every parallel call index 0 (openai-python#2806, ollama#15457). So a fragment whose `id` is
+    not the id of the call its index (or, without one, the last call) points at starts a new call,
+    as does a second call of one delta with neither index nor id."""
+
+    def __init__(self) -> None:
+        self._by_index: dict[int, int] = {}
+        self._ids: list[str | None] = []
+
+    def slot(self, index: Any, id: Any, position: int) -> int:
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+            raise WireFormatError(f"a streamed tool call's index is {_shown(index)}, not an integer")
+        id = id if isinstance(id, str) and id else None
+        slot = self._by_index.get(index) if index is not None else (len(self._ids) - 1 if self._ids else None)
+        if slot is None or (id is not None and self._ids[slot] not in (None, id)) or (
+                index is None and id is None and position > 0):
+            slot = len(self._ids)
+            self._ids.append(id)
+        elif id is not None:
+            self._ids[slot] = id
+        if index is not None:
+            self._by_index[index] = slot
+        return slot
+
+
 class ToolCallAccumulator:
     """Assembles streamed tool calls from fragments keyed by the provider's index."""
 

@@ -82,6 +82,11 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     if system is not None:
         body["system"] = system
     _add_tools(body, request, spec)
+    if request.stop is not None and not all(sequence.strip() for sequence in request.stop):
+        # The API answers 400 "stop_sequences: each stop sequence must contain non-whitespace"
+        # (quoted in BerriAI/litellm#3286); dropping the sequence would let the answer run on.
+        raise UnsupportedCapabilityError(f"Anthropic takes no stop sequence of only whitespace, got stop={request.stop!r}: "
+                                         f"stop on text around it, or cut the answer yourself")
     for key, value in (("temperature", request.temperature), ("top_p", request.top_p), ("stop_sequences", request.stop)):
         if value is not None:
             body[key] = value
@@ -157,16 +162,20 @@ def _tool_result(message: Message, spec: ProviderSpec, model_id: str) -> list[di
         isinstance(part, TextPart) and part.cache for part in message.content)
     if message.files or cached:
         result["content"] = _content(message, spec)
-    elif message.text:
+    elif message.text.strip():
         result["content"] = message.text
     return [result]
 
 
 def _content(message: Message, spec: ProviderSpec) -> list[dict[str, Any]]:
+    """The message's text and files as blocks. Text of only whitespace is left out: the API
+    refuses such a block ("messages: text content blocks must contain non-whitespace text",
+    quoted in anthropics/claude-code#23369), and Claude's own turns often hold one, the "\n\n"
+    before a tool_use, which a conversation sends back."""
     if isinstance(message.content, str):
-        return [_text(message.content, None, spec)] if message.content else []
+        return [_text(message.content, None, spec)] if message.content.strip() else []
     return [_text(part.text, part.cache, spec) if isinstance(part, TextPart) else _file(part)
-            for part in message.content if not (isinstance(part, TextPart) and not part.text)]
+            for part in message.content if not (isinstance(part, TextPart) and not part.text.strip())]
 
 
 def _text(text: str, cache: str | None, spec: ProviderSpec) -> dict[str, Any]:

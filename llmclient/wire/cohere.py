@@ -77,10 +77,10 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     body: dict[str, Any] = {"model": model_id, "messages": messages, "stream": stream}
     # Cohere cannot force one named tool (whatever the spec says) and has no word for "auto".
     tools, choice = offered_tools(request, named_choice=False)
-    if tools:
+    if tools:  # without tools a choice asks nothing (Request.build refuses "required" without them)
         body["tools"] = [function_tool(tool) for tool in tools]
-    if choice not in (None, "auto"):
-        body["tool_choice"] = choice.upper()  # NONE | REQUIRED
+        if choice not in (None, "auto"):
+            body["tool_choice"] = choice.upper()  # NONE | REQUIRED
     for key, value in (("max_tokens", request.max_tokens), ("temperature", request.temperature),
                        ("p", request.top_p), ("stop_sequences", request.stop)):
         if value is not None:

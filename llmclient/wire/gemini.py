@@ -204,10 +204,10 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     elif request.system is not None:
         body["systemInstruction"] = {"parts": [{"text": request.system}]}
     tools, choice = offered_tools(request, spec.named_tool_choice)
-    if tools:
+    if tools:  # a toolConfig alone is refused: "Function calling config is set without function_declarations"
         body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in tools]}]
-    if choice is not None:
-        body["toolConfig"] = {"functionCallingConfig": _calling_config(choice)}
+        if choice is not None:
+            body["toolConfig"] = {"functionCallingConfig": _calling_config(choice)}
     options = dict(request.options)
     budget = thinking_budget(options, "Gemini")
     options = _camel_keys(options, "provider options")

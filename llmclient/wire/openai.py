@@ -19,11 +19,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from llmclient.errors import InvalidRequestError
 from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage, UsageIteration
 from llmclient.wire import (
     Decoded,
     StreamErrorEvent,
     ToolCallAccumulator,
+    ToolCallSlots,
     WireFormatError,
     WireRequest,
     cache_control,
@@ -129,6 +131,8 @@ class StreamDecoder:
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
         self._tools = ToolCallAccumulator()
+        self._slots = ToolCallSlots()
+        self._not_functions: set[int] = set()  # calls of another type than "function" (custom tools)
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
@@ -198,8 +202,12 @@ class StreamDecoder:
         if delta.get("executed_tools"):  # each run comes twice (its query, then its output): counted by index
             _executed_tools(delta["executed_tools"], self._executed)
         for position, call in enumerate(delta.get("tool_calls") or []):
+            slot = self._slots.slot(call.get("index"), call.get("id"), position)
+            if call.get("type", "function") != "function" or slot in self._not_functions:
+                self._not_functions.add(slot)  # e.g. a custom tool's call: left out, as a whole answer does
+                continue
             function = call.get("function") or {}
-            events.append(self._tools.add(call.get("index", position), id=call.get("id"), name=function.get("name"),
+            events.append(self._tools.add(slot, id=call.get("id"), name=function.get("name"),
                                           arguments=function.get("arguments") or ""))
 
     def finish(self) -> Decoded:
@@ -291,6 +299,8 @@ def _reasoning(message: dict[str, Any]) -> str:
 def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool) -> WireRequest:
     """A chat-completions request. A named tool_choice where the API has none (Mistral) offers
     only that tool and requires a call."""
+    if "stream" in request.options:  # a non-stream body has no "stream" key to clash with: refused by name
+        raise InvalidRequestError("provider options may not set 'stream': call stream() or astream() for a stream")
     tools, choice = offered_tools(request, spec.named_tool_choice)
     body: dict[str, Any] = {
         "model": model_id,
