@@ -325,11 +325,17 @@ def _tool_from_function(function: Callable[..., Any]) -> Tool:
     return Tool(name=name, description=inspect.getdoc(function) or "", parameters=_without_titles(schema))
 
 
+_VALUES = frozenset({"default", "examples", "const", "enum"})  # keywords holding data, not schemas
+
+
 def _without_titles(schema: Any) -> Any:
-    """Drop pydantic's generated "title" keys (noise to the model), keeping properties named title."""
+    """Drop pydantic's generated "title" keys (noise to the model), keeping properties named title
+    and every value inside a default, an example, a const or an enum (data: its "title" is a field)."""
     if isinstance(schema, dict):
         return {
-            key: ({k: _without_titles(v) for k, v in value.items()} if key in ("properties", "$defs") else _without_titles(value))
+            key: (value if key in _VALUES
+                  else {k: _without_titles(v) for k, v in value.items()} if key in ("properties", "$defs")
+                  else _without_titles(value))
             for key, value in schema.items()
             if not (key == "title" and isinstance(value, str))
         }

@@ -6,6 +6,7 @@ import math
 from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel
 
 from llmclient import BadRequestError, InvalidRequestError, Message, Request, Tool, ToolCall
 from llmclient.request import to_tool
@@ -186,6 +187,22 @@ def test_function_schema_keeps_a_parameter_named_title_and_drops_title_noise() -
             "required": ["title"],
         },
     }
+
+
+class _Book(BaseModel):
+    title: str = "Dune"
+    year: int = 1965
+
+
+def test_a_title_inside_a_default_is_data_and_is_kept() -> None:
+    def save_book(book: _Book = _Book(), shelf: str = "title") -> None:  # noqa: B008
+        pass
+
+    parameters = to_tool(save_book).parameters
+    assert parameters["properties"]["book"]["default"] == {"title": "Dune", "year": 1965}
+    assert parameters["properties"]["shelf"] == {"type": "string", "default": "title"}
+    assert "title" not in parameters["$defs"]["_Book"]  # pydantic's label of the model is still dropped
+    assert parameters["$defs"]["_Book"]["properties"]["title"] == {"type": "string", "default": "Dune"}
 
 
 def untyped(city, days: int = 1):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN201
