@@ -7,7 +7,8 @@ What a JSON-mode call does, for every provider:
   the line itself on a re-ask or a Request built from an earlier one) nothing is added;
 - the provider's native JSON mode is sent where its wire has one (OpenAI-compatible
   `response_format`, Gemini `responseMimeType`, Cohere `response_format`, litellm's); Anthropic and
-  the Claude CLI have none, so for them the option is not sent and the instruction does the work;
+  the Claude CLI have none, and Gemini's and Cohere's do not go with tools, so there the option
+  is not sent and the instruction does the work;
 - the answer's text is checked with `validators.is_json` before the caller's own validators (an
   answer calling tools is not: it is not the final answer), and a refused answer is sent back with
   the parse error and asked again (`complete(max_retries=...)`, default 2; `Response.rejected`,
@@ -33,6 +34,10 @@ from llmclient.validators import is_json
 
 INSTRUCTION = "Answer with only one valid JSON object: no prose and no code fence around it."
 _NO_NATIVE_JSON = frozenset({"anthropic", "claude-cli"})  # wires with no "any JSON object" mode
+# Wires whose JSON mode cannot go with tools: Gemini answers 400 "Function calling with a response
+# mime type: 'application/json' is unsupported"; Cohere's v2 reference says of response_format
+# "not supported when used in combinations with the `documents` or `tools` parameters".
+_NO_JSON_WITH_TOOLS = frozenset({"gemini", "cohere"})
 
 
 def wanted(request: Request) -> bool:
@@ -52,8 +57,9 @@ def with_instruction(request: Request) -> Request:
 
 def for_wire(request: Request, spec: ProviderSpec) -> Request:
     """What `spec`'s wire is sent: a JSON-mode request without `response_format` where the wire
-    has no native JSON-object mode (the instruction and the check stand in for it)."""
-    if spec.wire in _NO_NATIVE_JSON and wanted(request):
+    has no native JSON-object mode, or none that goes with the call's tools (the instruction and
+    the check stand in for it)."""
+    if wanted(request) and (spec.wire in _NO_NATIVE_JSON or spec.wire in _NO_JSON_WITH_TOOLS and request.tools):
         return request.model_copy(update={"response_format": None})
     return request
 

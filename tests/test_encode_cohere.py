@@ -94,7 +94,6 @@ def test_every_field_is_encoded() -> None:
         temperature=0.2,
         top_p=0.9,
         stop=["END", "STOP"],
-        response_format=ResponseFormat(type="json_schema", json_schema={"type": "object"}, name="answer", strict=True),
         options={"seed": 7, "thinking": {"type": "disabled"}},
     )
     wire = cohere.encode(request, SPEC, MODEL, stream=True)
@@ -126,7 +125,6 @@ def test_every_field_is_encoded() -> None:
         "temperature": 0.2,
         "p": 0.9,
         "stop_sequences": ["END", "STOP"],
-        "response_format": {"type": "json_object", "json_schema": {"type": "object"}},
         "stream": True,
         "seed": 7,
         "thinking": {"type": "disabled"},
@@ -215,3 +213,15 @@ def test_a_tool_choice_without_tools_is_not_sent() -> None:
     request = Request(messages=[Message.user("hi")], tool_choice="none")
     assert cohere.encode(request, SPEC, MODEL, stream=False).body == {
         "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+
+
+def test_a_json_schema_is_cohere_s_json_object_with_its_schema() -> None:
+    # Cohere's response_format goes without tools (its reference: "not supported when used in
+    # combinations with the `documents` or `tools` parameters").
+    request = Request(messages=[Message.user("Weather?")],
+                      response_format=ResponseFormat(type="json_schema", json_schema={"type": "object"}, name="answer",
+                                                     strict=True))
+    assert cohere.encode(request, SPEC, MODEL, stream=False).body["response_format"] == {
+        "type": "json_object", "json_schema": {"type": "object"}}
+    with pytest.raises(UnsupportedCapabilityError, match="offered tools"):
+        cohere.encode(request.model_copy(update={"tools": [WEATHER]}), SPEC, MODEL, stream=False)

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from llmclient import Client, SchemaValidationError, Usage
-from llmclient.errors import InvalidRequestError
+from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
 from llmclient.json_mode import INSTRUCTION, for_wire, with_instruction
 from llmclient.policies.retry import RetryPolicy
 from llmclient.providers import REGISTRY
 from llmclient.request import Request
 from llmclient.testing import MockProvider
 from llmclient.validators import is_json, regex
-from llmclient.wire import anthropic, gemini
+from llmclient.wire import anthropic, cohere, gemini
 
 JSON_OBJECT = {"type": "json_object"}
 PROSE = "Sure! Here is the city: Paris, France."
@@ -166,6 +166,33 @@ def test_the_instruction_is_added_once_and_only_in_json_mode() -> None:
     assert with_instruction(plain) == plain
 
 
+def _weather(city: str) -> str:
+    """The weather in a city."""
+    return "sunny"
+
+
+def test_gemini_and_cohere_json_mode_with_tools_gets_only_the_instruction() -> None:
+    # Gemini: 400 "Function calling with a response mime type: 'application/json' is unsupported";
+    # Cohere's v2 reference: response_format "is not supported when used in combinations with ... tools".
+    request = with_instruction(Request.build("Where?", response_format=JSON_OBJECT, tools=[_weather]))
+    spec = REGISTRY["gemini"]
+    body = gemini.encode(for_wire(request, spec), spec, "gemini-2.5-flash", stream=False).body
+    assert "generationConfig" not in body and body["tools"] and INSTRUCTION in json.dumps(body["systemInstruction"])
+    spec = REGISTRY["cohere"]
+    body = cohere.encode(for_wire(request, spec), spec, "command-a-03-2025", stream=False).body
+    assert "response_format" not in body and body["tools"] and INSTRUCTION in json.dumps(body["messages"][0])
+    assert for_wire(request, REGISTRY["openai"]) is request  # OpenAI takes both
+
+
+@pytest.mark.parametrize(("provider", "model", "wire"), [("gemini", "gemini-2.5-flash", gemini),
+                                                         ("cohere", "command-a-03-2025", cohere)])
+def test_a_json_schema_with_tools_is_refused_where_the_api_refuses_it(provider: str, model: str, wire: Any) -> None:
+    request = Request.build("Where?", tools=[_weather], response_format={
+        "type": "json_schema", "json_schema": {"name": "place", "schema": {"type": "object"}}})
+    with pytest.raises(UnsupportedCapabilityError, match="while it is offered tools"):
+        wire.encode(for_wire(request, REGISTRY[provider]), REGISTRY[provider], model, stream=False)
+
+
 def test_wires_without_a_json_object_mode_get_only_the_instruction() -> None:
     request = with_instruction(Request.build("Where?", response_format=JSON_OBJECT))
     spec = REGISTRY["anthropic"]
@@ -175,3 +202,10 @@ def test_wires_without_a_json_object_mode_get_only_the_instruction() -> None:
     body = gemini.encode(for_wire(request, spec), spec, "gemini-2.5-flash", stream=False).body
     assert body["generationConfig"] == {"responseMimeType": "application/json"}  # Gemini's native JSON mode
     assert for_wire(request, REGISTRY["openai"]) is request
+
+
+def test_gemini_3_is_sent_a_json_schema_with_tools() -> None:
+    request = Request.build("Where?", tools=[_weather], response_format={
+        "type": "json_schema", "json_schema": {"name": "place", "schema": {"type": "object"}}})
+    body = gemini.encode(request, REGISTRY["gemini"], "gemini-3-pro-preview", stream=False).body
+    assert body["generationConfig"]["responseJsonSchema"] == {"type": "object"} and body["tools"]

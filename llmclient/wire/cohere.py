@@ -86,6 +86,9 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         if value is not None:
             body[key] = value
     if request.response_format is not None:
+        if tools:  # "not supported when used in combinations with the `documents` or `tools` parameters"
+            raise UnsupportedCapabilityError("Cohere cannot hold its answer to JSON output while it is offered tools: "
+                                             "ask for the schema in a call without tools, or use structured()", **where)
         body["response_format"] = _response_format(request.response_format)
     options = dict(request.options)
     budget = thinking_budget(options, "Cohere")

@@ -204,6 +204,11 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
     elif request.system is not None:
         body["systemInstruction"] = {"parts": [{"text": request.system}]}
     tools, choice = offered_tools(request, spec.named_tool_choice)
+    if tools and request.response_format is not None and re.match(r"gemini-[12]\.", model_id):
+        # 400 "Function calling with a response mime type: 'application/json' is unsupported" (JSON
+        # mode drops its mime type for tools, `json_mode.for_wire`; a schema cannot be dropped).
+        raise UnsupportedCapabilityError(f"{model_id} cannot hold its answer to JSON output while it is offered tools: "
+                                         f"ask for the schema in a call without tools, or use structured()")
     if tools:  # a toolConfig alone is refused: "Function calling config is set without function_declarations"
         body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in tools]}]
         if choice is not None:
