@@ -66,11 +66,23 @@ class LLMError(Exception):
 
     def without(self, secrets: Iterable[str]) -> Self:
         """This error with each of `secrets` (the key a call sent, which a provider may echo)
-        masked in its message: messages end up in logs and tracebacks."""
-        for secret in secrets:
-            if secret and secret in self.message:
-                self.message = self.message.replace(secret, "REDACTED")
-                self.args = (self.message,)
+        masked in its message, in every form the cassette scrubber knows (base64 of "user:key",
+        escaped, key formats), and a key's start where a long body was cut ("...") inside it:
+        messages end up in logs, tracebacks and telemetry."""
+        from llmclient.scrub import mask_with
+
+        keys = frozenset(secret for secret in secrets if secret)
+        message = mask_with(keys, self.message)
+        if message.endswith("..."):  # `excerpt` cut the body, maybe inside a key: its start is masked
+            head = message[:-3]
+            for key in keys:
+                cut = next((n for n in range(min(len(key) - 1, len(head)), 5, -1) if head.endswith(key[:n])), 0)
+                if cut:
+                    head = head[:-cut] + "REDACTED"
+            message = head + "..."
+        if message != self.message:
+            self.message = message
+            self.args = (message,)
         return self
 
     def __str__(self) -> str:

@@ -54,14 +54,19 @@ _CREDENTIAL_NAME = re.compile(r"(?:^|[-_])(?:auth|authentication|authorization|a
 
 # Key formats of the providers we talk to, and bearer tokens. A provider's error body may echo
 # a key's ends ("Incorrect API key provided: sk-abc...WXYZ"): masked too.
+# Each starts where no letter or digit comes before it: "task-management-application" holds no key.
 SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
-    "anthropic key": re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}"),
-    "openrouter key": re.compile(r"sk-or-v1-[A-Za-z0-9]{16,}"),
-    "openai key": re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"),
-    "echoed key": re.compile(r"\b(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{0,12}\*{2,}[A-Za-z0-9]{2,8}|sk-[A-Za-z0-9_-]{1,12}\.{3}[A-Za-z0-9]{2,8}"),
-    "google key": re.compile(r"AIza[0-9A-Za-z_-]{30,}"),
-    "groq key": re.compile(r"gsk_[A-Za-z0-9]{16,}"),
-    "xai key": re.compile(r"xai-[A-Za-z0-9]{16,}"),
+    "anthropic key": re.compile(r"(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_-]{16,}"),
+    "openrouter key": re.compile(r"(?<![A-Za-z0-9])sk-or-v1-[A-Za-z0-9]{16,}"),
+    "openai key": re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"),
+    "echoed key": re.compile(r"\b(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{0,12}\*{2,}[A-Za-z0-9]{2,8}|(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{1,12}\.{3}[A-Za-z0-9]{2,8}"),
+    "google key": re.compile(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{30,}"),
+    "groq key": re.compile(r"(?<![A-Za-z0-9])gsk_[A-Za-z0-9]{16,}"),
+    "xai key": re.compile(r"(?<![A-Za-z0-9])xai-[A-Za-z0-9]{16,}"),
+    "hugging face token": re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"),
+    "github token": re.compile(r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})"),
+    "aws access key id": re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    "json web token": re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"),
     "bearer token": re.compile(r"Bearer\s+(?!REDACTED)[A-Za-z0-9._~+/=-]{12,}"),
 }
 PLACEHOLDER = re.compile(r"REDACTED|PLACEHOLDER|placeholder|test-key|sk-test|dummy|fake", re.IGNORECASE)
@@ -253,6 +258,11 @@ def mask_secrets(text: str) -> str:
     return _text_masker().mask(text)
 
 
+def mask_with(keys: frozenset[str], text: str) -> str:
+    """`text` with `keys` (and every key-like string) masked, in every form `mask_secrets` masks."""
+    return _maskers(keys)[0].mask(text) if keys else _text_masker().mask(text)
+
+
 def mask_secret_bytes(body: bytes) -> bytes:
     """`mask_secrets` on bytes of any encoding: the secrets' bytes are masked in place."""
     return _bytes_masker().mask(body)
@@ -272,9 +282,15 @@ def scrubbed_headers(headers: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _credentials(value: str) -> list[str]:
-    """The secrets in a credential header's value: past its scheme, and a Basic one's password."""
+    """The secrets in a credential header's value: past its scheme, and a Basic one's password.
+    A scheme of the provider's own (`ProviderSpec.key_prefix`, "sso-key <key>") is not in
+    `_SCHEME`: the word after any leading word is taken too, so the bare key is masked where a
+    server echoes it."""
     credential = _SCHEME.sub("", value).strip()
     found = [credential]
+    scheme_and_token = re.fullmatch(r"\S+\s+(\S+)", credential)
+    if scheme_and_token is not None:
+        found.append(scheme_and_token.group(1))
     if value[:6].lower() == "basic ":
         try:
             found.append(base64.b64decode(credential, validate=True).decode("utf-8").partition(":")[2])

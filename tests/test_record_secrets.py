@@ -374,6 +374,12 @@ PLANTED = {
     "Bearer prefix-less key": _cassette(request_headers=f"      authorization:\n      - Bearer {PREFIXLESS}\n"),
     **{f"?{name}= query": _cassette(uri=f"https://api.example.com/v1/chat?{name}={quote(SIGNATURE, safe='')}&x=1")
        for name in ("key", "api_key", "api-key", "access_token", "token", "sig")},
+    # Credentials of other services that end up in the same repositories (invented values in each
+    # documented shape: AWS access key ids, GitHub and Hugging Face tokens, a JSON web token).
+    "AWS access key id": _cassette(body="      string: '{\"k\": \"AKIAQ3EGRTWXKZ7B4N2Y\"}'\n"),
+    "GitHub token": _cassette(body="      string: 'token ghp_Zq7Lm2Vb9Rt4Kp8Wd3Hs6Jf1Zc5Ye0GaXw1Q'\n"),
+    "Hugging Face token": _cassette(body="      string: 'hf_Zq7Lm2Vb9Rt4Kp8Wd3Hs6Jf1Zc5Ye0GaXw'\n"),
+    "JSON web token": _cassette(body="      string: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'\n"),
 }
 
 
@@ -397,3 +403,48 @@ def test_scan_leaves_redacted_values_and_ids_alone(tmp_path: Path, line: str) ->
     path = tmp_path / "clean.yaml"
     path.write_text("interactions:\n" + line + _binary(b"\xe9 REDACTED \xff"))
     assert scan_secrets(path) == []
+
+
+# --- what is not a key, and keys behind a provider's own scheme ---------------------------------------
+
+
+@pytest.mark.parametrize("text", ["Write a task-management-application in Go", "disk-usage-monitor-service-v2",
+                                  "mask-image-linear-gradient(to bottom)", "a risk-assessment-framework-draft"])
+def test_hyphenated_words_are_not_masked_as_keys(text: str) -> None:
+    from llmclient.scrub import mask_secrets
+
+    assert mask_secrets(text) == text
+
+
+def test_different_hyphenated_prompts_do_not_replay_each_others_answer(echo_url: str, tmp_path: Path) -> None:
+    from llmclient import ReplayMismatchError
+
+    cassette, model = tmp_path / "kebab.yaml", _register(echo_url, Vector("kebab", OPENAI_KEY))
+    try:
+        with use_cassette(cassette, mode="record"):
+            Client(model, api_key=OPENAI_KEY).complete("Write a task-management-application")
+        with use_cassette(cassette, mode="replay"), pytest.raises(ReplayMismatchError):
+            Client(model).complete("Write a task-scheduling-service-in-go")
+    finally:
+        unregister_provider("echo")
+
+
+def test_a_key_behind_a_providers_own_scheme_is_learned_bare() -> None:
+    from llmclient.scrub import mask_secrets
+
+    key = "3f2a9c8e1b7d4f6a0c5e9b2d8a1f7c3e"  # all lower case: no key format catches it, only learning
+    assert scrubbed_headers({"authorization": f"sso-key {key}"}) == {"authorization": REDACTED}
+    assert mask_secrets(f"request req-{key} refused: bad key {key}") == "request req-REDACTED refused: bad key REDACTED"
+
+
+def test_an_error_message_is_masked_in_the_scrubbers_forms_and_where_a_cut_went_through_the_key() -> None:
+    key = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+    basic = base64.b64encode(b"user:" + key.encode()).decode()
+    error = AuthenticationError(f"bad creds {basic}").without([key])
+    assert basic not in error.message and key not in str(error) and "REDACTED" in error.message
+    from llmclient.errors import excerpt
+
+    cut = excerpt("<html>" + "x" * 160 + f" invalid key {key} </html>")  # 200 characters: the key is cut
+    assert cut.endswith("...") and key[:12] in cut
+    masked = AuthenticationError(cut).without([key])
+    assert masked.message.endswith("invalid key REDACTED...") and key[:8] not in masked.message
