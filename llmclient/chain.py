@@ -17,16 +17,23 @@ from llmclient.telemetry import observe
 if TYPE_CHECKING:
     from llmclient.cache_use import StreamCache
     from llmclient.config_schema import Config, Resolved
+    from llmclient.policies.retry import RetryPolicy
     from llmclient.request import Request
     from llmclient.telemetry.observe import Observation
     from llmclient.types import Response, RetryRecord
 
 
 class Chain:
-    def __init__(self, config: Config, resolved: Resolved, primary: Route) -> None:
+    """`timeout` and `retry`, when the Client was given them, hold for every model of the chain (the
+    fallbacks' own settings give way, as the first model's do); a key and a base URL are the first
+    model's provider's, so the fallbacks keep their own."""
+
+    def __init__(self, config: Config, resolved: Resolved, primary: Route, *, timeout: float | None = None,
+                 retry: RetryPolicy | None = None) -> None:
         self._config = config
         self._resolved = resolved
         self._primary = primary
+        self._timeout, self._retry = timeout, retry
         self._fallbacks: list[Route] | None = None  # made when first needed: most calls never fall back
 
     def routes(self) -> list[Route]:
@@ -39,7 +46,7 @@ class Chain:
                 resolved = pending.pop(0)
                 if resolved.model not in seen:
                     seen.add(resolved.model)
-                    chain.append(route_for(self._config, resolved, None, None, None, None))
+                    chain.append(route_for(self._config, resolved, None, None, self._timeout, self._retry))
                 pending = list(resolved.fallbacks) + pending
             self._fallbacks = chain
         return [self._primary, *self._fallbacks]

@@ -75,7 +75,7 @@ class Client:
         config = get_config()
         self.profile = config.resolve(model) if model is not None else config.resolve_default()
         self._route = route_for(config, self.profile, api_key, base_url, timeout, retry)
-        self._chain = Chain(config, self.profile, self._route)
+        self._chain = Chain(config, self.profile, self._route, timeout=timeout, retry=retry)
         self._hooks: HookSet | None = None
         self._profile_name = self.profile.profile or (self.profile.chain[0] if self.profile.chain else None)
         self.cache = None if cache is None else cache_use.opened(cache, where="Client(cache=)")

@@ -1,6 +1,7 @@
-"""How long a provider asks us to wait: Retry-After (seconds or an HTTP date), the rate-limit
-reset headers, a `RetryInfo` detail in the body, or "try again in 1m30s" in the message. A wait
-that is not a finite, sensible number of seconds is None (or 0 for one already past), never NaN.
+"""How long a provider asks us to wait: Retry-After (seconds or an HTTP date in any of its three
+forms), the rate-limit reset headers (OpenAI-style durations, Anthropic's RFC 3339 times), a
+`RetryInfo` detail in the body, or "try again in 1m30s" in the message. A wait that is not a
+finite, sensible number of seconds is None (or 0 for one already past), never NaN.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -28,11 +30,14 @@ def retry_after_from(headers: Mapping[str, str], payload: Any = None, message: s
         return millis / 1000
     if "retry-after" in lowered:
         value = lowered["retry-after"].strip()
-        seconds = _seconds(value)
+        seconds = _seconds(value) if not value.startswith("-") else None  # delay-seconds is digits: "-5" says nothing
         if seconds is not None:
             return seconds
         try:
-            return _clamped(parsedate_to_datetime(value).timestamp() - time.time())
+            when = parsedate_to_datetime(value)
+            if when.tzinfo is None:  # the asctime form has no zone, and every HTTP-date is GMT (RFC 9110 §5.6.7)
+                when = when.replace(tzinfo=timezone.utc)
+            return _clamped(when.timestamp() - time.time())
         except (TypeError, ValueError, OverflowError):
             pass
     from_body = _retry_delay_in_body(payload)
@@ -78,17 +83,35 @@ def _duration_seconds(value: str) -> float | None:
 
 def _exhausted_bucket_reset(lowered: Mapping[str, str]) -> float | None:
     """Without Retry-After, the reset of the rate-limit bucket that ran out
-    (`x-ratelimit-remaining-<bucket>: 0` with `x-ratelimit-reset-<bucket>`; Cerebras, OpenAI, Groq).
-    A bucket with capacity left (a daily one, say) is not what the caller waits for."""
+    (`x-ratelimit-remaining-<bucket>: 0` with `x-ratelimit-reset-<bucket>`, a duration: Cerebras,
+    OpenAI, Groq; `anthropic-ratelimit-<bucket>-remaining: 0` with `anthropic-ratelimit-<bucket>-reset`,
+    an RFC 3339 time: Anthropic). A bucket with capacity left (a daily one, say) is not what the
+    caller waits for."""
     waits = []
     for name, remaining in lowered.items():
-        if not name.startswith("x-ratelimit-remaining-") or remaining.strip() not in ("0", "0.0"):
+        if remaining.strip() not in ("0", "0.0"):
             continue
-        reset = lowered.get("x-ratelimit-reset-" + name.removeprefix("x-ratelimit-remaining-"))
-        wait = _duration_seconds(reset) if reset is not None else None
+        wait = None
+        if name.startswith("x-ratelimit-remaining-"):
+            reset = lowered.get("x-ratelimit-reset-" + name.removeprefix("x-ratelimit-remaining-"))
+            wait = _duration_seconds(reset) if reset is not None else None
+        elif name.startswith("anthropic-ratelimit-") and name.endswith("-remaining"):
+            reset = lowered.get(name.removesuffix("-remaining") + "-reset")
+            wait = _until(reset) if reset is not None else None
         if wait is not None:
             waits.append(wait)
     return max(waits) if waits else None
+
+
+def _until(moment: str) -> float | None:
+    """Seconds from now to an RFC 3339 time ("2026-12-05T10:50:41Z"); None when it is not one."""
+    try:
+        when = datetime.fromisoformat(moment.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None  # a time without its offset could be any zone's
+    return _clamped(when.timestamp() - time.time())
 
 
 def _retry_delay_in_body(payload: Any) -> float | None:

@@ -205,7 +205,7 @@ RETRY_AFTER = [
     ("fractional-seconds", {"retry-after": "1.5"}, None, "", 1.5),
     ("ms-wins-over-seconds", {"retry-after-ms": "1500", "retry-after": "30"}, None, "", 1.5),
     ("bad-ms-falls-back", {"retry-after-ms": "soon", "retry-after": "7"}, None, "", 7.0),
-    ("negative-clamped", {"Retry-After": "-3"}, None, "", 0.0),
+    ("negative-is-no-delay-seconds", {"Retry-After": "-3"}, None, "", None),  # RFC 9110 §10.2.3: 1*DIGIT
     ("unparseable-header", {"Retry-After": "whenever"}, None, "", None),
     ("gemini-retry-info", {}, GEMINI_429, GEMINI_429["error"]["message"], 33.0),
     ("gemini-fractional-delay", {}, {"error": {"details": [{"retryDelay": "0.5s"}]}}, "", 0.5),
@@ -316,3 +316,29 @@ def test_groq_stream_error_status_code_inside_the_error_object() -> None:
     assert type(classify(None, event, provider="groq")).__name__ == "ServerError"
     event = {"error": {"message": "slow down", "type": "unknown_kind", "status_code": 429}}
     assert type(classify(None, event, provider="groq")).__name__ == "RateLimitError"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Tokyo"])
+def test_retry_after_in_asctime_form_is_gmt_in_any_local_zone(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 9110 §5.6.7: a recipient accepts the asctime form too, and every HTTP-date is GMT.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        asctime = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(time.time() + 120))
+        assert 118.0 <= retry_after_from({"Retry-After": asctime}) <= 120.5
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_negative_retry_after_says_nothing() -> None:
+    assert retry_after_from({"Retry-After": "-5"}) is None  # delay-seconds is 1*DIGIT (RFC 9110 §10.2.3)
+
+
+def test_anthropics_exhausted_bucket_reset_is_read() -> None:
+    # docs.anthropic.com/en/api/rate-limits: anthropic-ratelimit-<bucket>-remaining / -reset (RFC 3339).
+    reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 20))
+    headers = {"anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": reset,
+               "anthropic-ratelimit-requests-remaining": "49",
+               "anthropic-ratelimit-requests-reset": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 50))}
+    assert 18.0 <= retry_after_from(headers) <= 20.5  # the exhausted bucket's, not the one with room left

@@ -171,3 +171,26 @@ async def test_the_rate_limiter_spaces_concurrent_async_calls(server: FaultServe
     await asyncio.gather(*(client.acomplete("hi") for _ in range(8)))
     arrivals = sorted(request.arrived for request in server.requests[1:])
     assert arrivals[-1] - arrivals[0] >= 0.65  # 7 intervals of 0.1 s, minus scheduling slack
+
+
+def test_the_clients_retry_policy_holds_for_its_fallbacks_too(server: FaultServer, backup: FaultServer, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The profile's retry would try each model twice; the Client's own RetryPolicy(max_attempts=1)
+    # turns retries off for the whole call, the fallback included.
+    write_config(tmp_path, monkeypatch, server, backup, """
+[profiles.fast]
+model = "openai/gpt-4o-mini"
+fallbacks = ["anthropic/claude-sonnet-4-5"]
+retry = { max_attempts = 2, initial_backoff = 0.05, max_backoff = 0.05, jitter = false }
+""")
+    server.script(status(503))
+    backup.script(status(503), succeed("second try"))
+    with pytest.raises(ServerError):
+        Client("fast", retry=RetryPolicy(max_attempts=1)).complete("hi")
+    assert (server.count, backup.count) == (1, 1)
+
+
+@pytest.mark.parametrize("code", [409, 425])
+def test_409_conflict_and_425_too_early_are_retried(server: FaultServer, code: int) -> None:
+    server.script(status(code), succeed("Paris."))
+    assert openai_client(server).complete("hi").text == "Paris." and server.count == 2

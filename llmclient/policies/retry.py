@@ -56,7 +56,10 @@ class RetryPolicy:
 
     @staticmethod
     def retryable(error: BaseException) -> bool:
-        return isinstance(error, RETRYABLE)
+        """Rate limits, server errors, timeouts and broken connections; and 409 Conflict (a lock or
+        a concurrent update on the provider's side: the OpenAI and Anthropic SDKs retry it) and 425
+        Too Early (RFC 8470 §5.2: the request may be sent again), whatever class they are given."""
+        return isinstance(error, RETRYABLE) or isinstance(error, LLMError) and getattr(error, "status_code", None) in (409, 425)
 
     def wait_after(self, error: LLMError, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
