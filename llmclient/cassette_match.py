@@ -124,6 +124,9 @@ def replay_mismatch(exc: BaseException, what: str, provider: str, model: str) ->
 def mismatch_detail(exc: BaseException) -> str:
     """What vcrpy found closest to an unmatched request, as one sentence ("" when nothing came close)."""
     similar = getattr(exc, "similar_requests", None) or []
+    if any(not failed for _request, _succeeded, failed in similar):
+        return ("; a recorded interaction matches it but was already played: this request came more often than it "
+                "was recorded (record the repeats too, or ask it once)")
     for _request, _succeeded, failed in similar[:1]:
         reasons = [str(message).strip() for _name, message in failed if str(message).strip()]
         if reasons:

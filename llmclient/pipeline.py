@@ -28,6 +28,7 @@ from llmclient.errors import (
     transport_error,
 )
 from llmclient.request import Request
+from llmclient.scrub import guard_http_logs
 from llmclient.types import Response
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Pipeline:
         remember_key(api_key)  # inside a cassette block, masked wherever it would be recorded
         if api_key not in self.keys and len(api_key) >= 8:  # masked in the errors of its answers (an echo)
             self.keys = self.keys | {api_key}
+            guard_http_logs(api_key)  # and in httpx's and httpcore's log lines
         query = self._query
         if self.spec.key_query:
             query = {**query, self.spec.key_query: api_key}

@@ -21,6 +21,7 @@ import base64
 import binascii
 import bisect
 import functools
+import logging
 import re
 import threading
 import zlib
@@ -86,6 +87,36 @@ def add_key(key: str) -> None:
     if len(key) >= 8 and key not in _NOT_KEYS and key not in _keys_in_use:
         with _keys_lock:
             _keys_in_use.add(key)
+
+
+# The HTTP libraries' loggers: httpx logs each request's URL at INFO (with a key sent in its query),
+# httpcore the raw headers at DEBUG (with a key a server echoes). A filter on a logger does not see
+# its children's records, so each is named.
+_HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+_log_filter_installed = False
+
+
+class _MaskingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def guard_http_logs(key: str) -> None:
+    """Mask `key` in the HTTP libraries' log lines (and, as `add_key`, wherever a cassette would
+    record it). Called once per key a pipeline sends; the filter costs nothing while those loggers
+    are off."""
+    global _log_filter_installed
+    add_key(key)
+    if not _log_filter_installed:
+        with _keys_lock:
+            if not _log_filter_installed:
+                for name in _HTTP_LOGGERS:
+                    logging.getLogger(name).addFilter(_MaskingFilter())
+                _log_filter_installed = True
 
 
 def keys_in_use() -> frozenset[str]:

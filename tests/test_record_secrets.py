@@ -11,6 +11,7 @@ import base64
 import gzip
 import html
 import json
+import logging
 import re
 import threading
 import zlib
@@ -448,3 +449,35 @@ def test_an_error_message_is_masked_in_the_scrubbers_forms_and_where_a_cut_went_
     assert cut.endswith("...") and key[:12] in cut
     masked = AuthenticationError(cut).without([key])
     assert masked.message.endswith("invalid key REDACTED...") and key[:8] not in masked.message
+
+
+def test_a_key_sent_in_the_query_is_masked_in_httpx_and_httpcore_log_lines(echo_url: str,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # httpx logs every request's URL at INFO (the key in its query with it); httpcore logs the raw
+    # response headers at DEBUG, where a server may echo the key.
+    key = "Zr5Tq8Wn2Yk6Hm9Jc3Vb7Xd1Lp4Fs0Ga"
+    model = _register(echo_url, Vector("query", key, spec={"key_query": "api-key"}))
+    try:
+        with caplog.at_level("DEBUG", logger="httpx"), caplog.at_level("DEBUG", logger="httpcore"):
+            _call(model, Vector("query", key), key, key)
+            logging.getLogger("httpx").info("HTTP Request: POST %s", f"{echo_url}/chat/completions?api-key={key}")  # as httpx logs it
+    finally:
+        unregister_provider("echo")
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith(("httpx", "httpcore"))]
+    assert lines and lines[-1].startswith(f"HTTP Request: POST {echo_url}/chat/completions?") and "REDACTED" in lines[-1]
+    assert not any(key in line for line in lines)
+
+
+def test_a_request_asked_more_often_than_recorded_is_named_as_such(echo_url: str, tmp_path: Path) -> None:
+    from llmclient import ReplayMismatchError
+
+    cassette, model = tmp_path / "once.yaml", _register(echo_url, Vector("once", OPENAI_KEY))
+    try:
+        with use_cassette(cassette, mode="record"):
+            Client(model, api_key=OPENAI_KEY).complete("json")
+        with use_cassette(cassette, mode="replay"):
+            Client(model).complete("json")
+            with pytest.raises(ReplayMismatchError, match="already played"):
+                Client(model).complete("json")
+    finally:
+        unregister_provider("echo")
