@@ -5,7 +5,9 @@
 names are kept, an evicted Client closed once no request uses it) and writes the answer back
 (`openai_out`). Headers of every answer: `x-llmclient-model`, "<provider>/<model id>" of the model
 that answered (after a fallback, the fallback's; the id as the provider reported it, e.g. a dated
-one, except in a stream, whose headers go before the answer: there the id llmclient asked for);
+one, except in a stream, whose headers go before the answer: there the id llmclient asked for),
+percent-encoded (UTF-8, RFC 3986) outside visible ASCII and for "%" (`openai_out.header_text`:
+"mock/模型" is sent as "mock/%E6%A8%A1%E5%9E%8B"; `urllib.parse.unquote` gives the id back);
 `x-llmclient-cost-usd`, the call's cost in USD as
 exact decimal digits, ABSENT when the cost is unknown (no price for the model).
 
@@ -53,7 +55,7 @@ from llmclient.client import Client
 from llmclient.errors import ConfigurationError
 from llmclient.serve import errors, openai_out
 from llmclient.serve.catalog import model_list
-from llmclient.serve.openai_in import BadBody, ChatCall, parse_chat
+from llmclient.serve.openai_in import MAX_NESTING, BadBody, ChatCall, parse_chat, too_deep
 from llmclient.streaming import AsyncStream
 from llmclient.types import StreamEvent
 
@@ -272,7 +274,7 @@ async def _chat(state: _State, request: HTTPRequest) -> HTTPResponse:
         response = await client.acomplete(call.messages, **call.options)
     finally:
         await state.clients.release(client)
-    headers = {"x-llmclient-model": openai_out.answered_by(response)}
+    headers = {"x-llmclient-model": openai_out.header_text(openai_out.answered_by(response))}
     cost = openai_out.cost_text(response.cost)
     if cost is not None:
         headers["x-llmclient-cost-usd"] = cost
@@ -281,7 +283,8 @@ async def _chat(state: _State, request: HTTPRequest) -> HTTPResponse:
 
 
 async def _json(request: HTTPRequest, limit: int) -> Any:
-    """The body as JSON; 413 over `limit` bytes (declared or counted), 400 when it is not JSON."""
+    """The body as JSON; 413 over `limit` bytes (declared or counted), 400 `invalid_json` when it is
+    not JSON or nests lists and objects more than `MAX_NESTING` levels deep."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
         raise _too_large(limit)
@@ -291,9 +294,19 @@ async def _json(request: HTTPRequest, limit: int) -> Any:
         if len(received) > limit:
             raise _too_large(limit)
     try:
-        return json.loads(received)
+        body = json.loads(received)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadBody(f"the request body is not valid JSON ({exc})", code="invalid_json") from exc
+    except RecursionError as exc:  # `[[[...]]]` deeper than the interpreter's stack
+        raise _too_deep() from exc
+    if too_deep(body):  # parsed, but the walks after `json` (checks, encoding, scrubbing) recurse too
+        raise _too_deep()
+    return body
+
+
+def _too_deep() -> BadBody:
+    return BadBody(f"the request body's lists and objects are nested more than {MAX_NESTING} levels deep: no chat "
+                   f"request needs that many; this server does not read it", code="invalid_json")
 
 
 def _too_large(limit: int) -> BadBody:
@@ -302,18 +315,26 @@ def _too_large(limit: int) -> BadBody:
 
 
 async def _streamed(state: _State, client: Client, call: ChatCall) -> HTTPResponse:
+    """The streamed answer, which releases `client` and closes the upstream stream when it ends;
+    until it exists (a failure sending, or building the answer), they are released here."""
+    stream: AsyncStream | None = None
     try:
         stream = client.astream(call.messages, **call.options)
         events = stream.__aiter__()
-        first: StreamEvent | None = await anext(events)  # sends (retries, falls back) before the status line
-    except StopAsyncIteration:
-        first = None
+        try:
+            first: StreamEvent | None = await anext(events)  # sends (retries, falls back) before the status line
+        except StopAsyncIteration:
+            first = None
+        model = openai_out.header_text(stream.answered_by)  # a fallback's when one answered
+        return StreamingResponse(_sse(state, client, stream, events, first, call), media_type="text/event-stream",
+                                 headers={"x-llmclient-model": model, "cache-control": "no-cache"})
     except BaseException:
-        await state.clients.release(client)
+        try:
+            if stream is not None:
+                await stream.aclose()
+        finally:
+            await state.clients.release(client)
         raise
-    headers = {"x-llmclient-model": stream.answered_by, "cache-control": "no-cache"}  # a fallback's when one answered
-    return StreamingResponse(_sse(state, client, stream, events, first, call), media_type="text/event-stream",
-                             headers=headers)
 
 
 async def _sse(state: _State, client: Client, stream: AsyncStream, events: AsyncIterator[StreamEvent],

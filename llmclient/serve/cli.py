@@ -5,8 +5,10 @@
 
 Point any OpenAI client at http://HOST:PORT/v1: `model` is a profile, an alias or
 "provider/model", resolved by llmclient's configuration (fallbacks, retries, rate limits, cost and
-telemetry apply). Answers carry `x-llmclient-model` (the model that answered) and, when known,
-`x-llmclient-cost-usd`. With LLMCLIENT_SERVER_KEY set, requests need `Authorization: Bearer <it>`.
+telemetry apply). Answers carry `x-llmclient-model` (the model that answered, percent-encoded
+outside visible ASCII) and, when known, `x-llmclient-cost-usd`. With LLMCLIENT_SERVER_KEY set,
+requests need `Authorization: Bearer <it>`. Errors and warnings (a 500's traceback) are logged on
+stderr at --log-level.
 --replay DIR answers from the cassettes in DIR/<provider>/*.yaml instead of the providers: no
 network, no keys. Binds 127.0.0.1 unless --host says otherwise; any other address needs
 LLMCLIENT_SERVER_KEY. Requests must be `Content-Type: application/json` with a Host of localhost,
@@ -17,7 +19,11 @@ LLMCLIENT_SERVER_KEY. Requests must be `Content-Type: application/json` with a H
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -83,5 +89,28 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     where = f"replaying {args.replay}" if args.replay is not None else "proxying to the providers"
     out.write(f"llmclient serve: {where} on http://{args.host}:{args.port}/v1\n")
     out.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    with _logging_to_stderr(args.log_level):
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+@contextmanager
+def _logging_to_stderr(level_name: str) -> Iterator[None]:
+    """llmclient's log records at `level_name` (--log-level, uvicorn's too) printed on stderr
+    while the server runs. As a library llmclient prints nothing (its logger has only a
+    NullHandler) and uvicorn configures only its own loggers, so without this a 500's traceback
+    (`llmclient.serve.errors`) would go nowhere; the server is an application, and says what
+    failed. The logger is as it was afterwards."""
+    package_logger = logging.getLogger("llmclient")
+    level = logging.getLevelName(level_name.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))  # aligned with uvicorn's lines
+    level_before = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(level)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(level_before)

@@ -12,9 +12,9 @@ field (as OpenAI's `param`), never dropped:
   otherwise make the server request internal addresses. It must end in
   .png/.jpg/.jpeg/.gif/.webp.
 - tools (`type: function`; `strict` only false), tool_choice, max_tokens / max_completion_tokens,
-  temperature, top_p, stop, response_format, stream, stream_options (`include_usage`;
-  `include_obfuscation`, which the openai SDK sends, is accepted and ignored: there is no
-  obfuscation padding here), n (only 1).
+  temperature, top_p, stop, response_format (`{"type": "text"}`, the default, by sending none),
+  stream, stream_options (`include_usage`; `include_obfuscation`, which the openai SDK sends, is
+  accepted and ignored: there is no obfuscation padding here), n (only the integer 1).
 - `user` labels the call in llmclient's telemetry (it is not sent to the provider).
 - PASSTHROUGH keys (seed, penalties, parallel_tool_calls, reasoning_effort, ...) are sent to the
   provider as they are (llmclient's provider options).
@@ -42,6 +42,9 @@ _KNOWN = frozenset({"model", "messages", "tools", "tool_choice", "max_tokens", "
                     "top_p", "stop", "response_format", "stream", "stream_options", "n", "user"}) | PASSTHROUGH
 _STREAM_OPTIONS = frozenset({"include_usage", "include_obfuscation"})
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+# Lists and objects inside each other, at most: far more than a chat body or a tool's JSON schema
+# needs, and far less than what makes `json` (or any recursive walk after it) hit RecursionError.
+MAX_NESTING = 100
 
 
 class BadBody(Exception):
@@ -93,12 +96,14 @@ def parse_chat(body: Any, *, fetch_urls: bool = False) -> ChatCall:
     for name in ("max_tokens", "max_completion_tokens"):
         if body.get(name) is not None:
             options["max_tokens"] = body[name]
-    for name in ("temperature", "top_p", "stop", "response_format"):
+    for name in ("temperature", "top_p", "stop"):
         if body.get(name) is not None:
             options[name] = body[name]
+    if body.get("response_format") is not None and not _is_text_format(body["response_format"]):
+        options["response_format"] = body["response_format"]
     n = body.get("n")
-    if n is not None and n != 1:
-        raise BadBody("n must be 1: llmclient asks for one choice per call", "n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n != 1):  # True == 1.0 == 1 in Python
+        raise BadBody(f"n must be the integer 1: llmclient asks for one choice per call, got {_short(n)}", "n")
     if body.get("user") is not None:
         if not isinstance(body["user"], str):
             raise BadBody("user must be a string", "user")
@@ -109,6 +114,33 @@ def parse_chat(body: Any, *, fetch_urls: bool = False) -> ChatCall:
     if stream is not None and not isinstance(stream, bool):
         raise BadBody("stream must be true or false", "stream")
     return ChatCall(model.strip(), messages, options, bool(stream), _include_usage(body.get("stream_options"), bool(stream)))
+
+
+def _is_text_format(value: Any) -> bool:
+    """True for `{"type": "text"}` (OpenAI's ResponseFormatText, the default): carried by sending no
+    response_format, since plain text is what every provider answers with unless asked otherwise."""
+    if not (isinstance(value, dict) and value.get("type") == "text"):
+        return False  # json_object, json_schema or a wrong shape: llmclient's request checks name it
+    if set(value) != {"type"}:
+        raise BadBody(f'response_format {{"type": "text"}} takes no other keys, got {sorted(value)}', "response_format")
+    return True
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """True when `value`'s lists and objects nest more than `limit` levels deep (counted without
+    recursion, so any depth can be measured)."""
+    pending: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        item, level = pending.pop()
+        if level > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _nested_too_deep(param: str) -> BadBody:
+    return BadBody(f"{param} nests lists and objects more than {MAX_NESTING} levels deep: flatten it", param)
 
 
 def _include_usage(value: Any, stream: bool) -> bool:
@@ -127,9 +159,10 @@ def _include_usage(value: Any, stream: bool) -> bool:
 def _message(item: Any, where: str, fetch_urls: bool) -> Message:
     if not isinstance(item, dict):
         raise BadBody(f"{where} must be an object", where)
-    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    given = item.get("role")
+    role = _ROLES.get(given) if isinstance(given, str) else None  # a list or dict cannot even be looked up
     if role is None:
-        raise BadBody(f"{where}.role must be one of {', '.join(_ROLES)}, got {item.get('role')!r}", f"{where}.role")
+        raise BadBody(f"{where}.role must be one of {', '.join(_ROLES)}, got {_short(given)}", f"{where}.role")
     allowed = {"role", "content"} | ({"tool_calls", "refusal"} if role == "assistant" else set())
     allowed |= {"tool_call_id"} if role == "tool" else set()
     unknown = sorted(set(item) - allowed)
@@ -231,6 +264,10 @@ def _tool_call(call: Any, at: str) -> ToolCall:
         parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
     except ValueError as exc:
         raise BadBody(f"{at}.function.arguments is not valid JSON: {exc}", f"{at}.function.arguments") from exc
+    except RecursionError as exc:  # deeper than the interpreter's stack
+        raise _nested_too_deep(f"{at}.function.arguments") from exc
+    if too_deep(parsed):
+        raise _nested_too_deep(f"{at}.function.arguments")
     if not isinstance(parsed, dict):
         raise BadBody(f"{at}.function.arguments must be a JSON object", f"{at}.function.arguments")
     return ToolCall(id=call["id"], name=function["name"], arguments=parsed)

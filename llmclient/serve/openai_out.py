@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,18 @@ def new_id() -> str:
 def answered_by(response: Response) -> str:
     """"<provider>/<model id>" of the model that answered (a fallback's, maybe)."""
     return f"{response.provider}/{response.model}"
+
+
+def header_text(text: str) -> str:
+    """`text` as a header value every client reads back as it was: UTF-8 percent-encoded (RFC 3986,
+    as RFC 8187 does for non-ASCII header values) outside visible ASCII, and "%" itself
+    ("mock/模型" -> "mock/%E6%A8%A1%E5%9E%8B"; `urllib.parse.unquote` undoes it). An upstream's
+    model id can hold anything, but a header carries Latin-1 at most (Starlette refuses the rest
+    with a 500), clients decode it as ASCII or UTF-8, and a line break would end it."""
+    return urllib.parse.quote(text, safe=_HEADER_SAFE)
+
+
+_HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")  # visible ASCII but "%"
 
 
 def cost_text(cost: Cost | None) -> str | None:
