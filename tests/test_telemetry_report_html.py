@@ -75,15 +75,27 @@ def store(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
     return tmp_path, [json.loads(text, parse_float=Decimal) for text in lines]
 
 
-def expected(records: list[dict[str, Any]]) -> tuple[dict[date, Decimal], dict[tuple[str, date], tuple[int, Decimal]]]:
-    per_day: dict[date, Decimal] = defaultdict(Decimal)
-    cells: dict[tuple[str, date], tuple[int, Decimal]] = {}
+def expected(records: list[dict[str, Any]]) -> tuple[dict[date, Decimal | None],
+                                                   dict[tuple[str, date], tuple[int, Decimal | None]]]:
+    """The cost per day and (calls, cost) per model and day: the sum of the priced calls; None (unknown)
+    where there were calls and none was priced. A day or cell without any call is absent: $0."""
+    per_day: dict[date, Decimal | None] = {}
+    cells: dict[tuple[str, date], tuple[int, Decimal | None]] = {}
     for r in records:
-        day = date.fromisoformat(r["timestamp"][:10])
-        per_day[day] += r["cost_usd"] or 0
-        calls, cost = cells.get((r["model"], day), (0, Decimal(0)))
-        cells[(r["model"], day)] = (calls + 1, cost + (r["cost_usd"] or 0))
+        day, cost = date.fromisoformat(r["timestamp"][:10]), r["cost_usd"]
+        per_day[day] = plus(per_day.get(day), cost)
+        calls, cell_cost = cells.get((r["model"], day), (0, None))
+        cells[(r["model"], day)] = (calls + 1, plus(cell_cost, cost))
     return per_day, cells
+
+
+def plus(total: Decimal | None, cost: Decimal | None) -> Decimal | None:
+    return total if cost is None else (total or Decimal(0)) + cost
+
+
+def known(text: str) -> Decimal | None:
+    """A data-cost or data-value: an exact decimal, or empty for an unknown cost."""
+    return None if text == "" else Decimal(text)
 
 
 def test_render_is_self_contained_and_escaped(store: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -130,11 +142,11 @@ def test_report_in_headless_chromium(tmp_path: Path, store: tuple[Path, list[dic
     bars = page.eval_on_selector_all("#cost-trend rect.bar[data-day]", "nodes => nodes.map(n => "
                                      "[n.dataset.day, n.dataset.cost, n.getBBox().height])")
     assert [day for day, _, _ in bars] == [str(day) for day in days]
-    assert {day: Decimal(cost) for day, cost, _ in bars} == {str(day): per_day.get(day, Decimal(0))
-                                                              for day in days}
-    tallest = max(per_day.values())
+    assert {day: known(cost) for day, cost, _ in bars} == {str(day): per_day.get(day, Decimal(0))
+                                                            for day in days}
+    tallest = max(cost or 0 for cost in per_day.values())
     for _day, cost, height in bars:
-        assert height == pytest.approx(float(Decimal(cost) / tallest) * bars_height(page), abs=0.2)
+        assert height == pytest.approx(float((known(cost) or 0) / tallest) * bars_height(page), abs=0.2)
     assert page.locator("#cost-trend rect.bar[data-day]").nth(days.index(NOW.date() - timedelta(days=2))) \
         .get_attribute("height") == "0.0"
 
@@ -145,19 +157,26 @@ def test_report_in_headless_chromium(tmp_path: Path, store: tuple[Path, list[dic
     assert sorted({model for model, *_ in heat}) == models
     for model, day, calls, cost in heat:
         want_calls, want_cost = cells.get((model, date.fromisoformat(day)), (0, Decimal(0)))
-        assert (int(calls), Decimal(cost)) == (want_calls, want_cost), (model, day)
+        assert (int(calls), known(cost)) == (want_calls, want_cost), (model, day)
+    assert any(cost is None for _, cost in cells.values())  # the unpriced model's cells: unknown, never 0
     busiest = max(cells, key=lambda key: cells[key][0])
     selector = f'#heatmap td.cell[data-day="{busiest[1]}"][data-model="{busiest[0]}"]'
     by_calls = page.locator(selector).evaluate("n => getComputedStyle(n).backgroundColor")
     assert by_calls.startswith("rgba(208, 64, 32, 1") or by_calls == "rgb(208, 64, 32)"
     page.select_option("#colour-by", "cost")
     assert page.get_attribute("#heatmap", "data-colour") == "cost"
-    dearest = max(cells, key=lambda key: cells[key][1])
+    dearest = max(cells, key=lambda key: cells[key][1] or 0)
     selector = f'#heatmap td.cell[data-day="{dearest[1]}"][data-model="{dearest[0]}"]'
     assert page.locator(selector).evaluate("n => getComputedStyle(n).backgroundColor") in (
         "rgb(208, 64, 32)", "rgba(208, 64, 32, 1)")
     page.hover(selector)
     assert page.inner_text("#readout").startswith(f"{dearest[0]} on {dearest[1]}: {cells[dearest][0]} calls")
+    unknown = next(key for key, (_, cost) in sorted(cells.items()) if cost is None)
+    selector = f'#heatmap td.cell[data-day="{unknown[1]}"][data-model="{unknown[0]}"]'
+    assert page.locator(selector).evaluate("n => n.classList.contains('unknown')")  # not drawn as $0
+    page.hover(selector)
+    assert page.inner_text("#readout") == (f"{unknown[0]} on {unknown[1]}: {cells[unknown][0]} calls, cost unknown, "
+                                           f"{cells[unknown][0]} unpriced")
     assert page.evaluate("window.injected") is None  # the hostile model name stayed text
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -169,3 +188,35 @@ def test_report_in_headless_chromium(tmp_path: Path, store: tuple[Path, list[dic
 def bars_height(page: Any) -> float:
     """The chart's plot height: what the tallest bar fills."""
     return float(page.get_attribute("#cost-trend", "data-plot-height"))
+
+
+def test_an_unknown_cost_is_never_written_as_zero(tmp_path: Path, browser: Browser) -> None:
+    """Every call unpriced: the summary's cost, the bars of the days with calls and their heatmap cells
+    carry an empty cost and say "unknown"; a day without any call is $0."""
+    today = NOW.date()
+    noon = NOW.replace(hour=12, minute=0, second=0)
+    lines = [record(noon - timedelta(days=1, minutes=n), "litellm/ollama/llama3", None) for n in range(3)]
+    (tmp_path / "store" / str(today - timedelta(days=1))).mkdir(parents=True)
+    (tmp_path / "store" / str(today - timedelta(days=1)) / "telemetry.jsonl").write_text("\n".join(lines) + "\n")
+    result = report_html.figures(tmp_path / "store", window(3, now=NOW))
+    html_file = tmp_path / "report.html"
+    report_html.write(html_file, result)
+
+    opened = open_page(browser, html_file)
+    page = opened.page
+    assert page.locator('#summary dd[data-key="cost_usd"]').get_attribute("data-value") == ""
+    assert page.inner_text('#summary dd[data-key="cost_usd"]') == "unknown"
+    bars = page.eval_on_selector_all("#cost-trend rect.bar[data-day]", "nodes => nodes.map(n => "
+                                     "[n.dataset.day, n.dataset.cost, n.textContent])")
+    assert [(day, cost) for day, cost, _ in bars] == [(str(today - timedelta(days=2)), "0"),
+                                                      (str(today - timedelta(days=1)), ""), (str(today), "0")]
+    assert bars[1][2] == f"{today - timedelta(days=1)}: unknown cost over 3 calls, 3 without a known price"
+    cell = f'#heatmap td.cell[data-day="{today - timedelta(days=1)}"]'
+    assert page.get_attribute(cell, "data-cost") == ""
+    assert "unknown cost over 3 calls" in (page.get_attribute(cell, "title") or "")
+    page.select_option("#colour-by", "cost")
+    assert page.locator(cell).evaluate("n => n.classList.contains('unknown') && !n.classList.contains('none')")
+    page.hover(cell)
+    assert page.inner_text("#readout") == (f"litellm/ollama/llama3 on {today - timedelta(days=1)}: 3 calls, "
+                                           "cost unknown, 3 unpriced")
+    assert opened.errors == []

@@ -604,3 +604,42 @@ def test_a_summary_that_cannot_be_written_leaves_no_temporary_file(tmp_path: Pat
     with pytest.raises(OSError, match="No space"):
         upkeep.merge_summary(tmp_path, {utc_day(): {"calls": 1}}, 30)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("found", [
+    {"days": {"TODAY": 7}}, {"days": {"TODAY": {"models": []}}}, {"days": {"TODAY": {"calls": None}}},
+    {"days": {"TODAY": {"cost_usd": "abc"}}}, {"days": {"TODAY": {"cost_usd": "NaN"}}},
+    {"days": {"TODAY": {"calls": True}}}, {"days": {"TODAY": {"models": {"m": {"calls": "3"}}}}},
+    {"days": {"TODAY": {"models": {"m": 3}}}}, {"days": {"TODAY": {"models": {"m": {"models": {}}}}}},
+    {"days": []}, {"calls": None}, [1, 2], "text", "{not json",
+])
+def test_a_summary_of_the_wrong_shape_starts_over_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                  found: Any) -> None:
+    """A summary.json that parses but is not the summary's shape would make every merge raise, so that
+    it is never written again: the wrongly shaped day (or the whole file) starts over, as invalid JSON does."""
+    from llmclient.telemetry import upkeep
+
+    today, yesterday = utc_day(), utc_day(1)
+    text = found if isinstance(found, str) else json.dumps(found).replace("TODAY", today)
+    whole_file = not (isinstance(found, dict) and isinstance(found.get("days"), dict))
+    if not whole_file:  # a good day beside the bad one is kept as it was
+        document = json.loads(text)
+        document["days"][yesterday] = {"calls": 5, "cost_usd": "0.1"}
+        text = json.dumps(document)
+    (tmp_path / "summary.json").write_text(text, encoding="utf-8")
+    increment = {"calls": 1, "cost_usd": Decimal("0.5"), "models": {"m": {"calls": 1, "cost_usd": Decimal("0.5")}}}
+    fresh = {"calls": 1, "cost_usd": "0.5", "models": {"m": {"calls": 1, "cost_usd": "0.5"}}}
+
+    with caplog.at_level("WARNING", logger="llmclient"):
+        upkeep.merge_summary(tmp_path, {today: increment}, 30)
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "summary.json" in r.getMessage()]
+    assert len(warned) == 1, caplog.records
+    days = summary_of(tmp_path)["days"]
+    assert days == ({today: fresh} if whole_file else {today: fresh, yesterday: {"calls": 5, "cost_usd": "0.1"}})
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llmclient"):
+        upkeep.merge_summary(tmp_path, {today: increment}, 30)  # written again, and added to
+    assert summary_of(tmp_path)["days"][today] == {"calls": 2, "cost_usd": "1.0",
+                                                   "models": {"m": {"calls": 2, "cost_usd": "1.0"}}}
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -19,7 +19,9 @@ counted ("skipped 3 unreadable lines"). An empty or missing store is said so, wi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import os
 import shutil
 import sys
@@ -53,7 +55,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if days is not None:
             parser.add_argument("--days", type=_positive, default=days,
                                 help=f"the last N local days, today included (default {days})")
-        parser.set_defaults(run=run)
+        parser.set_defaults(run=_quiet_when_the_reader_stops(run))
         return parser
 
     stats = command("stats", _stats, "calls, success and failure, tokens, cost and unpriced calls", days=None)
@@ -86,6 +88,33 @@ def _positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
     return number
+
+
+def _quiet_when_the_reader_stops(run: Callable[[argparse.Namespace, TextIO], int],
+                                 ) -> Callable[[argparse.Namespace, TextIO], int]:
+    """`run`, ending quietly with 0 when what it writes to is a pipe whose reader stopped (`| head -1`):
+    the reader has what it wanted."""
+    @functools.wraps(run)
+    def guarded(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            code = run(args, out)
+            out.flush()  # what is still buffered fails here, not as a traceback at exit
+            return code
+        except BrokenPipeError:
+            _stop_writing(out)
+            return 0
+    return guarded
+
+
+def _stop_writing(out: TextIO) -> None:
+    """Point `out`'s file at /dev/null: the flush at exit of what is still buffered would fail again."""
+    try:
+        descriptor = out.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream without a file (a StringIO): nothing is flushed at exit
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def _directory(args: argparse.Namespace) -> Path:
@@ -132,7 +161,7 @@ def _emit(args: argparse.Namespace, out: TextIO, name: str, result: Result,
         document = {"command": name, "directory": str(result.directory), "window": result.window.as_json(),
                     "files": result.files, "records": result.records, "skipped_lines": result.skipped,
                     "empty": empty, "message": _empty_line(result) if empty else None, **result.data}
-        out.write(json.dumps(document, indent=2, default=jsonable) + "\n")
+        out.write(json.dumps(_finite(document), indent=2, default=jsonable, allow_nan=False) + "\n")
         return 0
     if empty:
         out.write(_empty_line(result) + "\n" + _skipped(result))
@@ -142,12 +171,24 @@ def _emit(args: argparse.Namespace, out: TextIO, name: str, result: Result,
     return 0
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float as None: JSON has no such number (json.dumps would write
+    NaN, which no JSON parser reads)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _int(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+    return "-" if value is None or not math.isfinite(value) else f"{value:,.1f}"
 
 
 def _money(value: Decimal | None) -> str:
@@ -285,7 +326,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
                         shutil.copyfileobj(source, sink, 1 << 20)
             except BrokenPipeError:  # the reader stopped (`| head`): it has what it wanted
                 if target is None:
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+                    _stop_writing(out)
                 return 0
             except OSError as exc:
                 raise ConfigurationError(f"cannot write {target}: {exc}") from exc

@@ -1,9 +1,11 @@
 """`llmclient telemetry export`: the window's records as flat rows (CSV, or JSON lines) in a file,
-read by DuckDB as every query is (`query.py`: the files, the schema, the skipped lines).
+read by DuckDB as every query is (`query.py`: the files, the schema, the skipped lines, the files
+read again line by line).
 
 Rows come in the store's order. The files are cut into runs of about equal bytes, one DuckDB
-connection per core with one thread each (a single thread keeps its rows' order without DuckDB's
-order-keeping, a third of an export's time), and the parts are joined in order.
+connection per core with one thread each (many threads would need DuckDB's order-keeping, a third of
+an export's time; on one thread it costs nothing, and keeps a union of readers in the files' order),
+and the parts are joined in order.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from llmclient.errors import ConfigurationError
-from llmclient.telemetry.query import TOKENS, VALID, Result, connect, execute, files, literal, load_duckdb, within
+from llmclient.telemetry.query import TOKENS, Result, connect, execute, files, literal, load_duckdb
 from llmclient.telemetry.window import Window
 
 # `export`'s columns, by name: the record's fields flat. Every column costs on a million rows (the
@@ -133,19 +135,11 @@ def _in_parallel(tasks: list[Callable[[], tuple[int, int, int]]]) -> list[tuple[
 
 def _export_slice(paths: list[Path], span: Window, part: Path, columns: str, options: str) -> tuple[int, int, int]:
     """(files read, rows written, lines skipped) of one run of files written to `part`."""
-    with connect() as (duckdb, connection, spill):
-        connection.execute("SET threads = 1; SET preserve_insertion_order = false")  # one thread keeps the order
-        # One pass: the invalid rows are not written, and each advances the sequence (a CASE
-        # evaluates its ELSE only for the rows that reach it).
-        read = execute(duckdb, connection, paths, spill, lambda source: (
-            "CREATE OR REPLACE SEQUENCE skipped_lines START 1; "
-            f"COPY (SELECT {columns} FROM (SELECT *, {VALID} AS valid FROM {source}) "
-            f"WHERE CASE WHEN valid THEN {within(span)} ELSE nextval('skipped_lines') < 0 END) "
-            f"TO {literal(str(part))} ({options})"))
-        rows = connection.fetchone()[0]
-        skipped = connection.execute("SELECT coalesce(max(last_value), 0) FROM duckdb_sequences() "
-                                     "WHERE sequence_name = 'skipped_lines'").fetchone()[0]
-    return len(read), rows, skipped
+    with connect() as (duckdb, connection):
+        connection.execute("SET threads = 1; SET preserve_insertion_order = true")  # the store's order
+        answer = execute(duckdb, connection, paths, span, lambda records: (
+            f"COPY (SELECT {columns} FROM {records}) TO {literal(str(part))} ({options})"))
+    return len(answer.paths), next(iter(answer.rows[0].values())), answer.skipped
 
 
 def _concatenate(parts: list[Path]) -> None:

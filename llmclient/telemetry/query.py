@@ -4,13 +4,26 @@ Reading. Only the day folders a window needs are read (their names are UTC dates
 `telemetry.jsonl` and its rotated segments, with an explicit schema (`COLUMNS`: no type detection
 over a million lines), `format='newline_delimited'` and `ignore_errors=true`. DuckDB gives a row of
 nulls for each line it cannot parse; such rows and those that are not a schema-1 record with the
-fields every query needs (`VALID`: a truncated line, garbage, an old or other schema) are the
-`skipped` lines, counted in the same single pass that answers the command: its grouping sets all
-carry `valid`, and the invalid rows' group is the count (`export.py` counts them with a sequence that
-only the invalid rows advance). Blank lines are not rows and are not counted. The one input DuckDB
-refuses outright even so (a line cut off and the next continuing it as JSON) fails the whole read:
-the files it fails on are then copied with every line that is not a JSON object replaced by a
-marker DuckDB reads as a null row, and counted the same way.
+fields every query needs, of values a real call has (`VALID`: a truncated line, garbage, an old or
+other schema, a duration or cost that is no number, negative, NaN or beyond any real call's) are
+the `skipped` lines. Each is counted against its file (a sequence per file, advanced only by the
+invalid rows) in the same single pass that answers the command. Blank lines are not rows and are
+not counted.
+
+A cut-off line. DuckDB's reader parses a line in place and, where JSON allows whitespace (after a
+key's colon, inside an array), reads on past the newline: the cut line swallows the next, which
+then fails its own parse (the first parse wrote into it) and comes out as a second row of nulls;
+nothing is raised. A next line that completes the cut one as JSON fails the whole read instead. So
+only a file with two invalid rows or more can have lost a line: those few are read again line by
+line (`read_json_objects` never reads past a line's end, then `from_json`), and one whose invalid
+lines are not as many that way, or that DuckDB refused, is read line by line in the command's pass,
+done again. Reading line by line is some three times slower, so every other file keeps the fast
+reader: a store whose files have at most one bad line each costs nothing more, one with a cut line
+that swallowed the next costs one more pass.
+
+Time. `timestamp` is read as TIMESTAMPTZ (an offset such as +02:00 is honoured; without one it is
+UTC, the connection's time zone) and converted to a UTC TIMESTAMP by arithmetic on the epoch (a
+time zone conversion would cost a tenth of a command).
 
 Days. Records are stamped in UTC and filed by UTC day, but "today" means the reader's day. A window
 is N local calendar days ending today (`stats today` is 1, `stats week` 7): from the local midnight
@@ -18,11 +31,13 @@ N-1 days ago to the next one, as UTC instants; the folders read are the UTC date
 Per-day and per-hour figures are local too: a record's UTC time is shifted by the local UTC offset
 in force at that instant (a daylight-saving change inside the window is found and applied).
 
-Money. cost_usd is read as DECIMAL(38,12) and summed as such, never as a float: exact for every
-cost of at most 12 decimals and 15 significant digits (DuckDB's JSON reader passes a number through
-a double, and rounds to the scale). A null cost is unknown, never 0: `unpriced` counts the calls
-that answered (or reported tokens) without a known price, as `llmclient.track()` does; a group
-without any priced call has a cost of None.
+Money. cost_usd is read as JSON (a cost that is no number is told apart from a null one), cast to
+DECIMAL(38,12) and summed as such, never as a float: exact for every cost of at most 12 decimals and
+15 significant digits (the cast passes a number through a double, rounded to the scale). A null or
+absent cost is unknown, never 0: `unpriced` counts the calls that answered (or reported tokens)
+without a known price, as `llmclient.track()` does; a group without any priced call has a cost of
+None. A cost that is there but is not a JSON number, is negative or is over `MAX_COST_USD` makes the
+line unreadable: it is no real call's, and a few of them would overflow the DECIMAL sum.
 """
 
 from __future__ import annotations
@@ -30,10 +45,11 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta, timezone
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +61,30 @@ INSTALL = "pip install 'llmclient[telemetry]'"
 FILE = re.compile(r"^telemetry(?:\.(\d+))?\.jsonl$")  # the live file, or a rotated segment
 TOKENS = ("input", "output", "total", "cache_read", "cache_write", "reasoning")
 # Every field a query may read; DuckDB converts only those a query uses (each costs on a million lines).
+# `timestamp` and `cost_usd` are read raw and converted by `_CONVERTED`.
 COLUMNS = {
-    "schema": "BIGINT", "timestamp": "TIMESTAMP", "model": "VARCHAR", "success": "BOOLEAN", "outcome": "VARCHAR",
+    "schema": "BIGINT", "timestamp": "TIMESTAMPTZ", "model": "VARCHAR", "success": "BOOLEAN", "outcome": "VARCHAR",
     "duration_ms": "DOUBLE", "ttft_ms": "DOUBLE", "kind": "VARCHAR", "mode": "VARCHAR", "call_id": "VARCHAR",
     "agent_name": "VARCHAR", "operation": "VARCHAR", "session_id": "VARCHAR", "user_id": "VARCHAR",
     "requested_model": "VARCHAR", "tokens": f"STRUCT({', '.join(f'{name} BIGINT' for name in TOKENS)})",
-    "cost_usd": "DECIMAL(38,12)", "cost_source": "VARCHAR", "finish_reason": "VARCHAR", "attempts": "BIGINT",
+    "cost_usd": "JSON", "cost_source": "VARCHAR", "finish_reason": "VARCHAR", "attempts": "BIGINT",
     "cache_hit": "BOOLEAN",
     "metadata": "STRUCT(project VARCHAR, error STRUCT(type VARCHAR))",
 }
-# A row is a record when it has what every query reads; the others are the skipped lines.
+# The UTC instant (epoch arithmetic, no time zone lookup), and the cost as a DECIMAL: NULL when it is
+# null or absent, and also when it is there but no JSON number (then `cost_json`, what was there, is
+# not NULL). A number's text begins with a digit or "-"; the cast alone would take "0.25" or true.
+_NUMBER = "left(cost_usd, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+_CONVERTED = ("* REPLACE (make_timestamp(epoch_us(timestamp)) AS timestamp, "
+              f"CASE WHEN {_NUMBER} THEN TRY_CAST(cost_usd AS DECIMAL(38,12)) END AS cost_usd), cost_usd AS cost_json")
+MAX_COST_USD = 10**12  # dollars: no call costs more; a bigger cost is a corrupt line
+MAX_DURATION_MS = 10**12  # some 31 years: no call lasts longer; sums of a million of them stay finite
+# A row is a record when it has what every query reads, of values a real call has; the others are the
+# skipped lines. NaN sorts above every number in DuckDB, so BETWEEN refuses it as it does infinity.
 VALID = ("coalesce(schema = 1 AND timestamp IS NOT NULL AND model IS NOT NULL AND success IS NOT NULL "
-         "AND outcome IS NOT NULL AND duration_ms IS NOT NULL, false)")
+         f"AND outcome IS NOT NULL AND duration_ms BETWEEN 0 AND {MAX_DURATION_MS} "
+         f"AND (ttft_ms IS NULL OR ttft_ms BETWEEN 0 AND {MAX_DURATION_MS}) "
+         f"AND (cost_json IS NULL OR cost_usd BETWEEN 0 AND {MAX_COST_USD}), false)")
 # The columns the aggregates and groups use (the optimizer drops those a query does not).
 _ANALYTIC = ("timestamp, {local} AS local_ts, CAST(local_ts AS DATE) AS day, hour(local_ts) AS hour, isodow(local_ts) AS weekday, "
              "model, success, outcome, duration_ms, ttft_ms, agent_name, operation, metadata.project AS project, "
@@ -112,14 +140,16 @@ def load_duckdb() -> Any:
 
 
 @contextmanager
-def connect() -> Iterator[tuple[Any, Any, str]]:
-    """DuckDB, an in-memory connection, and its folder for spilling (never the working directory,
-    DuckDB's default for an in-memory database). Extensions are never fetched: json is built in."""
+def connect() -> Iterator[tuple[Any, Any]]:
+    """DuckDB and an in-memory connection in UTC (a timestamp without an offset is UTC), spilling into
+    a temporary folder (never the working directory, DuckDB's default for an in-memory database).
+    Extensions are never fetched: json is built in."""
     duckdb = load_duckdb()
     with tempfile.TemporaryDirectory(prefix="llmclient-duckdb-") as spill:
         connection = duckdb.connect(":memory:", config={"temp_directory": spill, "autoinstall_known_extensions": False})
         try:
-            yield duckdb, connection, spill
+            connection.execute("SET TimeZone = 'UTC'")
+            yield duckdb, connection
         finally:
             connection.close()
 
@@ -130,50 +160,104 @@ def within(span: Window) -> str:
     return f"timestamp >= {sql_timestamp(span.start)} AND timestamp < {sql_timestamp(span.end)}"
 
 
-def execute(duckdb: Any, connection: Any, paths: list[Path], spill: str, statement: Callable[[str], str]) -> list[Path]:
-    """Run `statement(source)`, `source` reading `paths`; the paths read (a file DuckDB refuses is
-    replaced by a copy with its bad lines marked, see the module's doc)."""
-    spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in COLUMNS.items()) + "}"
+@dataclass(frozen=True)
+class Answer:
+    """A statement's rows, the files it read and their lines that are not a readable record."""
 
-    def source(read: list[Path]) -> str:
-        listed = "[" + ", ".join(literal(str(path)) for path in read) + "]"
-        return f"read_json({listed}, columns={spec}, format='newline_delimited', ignore_errors=true)"
+    rows: list[dict[str, Any]]
+    paths: list[Path]
+    skipped: int
 
-    try:
-        connection.execute(statement(source(paths)))
-        return paths
-    except duckdb.InvalidInputException:
-        pass
-    except duckdb.IOException as exc:  # a file deleted (retention, size cap) since it was listed: without it
-        present = [path for path in paths if path.is_file()]
-        if len(present) == len(paths) or not present:
-            raise ConfigurationError(f"telemetry query failed: {exc}") from exc
-        return execute(duckdb, connection, present, spill, statement)
-    readable = []
-    for number, path in enumerate(paths):
+
+def execute(duckdb: Any, connection: Any, paths: list[Path], span: Window, statement: Callable[[str], str]) -> Answer:
+    """Run `statement(records)`, `records` a subquery of the readable records of `paths` within `span`
+    (the other lines counted, per file), and fetch its rows. A file in which DuckDB's reader swallowed
+    a line, or that it refused, is then read line by line and the statement run again (module doc)."""
+    by_line: set[Path] = set()
+    while True:
+        fast = [path for path in paths if path not in by_line]
         try:
-            connection.execute(f"SELECT count(*), count(schema) FROM {source([path])}").fetchone()
-            readable.append(path)
-        except duckdb.InvalidInputException:
-            readable.append(_marked(path, Path(spill) / f"marked-{number}.jsonl"))
+            connection.execute("".join(f"CREATE OR REPLACE SEQUENCE skipped_{n} START 1; "
+                                       for n in range(len(paths) + 1)))
+            connection.execute(statement(_records(paths, by_line, span)))
+            names = [column[0] for column in connection.description]
+            rows = [dict(zip(names, row)) for row in connection.fetchall()]
+        except duckdb.InvalidInputException as exc:  # a cut line the next completes as JSON: in the file named
+            if not fast:
+                raise ConfigurationError(f"telemetry query failed: {exc}") from exc
+            by_line.update([path for path in fast if f'"{path}"' in str(exc)] or fast)
+            continue
+        except duckdb.IOException as exc:  # a file deleted (retention, size cap) since it was listed: without it
+            present = [path for path in paths if path.is_file()]
+            if len(present) == len(paths) or not present:
+                raise ConfigurationError(f"telemetry query failed: {exc}") from exc
+            paths = present
+            continue
+        except duckdb.Error as exc:
+            raise ConfigurationError(f"telemetry query failed: {exc}") from exc
+        skipped = _skipped(connection, len(paths))
+        torn = _torn(duckdb, connection, paths, by_line, skipped)
+        if not torn:
+            return Answer(rows, paths, sum(skipped))
+        by_line.update(torn)
+
+
+def _records(paths: list[Path], by_line: Collection[Path], span: Window) -> str:
+    """The readable records of `paths` within `span`, in the files' order; every other line advances
+    its file's sequence (`skipped_<n>`; the last one for a file name DuckDB spells otherwise)."""
+    runs = [(line_by_line, list(run)) for line_by_line, run in groupby(paths, key=lambda path: path in by_line)]
+    read = " UNION ALL BY NAME ".join(f"SELECT * FROM {_by_line(run) if line_by_line else _fast(run)}"
+                                      for line_by_line, run in runs)
+    count = " ".join(f"WHEN {literal(str(path))} THEN nextval('skipped_{n}')" for n, path in enumerate(paths))
+    skip = f"(CASE filename {count} ELSE nextval('skipped_{len(paths)}') END) < 0"  # false: the row is not kept
+    return (f"(SELECT * FROM (SELECT {_CONVERTED} FROM ({read})) "
+            f"WHERE CASE WHEN {VALID} THEN {within(span)} ELSE {skip} END)")
+
+
+def _fast(paths: list[Path]) -> str:
+    spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in COLUMNS.items()) + "}"
+    return (f"read_json({_listed(paths)}, columns={spec}, format='newline_delimited', ignore_errors=true, "
+            "filename=true)")
+
+
+def _by_line(paths: list[Path], columns: Collection[str] = COLUMNS) -> str:
+    """`paths` read one line at a time (read_json_objects never reads past a line's end), as `_fast`'s
+    columns (`columns` of them)."""
+    structure = json.dumps({name: COLUMNS[name] for name in columns})
+    return (f"(SELECT unnest(from_json(json, {literal(structure)})), filename FROM read_json_objects("
+            f"{_listed(paths)}, format='newline_delimited', ignore_errors=true, filename=true))")
+
+
+def _listed(paths: list[Path]) -> str:
+    return "[" + ", ".join(literal(str(path)) for path in paths) + "]"
+
+
+def _skipped(connection: Any, files: int) -> list[int]:
+    """The lines skipped per file (the last: in files DuckDB named otherwise)."""
+    found = dict(connection.execute("SELECT sequence_name, last_value FROM duckdb_sequences()").fetchall())
+    return [found.get(f"skipped_{n}") or 0 for n in range(files + 1)]
+
+
+_VALID_COLUMNS = ("schema", "timestamp", "model", "success", "outcome", "duration_ms", "ttft_ms", "cost_usd")
+
+
+def _torn(duckdb: Any, connection: Any, paths: list[Path], by_line: Collection[Path], skipped: list[int]) -> list[Path]:
+    """The files read by the fast reader whose skipped lines are not those found line by line. A line
+    swallowed makes two invalid rows, the cut line's and its own (the cut line's parse wrote into it),
+    so a file with fewer is as it was written, and is not read again."""
+    fast = [path for path in paths if path not in by_line]
+    if skipped[-1]:  # rows DuckDB named by another file name: no file can be told apart
+        return fast
+    suspects = [path for number, path in enumerate(paths) if skipped[number] >= 2 and path not in by_line]
+    if not suspects:
+        return []
     try:
-        connection.execute(statement(source(readable)))
-    except duckdb.Error as exc:
-        raise ConfigurationError(f"telemetry query failed: {exc}") from exc
-    return readable
-
-
-def _marked(path: Path, copy: Path) -> Path:
-    """`path` with every line that is not a JSON object replaced by one DuckDB reads as a null row."""
-    with path.open("rb") as source, copy.open("wb") as out:
-        for line in source:
-            text = line.rstrip(b"\r\n")
-            try:
-                good = not text.strip() or isinstance(json.loads(text), dict)
-            except (ValueError, RecursionError):  # ValueError: also bad UTF-8
-                good = False
-            out.write(text + b"\n" if good else b"-\n")
-    return copy
+        counted = dict(connection.execute(
+            f"SELECT filename, count(*) FROM (SELECT {_CONVERTED} FROM {_by_line(suspects, _VALID_COLUMNS)}) "
+            f"WHERE NOT {VALID} GROUP BY filename").fetchall())
+    except duckdb.Error:  # read again line by line in the statement, which says what is wrong
+        return suspects
+    return [path for path in suspects if counted.get(str(path), 0) != skipped[paths.index(path)]]
 
 
 def literal(text: str) -> str:
@@ -200,31 +284,27 @@ def grouped(directory: Path, span: Window, sets: dict[str, tuple[str, ...]], agg
     paths = files(directory, span)
     if not paths:
         return Result(directory, span, 0, 0, 0, {})
-    groups = ", ".join("(" + ", ".join(("valid", *group)) + ")" for group in (*sets.values(), ()))
+    groups = ", ".join("(" + ", ".join(group) + ")" for group in (*sets.values(), ()))
     grouping = f"GROUPING({', '.join(keys)})" if keys else "0"
     select = _ANALYTIC.format(local=local_time_sql(span.shifts))
-    with connect() as (duckdb, connection, spill):
-        read = execute(duckdb, connection, paths, spill, lambda source: (
-            f"SELECT {grouping} AS grouping_id, valid{''.join(', ' + key for key in keys)}, {aggregates} "
-            f"FROM (SELECT {select}, {VALID} AS valid FROM {source}) WHERE NOT valid OR ({within(span)}) "
-            f"GROUP BY GROUPING SETS ({groups})"))
-        names = [column[0] for column in connection.description]
-        rows = [dict(zip(names, row)) for row in connection.fetchall()]
+    with connect() as (duckdb, connection):
+        answer = execute(duckdb, connection, paths, span, lambda records: (
+            f"SELECT {grouping} AS grouping_id{''.join(', ' + key for key in keys)}, {aggregates} "
+            f"FROM (SELECT {select} FROM {records}) GROUP BY GROUPING SETS ({groups})"))
     everything = (1 << len(keys)) - 1  # the grouping id of the set without keys
-    skipped = sum(row["calls"] for row in rows if row["grouping_id"] == everything and not row["valid"])
-    totals = next((row for row in rows if row["grouping_id"] == everything and row["valid"]), None)
-    if totals is None:
-        return Result(directory, span, len(read), 0, skipped, {})
+    totals = next((row for row in answer.rows if row["grouping_id"] == everything), None)
+    if totals is None or not totals["calls"]:
+        return Result(directory, span, len(answer.paths), 0, answer.skipped, {})
     data: dict[str, Any] = {"totals": _clean(totals, keys)}
     for name, group in sets.items():
         bits = sum(1 << (len(keys) - 1 - keys.index(key)) for key in keys if key not in group)
         data[name] = [_clean(row, [key for key in keys if key not in group])
-                      for row in rows if row["grouping_id"] == bits and row["valid"]]
-    return Result(directory, span, len(read), totals["calls"], skipped, data)
+                      for row in answer.rows if row["grouping_id"] == bits]
+    return Result(directory, span, len(answer.paths), totals["calls"], answer.skipped, data)
 
 
 def _clean(row: dict[str, Any], drop: list[str]) -> dict[str, Any]:
-    clean = {name: value for name, value in row.items() if name not in ("grouping_id", "valid", *drop)}
+    clean = {name: value for name, value in row.items() if name not in ("grouping_id", *drop)}
     if "percentiles_ms" in clean:
         clean["p50_ms"], clean["p95_ms"] = clean.pop("percentiles_ms")
     return clean

@@ -2,9 +2,10 @@
 nothing fetched) with a summary, the cost per local day as a bar chart, and a model x day heatmap.
 
 Every figure is also in the markup as data attributes (`data-day`, `data-cost` as the exact decimal,
-`data-calls`, ...), so the page can be checked, or scraped, without reading pixels. The heatmap is
-coloured by calls; its selector recolours it by cost with the inline script. Every string from the
-records (model names) is escaped.
+`data-calls`, ...), so the page can be checked, or scraped, without reading pixels. A cost that is
+unknown (calls, none of them priced) is an empty attribute and says "unknown", never 0; a day or cell
+without a call costs 0. The heatmap is coloured by calls; its selector recolours it by cost with the
+inline script (a cell of unknown cost hatched). Every string from the records (model names) is escaped.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ table#heatmap { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 #heatmap thead th { font-size: 10px; writing-mode: vertical-rl; transform: rotate(180deg); height: 6.5em; }
 #heatmap td { width: 1.6em; height: 1.6em; border: 1px solid #fff; padding: 0; }
 #heatmap td.none { background: #f3f3f3; }
+#heatmap td.unknown { background: repeating-linear-gradient(45deg, #f3f3f3 0 3px, #e0a040 3px 4px); }
 #readout { min-height: 1.4em; font-family: monospace; }
 .note { color: #555; font-size: 12px; }
 """
@@ -48,7 +50,9 @@ _JS = """
     cells.forEach(function (td) { most = Math.max(most, parseFloat(td.dataset[by] || "0")); });
     cells.forEach(function (td) {
       var value = parseFloat(td.dataset[by] || "0");
-      td.classList.toggle("none", !(value > 0));
+      var unknown = td.dataset[by] === "";  // calls, none priced: not $0
+      td.classList.toggle("unknown", unknown);
+      td.classList.toggle("none", !unknown && !(value > 0));
       td.style.backgroundColor = value > 0 ? "rgba(208, 64, 32, " + (0.12 + 0.88 * value / most).toFixed(3) + ")" : "";
     });
     document.getElementById("heatmap").dataset.colour = by;
@@ -58,8 +62,8 @@ _JS = """
     var td = event.target.closest("td.cell");
     if (td) {
       document.getElementById("readout").textContent = td.dataset.model + " on " + td.dataset.day + ": " +
-        td.dataset.calls + " calls, $" + td.dataset.cost + (td.dataset.unpriced !== "0" ? " + " + td.dataset.unpriced +
-        " unpriced" : "");
+        td.dataset.calls + " calls, " + (td.dataset.cost === "" ? "cost unknown" : "$" + td.dataset.cost) +
+        (td.dataset.unpriced !== "0" ? ", " + td.dataset.unpriced + " unpriced" : "");
     }
   });
 })();
@@ -83,19 +87,26 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _exact(value: Decimal | None) -> str:
-    return "0" if value is None else format(value.normalize(), "f")
+def _exact(value: Decimal | None, calls: int) -> str:
+    """A cost as a data attribute: the exact decimal; "" when unknown (calls, none of them priced), 0
+    without any call."""
+    if value is None:
+        return "" if calls else "0"
+    return format(value.normalize(), "f")
 
 
 def _dollars(value: Decimal | None) -> str:
     return "unknown" if value is None else f"${value.normalize():,f}"
 
 
+def _cost_of(value: Decimal | None) -> str:
+    return "unknown cost" if value is None else _dollars(value)
+
+
 def _worth(calls: int, cost: Decimal | None, unpriced: int) -> str:
     if not calls:
         return "no calls"
-    priced = f"{_dollars(cost)} over {calls:,} calls" if cost is not None else f"{calls:,} calls"
-    return priced + (f", {unpriced:,} without a known price" if unpriced else "")
+    return f"{_cost_of(cost)} over {calls:,} calls" + (f", {unpriced:,} without a known price" if unpriced else "")
 
 
 def _summary(result: Result) -> str:
@@ -105,7 +116,7 @@ def _summary(result: Result) -> str:
              ("cost", "cost_usd", _dollars(totals["cost_usd"])), ("priced calls", "priced", f"{totals['priced']:,}"),
              ("unpriced calls", "unpriced", f"{totals['unpriced']:,}"),
              ("skipped lines", "skipped", f"{result.skipped:,}")]
-    raw = {**totals, "skipped": result.skipped, "cost_usd": _exact(totals["cost_usd"])}
+    raw = {**totals, "skipped": result.skipped, "cost_usd": _exact(totals["cost_usd"], totals["calls"])}
     return "\n".join(f'<dt>{label}</dt><dd data-key="{key}" data-value="{_esc(raw[key])}">{_esc(shown)}</dd>'
                      for label, key, shown in items)
 
@@ -128,9 +139,10 @@ def _trend(days: Sequence[dict[str, Any]]) -> str:
         bar = float(cost or 0) * scale
         x = left + number * step + 1
         label = f"{day['day']}: {_worth(day['calls'], cost, day['unpriced'])}"
-        parts.append(f'<rect class="bar" data-day="{day["day"]}" data-cost="{_exact(cost)}" data-calls="{day["calls"]}" '
-                     f'data-unpriced="{day["unpriced"]}" x="{x:.1f}" y="{height - bottom - bar:.1f}" '
-                     f'width="{max(step - 2, 1):.1f}" height="{bar:.1f}"><title>{_esc(label)}</title></rect>')
+        parts.append(f'<rect class="bar" data-day="{day["day"]}" data-cost="{_exact(cost, day["calls"])}" '
+                     f'data-calls="{day["calls"]}" data-unpriced="{day["unpriced"]}" x="{x:.1f}" '
+                     f'y="{height - bottom - bar:.1f}" width="{max(step - 2, 1):.1f}" height="{bar:.1f}">'
+                     f'<title>{_esc(label)}</title></rect>')
         if day["unpriced"]:
             parts.append(f'<rect class="bar unpriced" x="{x:.1f}" y="{height - bottom - bar - 3:.1f}" '
                          f'width="{max(step - 2, 1):.1f}" height="3"/>')
@@ -154,8 +166,8 @@ def _heatmap(result: Result) -> str:
                       if calls else "")
             title = f"{model} on {day}: {_worth(calls, cell['cost_usd'], cell['unpriced'])}"
             row.append(f'<td class="cell{"" if calls else " none"}" data-model="{_esc(model)}" data-day="{day}" '
-                       f'data-calls="{calls}" data-cost="{_exact(cell["cost_usd"])}" data-unpriced="{cell["unpriced"]}"'
-                       f'{colour} title="{_esc(title)}"></td>')
+                       f'data-calls="{calls}" data-cost="{_exact(cell["cost_usd"], calls)}" '
+                       f'data-unpriced="{cell["unpriced"]}"{colour} title="{_esc(title)}"></td>')
         rows.append("".join(row) + "</tr>")
     return '<table id="heatmap" data-colour="calls">' + "\n".join(rows) + "</tbody></table>"
 

@@ -3,11 +3,17 @@ whenever the process has appended half a segment, under a lock file shared by ev
 to the directory: retention (day folders older than LLM_RETENTION_DAYS), the size cap
 (LLM_STORAGE_MAX_SIZE_MB: rotate today's file into a segment at a tenth of the cap, delete the
 oldest days, then the oldest segments), and the rolling summary.json (which `flush()` merges too).
+
+A summary.json that is not JSON, or not the summary's shape (edited by hand, written by another
+tool), would fail every merge and never be written again: the file, or the day that is not the
+shape, starts over, with one logged warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 import shutil
@@ -15,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SUMMARY = "summary.json"
+log = logging.getLogger("llmclient")
 
 
 @contextmanager
@@ -105,13 +112,7 @@ def merge_summary(directory: Path, increments: dict[str, dict[str, Any]], retent
     """Add this process's increments to summary.json (under the lock), drop days past retention,
     and replace the file atomically."""
     path = directory / SUMMARY
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(summary, dict) or not isinstance(summary.get("days"), dict):
-            summary = {}
-    except (OSError, ValueError):
-        summary = {}
-    days_: dict[str, Any] = summary.get("days", {})
+    days_ = _summary_days(path)
     for day, increment in increments.items():
         _merge(days_.setdefault(day, {}), increment)
     first = oldest_kept(retention_days)
@@ -180,6 +181,52 @@ class Tally:
         for day, duration in self._duration_ms.items():
             days[day]["duration_ms"] = duration
         return days
+
+
+def _summary_days(path: Path) -> dict[str, Any]:
+    """summary.json's days that are the summary's shape; what is not (or not JSON) starts over, said once."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:  # none yet (the first merge), or unreadable: written anew
+        return {}
+    except ValueError as exc:  # also bad UTF-8
+        log.warning("telemetry: %s is not JSON (%s); it starts over", path, exc)
+        return {}
+    if not isinstance(summary, dict) or not isinstance(summary.get("days"), dict):
+        log.warning("telemetry: %s is not a summary (an object with a \"days\" object); it starts over", path)
+        return {}
+    days_: dict[str, Any] = summary["days"]
+    wrong = [day for day, counts in days_.items() if not _is_day(counts)]
+    if wrong:
+        log.warning("telemetry: %s: day(s) %s not in the summary's shape (counts, cost_usd, models); "
+                    "they start over", path, ", ".join(wrong))
+    return {day: counts for day, counts in days_.items() if day not in wrong}
+
+
+def _is_day(counts: Any, models: bool = True) -> bool:
+    """A day's (or, `models` false, a model's) counts as `Tally.increments` writes them: numbers, the
+    cost a decimal string (or number), and per model the same under "models"."""
+    if not isinstance(counts, dict):
+        return False
+    for key, value in counts.items():
+        if key == "models" and models:
+            if not isinstance(value, dict) or not all(_is_day(model, models=False) for model in value.values()):
+                return False
+        elif key == "cost_usd":
+            if not _is_cost(value):
+                return False
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+    return True
+
+
+def _is_cost(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return False
+    try:
+        return Decimal(str(value)).is_finite()
+    except InvalidOperation:
+        return False
 
 
 def _merge(into: dict[str, Any], increment: dict[str, Any]) -> None:
