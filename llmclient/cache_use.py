@@ -17,7 +17,7 @@ from llmclient.cache import HIT_COST, ResponseCache, StoredStream, keepable, req
 from llmclient.errors import InvalidRequestError
 from llmclient.policies.route import Route
 from llmclient.request import Request
-from llmclient.streaming import Delivery
+from llmclient.delivery import Delivery
 from llmclient.types import Response
 
 _OPENED: dict[Path, ResponseCache] = {}

@@ -6,12 +6,14 @@ profile's (`Resolved.falls_back_on`); the moving is `policies.fallback`."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from llmclient import json_mode
 from llmclient.policies.fallback import athrough_chain, through_chain
 from llmclient.policies.route import Route, route_for
-from llmclient.streaming import AsyncStream, Delivery, Stream
+from llmclient.delivery import Delivery
+from llmclient.streaming import AsyncStream, Stream
 from llmclient.telemetry import observe
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ class Chain:
     def stream(self, request: Request, watch: Observation, cached: StreamCache | None) -> Stream:
         """A stream of `request`, answered from `cached` when it holds the answer (and kept there)."""
         def send() -> Delivery:
+            started = time.perf_counter()  # as the stream's own clock: its latency includes retries and fallbacks
             watch.restart()
             watch.sent(request)
             hit = None if cached is None else cached.lookup(request)
@@ -75,7 +78,7 @@ class Chain:
             token = observe.activate(watch)
             try:
                 delivery, history = through_chain(
-                    self.routes(), lambda route, h: route.open(json_mode.for_wire(request, route.spec), h),
+                    self.routes(), lambda route, h: route.open(json_mode.for_wire(request, route.spec), h, started),
                     self._resolved.falls_back_on)
             finally:
                 observe.deactivate(token)
@@ -90,6 +93,7 @@ class Chain:
 
     def astream(self, request: Request, watch: Observation, cached: StreamCache | None) -> AsyncStream:
         async def send() -> Delivery:
+            started = time.perf_counter()
             watch.restart()
             await watch.asent(request)
             if cached is not None:
@@ -101,7 +105,7 @@ class Chain:
             token = observe.activate(watch)
             try:
                 delivery, history = await athrough_chain(
-                    self.routes(), lambda route, h: route.aopen(json_mode.for_wire(request, route.spec), h),
+                    self.routes(), lambda route, h: route.aopen(json_mode.for_wire(request, route.spec), h, started),
                     self._resolved.falls_back_on)
             finally:
                 observe.deactivate(token)

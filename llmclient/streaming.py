@@ -1,93 +1,25 @@
 """Streams: iterate `StreamEvent`s as they arrive; `.response` is the whole `Response` at the end.
 
 The request is sent when iteration starts (or `.response` is read, which drains the stream).
-Bytes are read straight from the HTTP response and decoded by `assemble.StreamAssembly`.
+Bytes are read straight from the HTTP response and decoded by `assemble.StreamAssembly`; the
+attempt that opened the stream has read it up to its first events (`delivery.Delivery.prime`),
+and those come first.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
-from llmclient.assemble import Assembler, StreamAssembly, answered_at
-from llmclient.errors import APIError, RequestTimeoutError, transport_error
-from llmclient.types import Response, RetryRecord, StreamEvent, ToolCallDelta
+from llmclient.delivery import Delivery, broken_off
+from llmclient.types import Response, StreamEvent
 
 if TYPE_CHECKING:
-    import httpx
-
-    from llmclient.policies.ratelimit import Permit
+    from llmclient.assemble import Assembler
     from llmclient.telemetry.observe import Observation
 
 CLOSED_EARLY = "the caller closed the stream before its end"
-
-
-@dataclass
-class Delivery:
-    """An open 2xx stream response, the model that gave it (a fallback's, maybe), its rate-limit
-    permit (settled with the stream's usage at the end) and the failed attempts before it."""
-
-    answer: httpx.Response
-    assembler: Assembler
-    permit: Permit | None = None
-    retries: tuple[RetryRecord, ...] = ()
-    # The call's timeout, as the longest wait for the next whole event: a server dripping bytes
-    # that never complete one makes no progress, and every read returning keeps no read timeout busy.
-    idle_timeout: float | None = None
-    # The response cache (`llmclient.cache_use`): `cached`, a stored answer read again; `keep`,
-    # what stores this answer's bytes once the stream has ended cleanly.
-    cached: bool = False
-    keep: Callable[[str, bytes, str | None, str | None], None] | None = None
-
-    def progress(self, assembly: StreamAssembly) -> Callable[[], None]:
-        """A check, called after each chunk, raising RequestTimeoutError once `idle_timeout` has
-        passed without a whole server event (a ping counts). The clock starts at the first chunk
-        that completes none, so a stream making progress costs no clock reads."""
-        limit, stalled_since, seen = self.idle_timeout, 0.0, assembly.events_read
-
-        def check() -> None:
-            nonlocal stalled_since, seen
-            if assembly.events_read != seen:
-                seen, stalled_since = assembly.events_read, 0.0
-                return
-            now = time.monotonic()
-            if not stalled_since:
-                stalled_since = now
-            elif limit is not None and now - stalled_since > limit:
-                raise RequestTimeoutError(f"the stream gave no complete event for {limit:g} s (the call's timeout)",
-                                          provider=self.assembler.spec.name, model=self.assembler.model_id)
-
-        return check
-
-    def with_retries(self, history: list[RetryRecord]) -> Delivery:
-        self.retries = tuple(history)
-        return self
-
-    def done(self, response: Response | None) -> Response | None:
-        """Close the permit: the reported usage, or the estimate when the stream gave none."""
-        if self.permit is not None:
-            usage = response.usage if response is not None else None
-            self.permit.settle(self.permit.estimated_tokens if usage is None else usage.input_tokens + usage.output_tokens)
-        if response is not None and self.cached:
-            from llmclient.cache import HIT_COST
-
-            return response.model_copy(update={"cached": True, "cost": HIT_COST})
-        if response is not None and self.retries:
-            return response.model_copy(update={"retries": self.retries})
-        return response
-
-    def kept(self, tee: list[bytes] | None, response: Response | None) -> Callable[[], None] | None:
-        """What stores the stream's bytes (`tee`), to be run when the caller has had every event."""
-        from llmclient.cache import keepable
-
-        keep = self.keep
-        if keep is None or tee is None or response is None or not keepable(response):
-            return None
-        answer, model = self.answer, f"{self.assembler.spec.name}/{self.assembler.model_id}"
-        return lambda: keep(model, b"".join(tee), answer.headers.get("content-type"), answer.headers.get("date"))
 
 
 class Stream:
@@ -153,34 +85,27 @@ class Stream:
 
         started = time.perf_counter()
         delivery = self._send()
-        answer, self._assembler = delivery.answer, delivery.assembler
-        tee: list[bytes] | None = [] if delivery.keep is not None else None  # the bytes the cache keeps
-        response: Response | None = None
+        self._assembler = delivery.assembler
+        primed = delivery.primed or delivery.prime(started)  # read here: a cache hit, opened by no attempt
+        answer, assembly, response = delivery.answer, primed.assembly, primed.whole
+        tee = primed.chunks if delivery.keep is not None else None  # the bytes the cache keeps, from the first
         try:
-            if not _is_event_stream(answer):
-                body = self._body(answer)
-                response = self._assembler.response(body, started, answered_at(answer.headers),
-                                                    status=answer.status_code, content_type=_content_type(answer))
+            if response is not None:  # a JSON body, read whole
                 self._response = delivery.done(response)
-                self._store = delivery.kept(None if tee is None else [body], response)
-                yield from events_of(response)
+                self._store = delivery.kept(tee, response)
+            yield from primed.events
+            if response is not None:
                 return
-            assembly = _assembly(answer, self._assembler, started)
-            feed = assembly.feed
-            # Undecoded bytes skip httpx's decoder and re-chunker when there is nothing to decode
-            # (and nothing was read already, as a test double's answer is).
-            plain = "content-encoding" not in answer.headers and not answer.is_stream_consumed
-            chunks = answer.iter_raw() if plain else answer.iter_bytes()
-            progress = delivery.progress(assembly)
+            feed, progress = assembly.feed, primed.progress
             try:
-                for chunk in chunks:
+                for chunk in primed.rest:
                     if tee is not None:
                         tee.append(chunk)
                     events = feed(chunk)
                     progress()
                     yield from events
             except httpx.HTTPError as exc:
-                raise _broken_off(exc, answer, self._assembler) from exc
+                raise broken_off(exc, answer, self._assembler) from exc
             yield from assembly.close()  # a last event without its closing blank line
             response = assembly.finish()
             self._response = delivery.done(response)
@@ -189,14 +114,6 @@ class Stream:
             if response is None:
                 delivery.done(None)
             answer.close()
-
-    def _body(self, answer: httpx.Response) -> bytes:
-        import httpx
-
-        try:
-            return answer.read()
-        except httpx.HTTPError as exc:
-            raise _broken_off(exc, answer, self._assembler) from exc
 
 
 class AsyncStream:
@@ -267,26 +184,21 @@ class AsyncStream:
 
         started = time.perf_counter()
         delivery = await self._send()
-        answer, self._assembler = delivery.answer, delivery.assembler
-        tee: list[bytes] | None = [] if delivery.keep is not None else None  # the bytes the cache keeps
-        response: Response | None = None
+        self._assembler = delivery.assembler
+        primed = delivery.aprimed or await delivery.aprime(started)  # read here: a cache hit
+        answer, assembly, response = delivery.answer, primed.assembly, primed.whole
+        tee = primed.chunks if delivery.keep is not None else None  # the bytes the cache keeps, from the first
         try:
-            if not _is_event_stream(answer):
-                try:
-                    body = await answer.aread()
-                except httpx.HTTPError as exc:
-                    raise _broken_off(exc, answer, self._assembler) from exc
-                response = self._assembler.response(body, started, answered_at(answer.headers),
-                                                    status=answer.status_code, content_type=_content_type(answer))
+            if response is not None:  # a JSON body, read whole
                 self._response = delivery.done(response)
-                self._store = delivery.kept(None if tee is None else [body], response)
-                for event in events_of(response):
-                    yield event
+                self._store = delivery.kept(tee, response)
+            for event in primed.events:
+                yield event
+            if response is not None:
                 return
-            assembly = _assembly(answer, self._assembler, started)
-            progress = delivery.progress(assembly)
+            progress = primed.progress
             try:
-                async for chunk in answer.aiter_bytes():
+                async for chunk in primed.rest:
                     if tee is not None:
                         tee.append(chunk)
                     events = assembly.feed(chunk)
@@ -294,7 +206,7 @@ class AsyncStream:
                     for event in events:
                         yield event
             except httpx.HTTPError as exc:
-                raise _broken_off(exc, answer, self._assembler) from exc
+                raise broken_off(exc, answer, self._assembler) from exc
             for event in assembly.close():  # a last event without its closing blank line
                 yield event
             response = assembly.finish()
@@ -357,40 +269,3 @@ async def _aobserved(events: AsyncIterator[StreamEvent], watch: Observation,
     finished = response()
     if finished is not None:
         await watch.asucceeded(finished)
-
-
-def _content_type(answer: httpx.Response) -> str | None:
-    value: str | None = answer.headers.get("content-type")
-    return value
-
-
-def _is_event_stream(answer: httpx.Response) -> bool:
-    # A server that ignores stream=true answers with one JSON body; read it as such. Media types
-    # are case-insensitive (RFC 9110): "Application/JSON" is JSON.
-    content_type = answer.headers.get("content-type", "")
-    return not content_type.strip().lower().startswith("application/json")
-
-
-def _assembly(answer: httpx.Response, assembler: Assembler, started: float) -> StreamAssembly:
-    return StreamAssembly(assembler, started, answered_at(answer.headers), status=answer.status_code,
-                          content_type=_content_type(answer))
-
-
-def _broken_off(exc: Exception, answer: httpx.Response, assembler: Assembler) -> APIError:
-    request = answer.request
-    where = f"reading the stream of {request.method} {request.url.copy_with(query=None)}"
-    return transport_error(exc, where, provider=assembler.spec.name, model=assembler.model_id,
-                           content_encoding=answer.headers.get("content-encoding"))
-
-
-def events_of(response: Response) -> list[StreamEvent]:
-    """The events a whole response amounts to (for servers that answered a stream with JSON)."""
-    events = []
-    if response.reasoning:
-        events.append(StreamEvent(kind="reasoning", text=response.reasoning))
-    if response.text:
-        events.append(StreamEvent(kind="text", text=response.text))
-    for index, call in enumerate(response.tool_calls):
-        delta = ToolCallDelta(index=index, id=call.id, name=call.name, arguments=json.dumps(call.arguments))
-        events.append(StreamEvent(kind="tool_call", tool_call=delta))
-    return events

@@ -307,7 +307,7 @@ def test_nothing_after_cohere_message_end_is_used() -> None:
 @pytest.mark.parametrize(("headers", "payload", "expected"), [
     ({"retry-after": "nan"}, None, None),
     ({"retry-after": "inf"}, None, None),
-    ({"retry-after": "-5"}, None, 0.0),
+    ({"retry-after": "-5"}, None, None),  # delay-seconds is 1*DIGIT (RFC 9110 §10.2.3): no wait said
     ({"retry-after-ms": "NaN", "retry-after": "3"}, None, 3.0),
     ({"retry-after-ms": "-Infinity"}, None, None),
     ({}, {"error": {"code": 429, "details": [{"retryDelay": "nans"}]}}, None),

@@ -17,7 +17,7 @@ from llmclient.policies import ratelimit, retry
 from llmclient.policies.retry import RetryPolicy
 from llmclient.providers import KEYLESS_PLACEHOLDER, REGISTRY, ProviderSpec, resolve_model
 from llmclient.request import Request
-from llmclient.streaming import Delivery
+from llmclient.delivery import Delivery
 from llmclient.types import Response, RetryRecord
 
 if TYPE_CHECKING:
@@ -100,28 +100,37 @@ class Route:
 
         return await retry.acall(attempt, self.retry_policy, self.model, history)
 
-    def open(self, request: Request, history: list[RetryRecord]) -> Delivery:
-        """A stream's HTTP answer, open and 2xx (any other status is raised, so it may be retried)."""
+    def open(self, request: Request, history: list[RetryRecord], started: float | None = None) -> Delivery:
+        """A stream's HTTP answer, open, 2xx and read up to its first events: any other status, and
+        a body that fails before them (an error event, a cut), is raised, so it may be retried or
+        fall back; after them the caller has events, and a failure is the caller's. `started`: when
+        the call began (its Response's latency counts from then; default now)."""
         pipeline, prepared = self._prepared(request, stream=True)
+        began = time.perf_counter() if started is None else started
 
         def attempt() -> Delivery:
             permit = ratelimit.acquire(self.spec.name, self.model_id, _estimate(request))
             answer = pipeline.send(prepared, stream=True)
             if answer.status_code >= 300:
                 raise pipeline.http_error(answer)
-            return Delivery(answer, self.assembler, permit, idle_timeout=pipeline.timeout)
+            delivery = Delivery(answer, self.assembler, permit, idle_timeout=pipeline.timeout)
+            delivery.prime(began)  # on a failure, its permit settled and its answer closed
+            return delivery
 
         return retry.call(attempt, self.retry_policy, self.model, history)
 
-    async def aopen(self, request: Request, history: list[RetryRecord]) -> Delivery:
+    async def aopen(self, request: Request, history: list[RetryRecord], started: float | None = None) -> Delivery:
         pipeline, prepared = await self._aprepared(request, stream=True)
+        began = time.perf_counter() if started is None else started
 
         async def attempt() -> Delivery:
             permit = await ratelimit.aacquire(self.spec.name, self.model_id, _estimate(request))
             answer = await pipeline.asend(prepared, stream=True)
             if answer.status_code >= 300:
                 raise pipeline.http_error(answer)
-            return Delivery(answer, self.assembler, permit, idle_timeout=pipeline.timeout)
+            delivery = Delivery(answer, self.assembler, permit, idle_timeout=pipeline.timeout)
+            await delivery.aprime(began)
+            return delivery
 
         return await retry.acall(attempt, self.retry_policy, self.model, history)
 
