@@ -62,6 +62,7 @@ class LLMError(Exception):
         self.status_code = status_code
         self.retry_after = retry_after
         self.error_type = error_type
+        self.error_code: str | None = None  # the provider's own `code` ("invalid_value"), when its body gave one
         self.history: tuple[Any, ...] = ()  # RetryRecords: every failed attempt of the call, this one last
 
     def without(self, secrets: Iterable[str]) -> Self:
@@ -295,7 +296,7 @@ def _classified(status: int | None, payload: Any, headers: Mapping[str, str] | N
     cls = _class_for(status if status is not None else _embedded_status(payload), error_type, message)
     if _rejected_key(payload):
         cls = AuthenticationError  # Gemini answers a bad key with 400 INVALID_ARGUMENT + reason API_KEY_INVALID
-    return cls(
+    error = cls(
         message,
         provider=provider,
         model=model,
@@ -303,6 +304,18 @@ def _classified(status: int | None, payload: Any, headers: Mapping[str, str] | N
         retry_after=retry_after_from(headers or {}, payload, message),
         error_type=error_type,
     )
+    error.error_code = _code(payload)
+    return error
+
+
+def _code(payload: Any) -> str | None:
+    """The error body's `code` as the provider wrote it, when it is text (`error_type` may be its
+    `type` instead: a type llmclient knows is preferred there)."""
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    err = payload.get("error") if isinstance(payload, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) and code else None
 
 
 _KEY_REJECTED_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})

@@ -183,3 +183,15 @@ def test_the_cli_server_logs_an_internal_errors_traceback_to_stderr(monkeypatch:
     assert (package_logger.handlers, package_logger.level) == (handlers_before, level_before)
     assert all(isinstance(handler, logging.NullHandler) for handler in package_logger.handlers)
 
+
+
+def test_an_upstream_400_keeps_the_providers_own_code() -> None:
+    from llmclient.errors import classify
+    from llmclient.serve.errors import answer
+
+    upstream = classify(400, {"error": {"message": "Invalid value for 'temperature'.", "type": "invalid_request_error",
+                                        "param": "temperature", "code": "invalid_value"}}, provider="openai", model="m")
+    status, body, _ = answer(upstream, [])
+    assert (status, body["error"]["type"], body["error"]["code"]) == (400, "invalid_request_error", "invalid_value")
+    typed_only = classify(400, {"error": {"message": "bad", "type": "invalid_request_error"}}, provider="openai")
+    assert answer(typed_only, [])[1]["error"]["code"] == "invalid_request_error"  # no code given: the type, as before

@@ -71,7 +71,7 @@ def answer(exc: BaseException, secrets: list[str], *, resolving: bool = False) -
     if isinstance(exc, e.ContentFilterError):
         return 400, body(message, invalid, code="content_filter"), {}
     if isinstance(exc, (e.BadRequestError, e.UnsupportedCapabilityError, e.SchemaValidationError)):
-        return 400, body(message, invalid, code=exc.error_type), {}
+        return 400, body(message, invalid, code=exc.error_code or exc.error_type), {}
     if isinstance(exc, e.RateLimitError):
         headers = {"retry-after": str(max(0, math.ceil(exc.retry_after)))} if exc.retry_after is not None else {}
         return 429, body(message, "rate_limit_error", code="rate_limit_exceeded"), headers
