@@ -209,3 +209,16 @@ def test_gemini_3_is_sent_a_json_schema_with_tools() -> None:
         "type": "json_schema", "json_schema": {"name": "place", "schema": {"type": "object"}}})
     body = gemini.encode(request, REGISTRY["gemini"], "gemini-3-pro-preview", stream=False).body
     assert body["generationConfig"]["responseJsonSchema"] == {"type": "object"} and body["tools"]
+
+
+def test_a_json_schema_to_a_groq_model_that_takes_none_is_refused_before_sending() -> None:
+    # console.groq.com/docs/structured-outputs: json_schema on the listed model families only.
+    from llmclient.wire import openai
+
+    request = Request.build("Where?", response_format={
+        "type": "json_schema", "json_schema": {"name": "place", "schema": {"type": "object"}}})
+    with pytest.raises(UnsupportedCapabilityError, match="takes no JSON schema"):
+        openai.encode(request, REGISTRY["groq"], "llama-3.3-70b-versatile", stream=False)
+    body = openai.encode(request, REGISTRY["groq"], "openai/gpt-oss-120b", stream=False).body
+    assert body["response_format"]["type"] == "json_schema"
+    assert openai.encode(request, REGISTRY["openai"], "gpt-4o-mini", stream=False).body["response_format"]["type"] == "json_schema"

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmclient.errors import InvalidRequestError
+from llmclient.errors import InvalidRequestError, UnsupportedCapabilityError
 from llmclient.types import FilePart, FinishReason, Message, StreamEvent, TextPart, ToolCall, Usage, UsageIteration
 from llmclient.wire import (
     Decoded,
@@ -324,7 +324,15 @@ def encode(request: Request, spec: ProviderSpec, model_id: str, *, stream: bool)
         if value is not None:
             body[key] = value
     if request.response_format is not None:
-        body["response_format"] = _response_format(request.response_format)
+        wanted = request.response_format
+        if wanted.type == "json_schema" and spec.native_schema_models is not None and not spec.native_schema(model_id):
+            # The provider says which of its models take a schema (Groq: "does not support response
+            # format `json_schema`" for the others): refused here, not sent for a 400.
+            raise UnsupportedCapabilityError(
+                f"{spec.name}/{model_id} takes no JSON schema response_format (its models starting "
+                f"{', '.join(spec.native_schema_models)} do): use structured(), which asks it another way, or "
+                f'response_format={{"type": "json_object"}}', provider=spec.name, model=model_id)
+        body["response_format"] = _response_format(wanted)
     return WireRequest("/chat/completions", with_options(body, request.options))
 
 
