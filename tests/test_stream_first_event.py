@@ -17,10 +17,10 @@ import pytest
 
 from llmclient import Client, OverloadedError, RetryPolicy
 from llmclient.config import reset_config
-from llmclient.policies import ratelimit
+from tests import test_reliability
 from tests.fault_server import FaultServer, Succeed, Wire, stream_events
 
-FAST = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.05, jitter=False)
+FAST = test_reliability.FAST
 CUT = "cut"  # a step: close the socket here, mid-body
 Step = bytes | threading.Event | str
 
@@ -105,19 +105,8 @@ def server() -> Iterator[_Server]:
     thread.join(5)
 
 
-@pytest.fixture
-def backup() -> Iterator[FaultServer]:
-    with FaultServer() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _clean_state() -> Iterator[None]:
-    reset_config()
-    ratelimit.reset()
-    yield
-    reset_config()
-    ratelimit.reset()
+backup = test_reliability.backup  # the reliability tests' fixtures: a second loopback provider, and
+_clean_state = test_reliability._clean_state  # configuration and rate limits reset around each test
 
 
 def anthropic_client(server: _Server, **options: Any) -> Client:
