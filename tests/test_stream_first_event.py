@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from llmclient import Client, OverloadedError, RetryPolicy
+from llmclient import Client, OverloadedError
 from llmclient.config import reset_config
 from tests import test_reliability
 from tests.fault_server import FaultServer, Succeed, Wire, stream_events
