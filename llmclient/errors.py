@@ -288,7 +288,7 @@ def classify(
 
 def _classified(status: int | None, payload: Any, headers: Mapping[str, str] | None, provider: str | None,
                 model: str | None, body_text: str) -> APIError:
-    error_type, message = _type_and_message(payload)
+    error_type, message, code = _type_code_and_message(payload)
     if not message:
         message = excerpt(body_text) or f"HTTP {status} with no error message"
     # An error event inside a 200 stream may carry the HTTP status it stands for as a numeric
@@ -304,18 +304,8 @@ def _classified(status: int | None, payload: Any, headers: Mapping[str, str] | N
         retry_after=retry_after_from(headers or {}, payload, message),
         error_type=error_type,
     )
-    error.error_code = _code(payload)
+    error.error_code = code
     return error
-
-
-def _code(payload: Any) -> str | None:
-    """The error body's `code` as the provider wrote it, when it is text (`error_type` may be its
-    `type` instead: a type llmclient knows is preferred there)."""
-    if isinstance(payload, list) and payload:
-        payload = payload[0]
-    err = payload.get("error") if isinstance(payload, dict) else None
-    code = err.get("code") if isinstance(err, dict) else None
-    return code if isinstance(code, str) and code else None
 
 
 _KEY_REJECTED_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})
@@ -364,17 +354,18 @@ def _class_for(status: int | None, error_type: str | None, message: str) -> type
     return cls
 
 
-def _type_and_message(payload: Any) -> tuple[str | None, str]:
-    """(type or code, message) from the error bodies of every wire format we know."""
+def _type_code_and_message(payload: Any) -> tuple[str | None, str, str | None]:
+    """(type or code, message, the provider's own code) from the error bodies of every wire format
+    we know. The first prefers a type llmclient knows; the last is the body's `code` as written."""
     if isinstance(payload, list) and payload:  # Gemini sometimes wraps the error in a list
         payload = payload[0]
     if not isinstance(payload, dict):
-        return None, ""
+        return None, "", None
     err = payload.get("error", payload)
     if isinstance(err, str):
-        return _text(payload.get("type")), err
+        return _text(payload.get("type")), err, None
     if not isinstance(err, dict):
-        return None, ""
+        return None, "", None
     message = err.get("message") or payload.get("message") or payload.get("detail") or ""
     if not isinstance(message, str):
         message = json.dumps(message)
@@ -387,7 +378,7 @@ def _type_and_message(payload: Any) -> tuple[str | None, str]:
     candidates = [code if isinstance(code, str) else None, _text(err.get("type")), _text(err.get("status"))]
     known = [c for c in candidates if c and c.lower() in _BY_TYPE]
     chosen = known[0] if known else next((c for c in candidates if c), None)
-    return chosen, message
+    return chosen, message, candidates[0] or None
 
 
 def _text(value: Any) -> str | None:
